@@ -1,0 +1,112 @@
+import * as fs from 'fs';
+import { DataType, byteSize, dtypeName } from './dtype';
+
+/**
+ * Where a tensor's bytes live. Numeric data is always little-endian packed bytes (as ONNX raw_data), so
+ * passes see one representation whatever field the exporter used.
+ */
+export type TensorData =
+  /** In memory; for a loaded model a zero-copy view of the model file's buffer. */
+  | { kind: 'bytes'; bytes: Uint8Array }
+  | { kind: 'strings'; strings: Uint8Array[] }
+  /** A byte range of another file, read only when asked for: weights stay on disk until written. */
+  | { kind: 'external'; file: string; offset: number; length: number }
+  /** Computed on demand (synthesized weights); `produce` must return exactly `length` bytes. */
+  | { kind: 'lazy'; length: number; produce: () => Uint8Array };
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+export class Tensor {
+  docString = '';
+  metadataProps: KeyValue[] = [];
+  /** Proto fields the compiler does not model (segment), carried through verbatim. */
+  extra: Record<string, unknown> = {};
+
+  constructor(
+    public name: string,
+    public dtype: DataType,
+    public dims: number[],
+    public data: TensorData,
+  ) {}
+
+  get size(): number {
+    let n = 1;
+    for (const d of this.dims) n *= d;
+    return n;
+  }
+
+  get byteLength(): number {
+    switch (this.data.kind) {
+      case 'bytes': return this.data.bytes.byteLength;
+      case 'strings': return this.data.strings.reduce((s, b) => s + b.byteLength, 0);
+      default: return this.data.length;
+    }
+  }
+
+  get isExternal(): boolean {
+    return this.data.kind === 'external';
+  }
+
+  /** The packed bytes; reads them from disk for an external tensor (the caller decides when that is worth it). */
+  bytes(): Uint8Array {
+    const d = this.data;
+    switch (d.kind) {
+      case 'bytes': return d.bytes;
+      case 'lazy': return d.produce();
+      case 'external': return readRange(d.file, d.offset, d.length);
+      case 'strings': throw new Error(`tensor ${this.name} holds strings, not bytes`);
+    }
+  }
+
+  /** A typed view of the values (copied when the bytes are not aligned for the element type). */
+  values(): Float32Array | Float64Array | Int32Array | BigInt64Array | BigUint64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Uint32Array {
+    const b = this.bytes();
+    const Ctor = TYPED[this.dtype];
+    if (!Ctor) throw new Error(`tensor ${this.name}: no typed view for ${dtypeName(this.dtype)}`);
+    const el = Ctor.BYTES_PER_ELEMENT;
+    if (b.byteOffset % el === 0) return new Ctor(b.buffer, b.byteOffset, b.byteLength / el);
+    const copy = new Uint8Array(b);
+    return new Ctor(copy.buffer, 0, copy.byteLength / el);
+  }
+
+  /** Expected byte length from dims and dtype; null for strings. */
+  expectedByteLength(): number | null {
+    return this.dtype === DataType.STRING ? null : byteSize(this.dtype, this.size);
+  }
+
+  static fromValues(name: string, dtype: DataType, dims: number[], values: ArrayLike<number> | ArrayLike<bigint>): Tensor {
+    const Ctor = TYPED[dtype];
+    if (!Ctor) throw new Error(`cannot build a ${dtypeName(dtype)} tensor from values`);
+    const arr = new Ctor(values.length);
+    for (let i = 0; i < values.length; i++) (arr as unknown as Array<unknown>)[i] = (values as ArrayLike<unknown>)[i];
+    return new Tensor(name, dtype, dims, { kind: 'bytes', bytes: new Uint8Array(arr.buffer) });
+  }
+}
+
+type TypedCtor = { new (buf: ArrayBufferLike, off: number, len: number): any; new (n: number): any; BYTES_PER_ELEMENT: number };
+const TYPED: Partial<Record<DataType, TypedCtor>> = {
+  [DataType.FLOAT]: Float32Array, [DataType.DOUBLE]: Float64Array, [DataType.INT32]: Int32Array,
+  [DataType.INT64]: BigInt64Array, [DataType.UINT64]: BigUint64Array, [DataType.INT8]: Int8Array,
+  [DataType.UINT8]: Uint8Array, [DataType.BOOL]: Uint8Array, [DataType.INT16]: Int16Array,
+  [DataType.UINT16]: Uint16Array, [DataType.UINT32]: Uint32Array, [DataType.FLOAT16]: Uint16Array,
+  [DataType.BFLOAT16]: Uint16Array,
+};
+
+export function readRange(file: string, offset: number, length: number): Uint8Array {
+  const out = Buffer.allocUnsafe(length);
+  const fd = fs.openSync(file, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, out, done, length - done, offset + done);
+      if (n === 0) throw new Error(`${file}: unexpected end of file reading ${length} bytes at ${offset}`);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}

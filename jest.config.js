@@ -1,0 +1,9 @@
+/** Tests run the TypeScript sources through swc (fast, no type check); `npm test` type-checks with tsc first. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: process.env.SDC_E2E ? [] : ['/test/e2e/'],
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  testTimeout: 120000,
+};
