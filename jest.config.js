@@ -1,6 +1,6 @@
 /** Tests run the TypeScript sources through swc (fast, no type check); `npm test` type-checks with tsc first. */
 module.exports = {
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: process.env.SDC_E2E ? [] : ['/test/e2e/'],

@@ -13,6 +13,11 @@ type P = any;
 export interface ReadOptions {
   /** Folder that external data `location`s are relative to (default: the model's folder). */
   baseDir?: string;
+  /**
+   * Accept external tensors whose data file is absent (graph-only models, like the SD1.5 graphs whose
+   * weights are synthesized): they read as unavailable until a caller replaces their data.
+   */
+  allowMissingData?: boolean;
 }
 
 /**
@@ -27,10 +32,10 @@ export function readModel(file: string, opts: ReadOptions = {}): Model {
   } catch (e: any) {
     throw new SdcError(file, e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a folder, not an ONNX file' : `cannot read: ${e.message}`);
   }
-  return decodeModel(buf, file, opts.baseDir ?? path.dirname(abs));
+  return decodeModel(buf, file, opts.baseDir ?? path.dirname(abs), opts.allowMissingData);
 }
 
-export function decodeModel(buf: Uint8Array, file: string, baseDir: string): Model {
+export function decodeModel(buf: Uint8Array, file: string, baseDir: string, allowMissingData = false): Model {
   if (buf.byteLength === 0) throw new SdcError(file, 'is empty, not an ONNX model');
   let proto: P;
   try {
@@ -42,7 +47,7 @@ export function decodeModel(buf: Uint8Array, file: string, baseDir: string): Mod
   if (!proto.graph) throw new SdcError(file, 'holds no graph: not an ONNX model, or truncated');
   if (ir <= 0) throw new SdcError(file, 'has no ir_version: not an ONNX model, or truncated');
   if (ir > MAX_IR_VERSION) throw new SdcError(file, `uses ONNX IR version ${ir}; sdc reads up to ${MAX_IR_VERSION}`);
-  const ctx = new ReadContext(file, baseDir);
+  const ctx = new ReadContext(file, baseDir, allowMissingData);
   const graph = ctx.graph(proto.graph, null);
   const model = new Model(graph);
   model.irVersion = ir;
@@ -79,7 +84,7 @@ function kv(list: P[] | undefined): KeyValue[] {
 class ReadContext {
   private fileSizes = new Map<string, number>();
 
-  constructor(private file: string, private baseDir: string) {}
+  constructor(private file: string, private baseDir: string, private allowMissing = false) {}
 
   graph(gp: P, parent: Graph | null): Graph {
     const g = new Graph(gp.name ?? '', parent);
@@ -231,6 +236,10 @@ class ReadContext {
     const rel = path.relative(this.baseDir, full);
     if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
       throw new SdcError(this.file, `${what}: external data location '${loc}' escapes the model's folder`);
+    }
+    const offset0 = info.offset !== undefined ? Number(info.offset) : 0;
+    if (this.allowMissing && !fs.existsSync(full)) {
+      return { kind: 'external', file: full, offset: offset0, length: t.expectedByteLength() ?? Number(info.length ?? 0) };
     }
     const size = this.fileSize(full, what, loc);
     const offset = info.offset !== undefined ? Number(info.offset) : 0;

@@ -60,7 +60,7 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
     let dataBytes = 0;
     if (external) {
       const big = initializers.filter((t) => t.data.kind !== 'strings' && t.byteLength >= threshold);
-      dataBytes = writeDataFile(big, tmpData, placement, opts.onProgress);
+      if (big.length) dataBytes = writeDataFile(big, tmpData, placement, opts.onProgress);
     }
     const proto = modelToProto(model, placement, dataName);
     const bytes = ModelProto.encode(proto).finish();

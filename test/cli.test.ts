@@ -1,0 +1,43 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { TINY, tinyPath, tmpDir } from './helpers/ort';
+
+const dir = tmpDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const SDC = path.resolve(__dirname, '..', 'bin', 'sdc');
+const sdc = (...args: string[]) => spawnSync(SDC, args, { encoding: 'utf8' });
+
+test.each(TINY)('inspect --json of %s reports what compile --passes none preserves', (name) => {
+  const out = path.join(dir, `${name}.onnx`);
+  const report = path.join(dir, `${name}.json`);
+  const c = sdc('compile', tinyPath(name), '-o', out, '--passes', 'none', '--report', report);
+  expect(c.status).toBe(0);
+  const r = JSON.parse(fs.readFileSync(report, 'utf8'));
+  for (const k of ['input', 'output', 'mode', 'target', 'compileMs', 'passes']) expect(r).toHaveProperty(k);
+  expect(r.passes).toEqual([]);
+  const a = JSON.parse(sdc('inspect', tinyPath(name), '--json').stdout);
+  const b = JSON.parse(sdc('inspect', out, '--json').stdout);
+  expect(b.ops).toEqual(a.ops);
+  expect(b.inputs).toEqual(a.inputs);
+  expect(Object.keys(a.ops).every((k) => k.includes('::'))).toBe(true);
+  expect(a.ops['ai.onnx::Conv']).toBeGreaterThan(0);
+  expect(a.weights.inlineBytes).toBeGreaterThan(1_000_000);
+});
+
+test('inspect prints a readable summary', () => {
+  const r = sdc('inspect', tinyPath('unet_sdpa_op17'));
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/1860 nodes/);
+  expect(r.stdout).toMatch(/sample: float \[batch, 4, height, width\]/);
+});
+
+test('--help explains the options with an example, and usage errors exit 2', () => {
+  const h = sdc('compile', '--help');
+  expect(h.status).toBe(0);
+  for (const opt of ['--mode', '--target', '--passes', '--report', '--verify-each', '--shape']) expect(h.stdout).toContain(opt);
+  expect(h.stdout).toMatch(/Examples:/);
+  const bad = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', path.join(dir, 'x.onnx'), '--target', 'tpu');
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toMatch(/target/);
+});

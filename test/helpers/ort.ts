@@ -1,0 +1,75 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+
+export type Feeds = Record<string, ort.Tensor>;
+export type Outputs = Record<string, ort.Tensor>;
+
+export async function runModel(file: string, feeds: Feeds, opts: ort.InferenceSession.SessionOptions = {}): Promise<Outputs> {
+  const s = await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...opts });
+  try {
+    const wanted = Object.fromEntries(Object.entries(feeds).filter(([k]) => s.inputNames.includes(k)));
+    return (await s.run(wanted)) as Outputs;
+  } finally {
+    await s.release();
+  }
+}
+
+/** Deterministic pseudo-random float32 data in [-1, 1). */
+export function randomFloats(n: number, seed = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = (s >>> 0) / 2147483648 - 1;
+  }
+  return out;
+}
+
+export function tensor(dims: number[], seed = 1): ort.Tensor {
+  return new ort.Tensor('float32', randomFloats(dims.reduce((a, b) => a * b, 1), seed), dims);
+}
+
+/** Inputs for the diffusers UNets: sample [B,4,H,W], timestep [B], encoder_hidden_states [B,S,D]. */
+export function unetFeeds(batch: number, size: number, seq: number, dim: number): Feeds {
+  return {
+    sample: tensor([batch, 4, size, size], 11),
+    timestep: new ort.Tensor('float32', Float32Array.from({ length: batch }, (_, i) => 500 + 100 * i), [batch]),
+    encoder_hidden_states: tensor([batch, seq, dim], 23),
+  };
+}
+
+export function bitEqual(a: ort.Tensor, b: ort.Tensor): boolean {
+  if (a.type !== b.type || a.dims.join() !== b.dims.join()) return false;
+  const x = a.data as ArrayLike<unknown>;
+  const y = b.data as ArrayLike<unknown>;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i]) && !(x[i] === y[i])) return false;
+  return true;
+}
+
+/** Largest |a-b| / (max|a| over the tensor): a relative error that ignores values near zero. */
+export function relError(a: ort.Tensor, b: ort.Tensor): number {
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  if (x.length !== y.length) return Infinity;
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+  for (let i = 0; i < x.length; i++) {
+    const d = Math.abs(x[i] - y[i]);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
+  }
+  return worst / (scale || 1);
+}
+
+export function tmpDir(prefix = 'sdc-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared');
+export const TINY = ['unet_sdpa_op17', 'unet_vanilla_op17', 'unet_dynamo_op18'] as const;
+export const tinyPath = (name: string) => path.join(SHARED, 'models', 'tiny', `${name}.onnx`);

@@ -1,0 +1,89 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { AttrType, Graph } from '../compiler/ir/graph';
+import { validate } from '../compiler/ir/validate';
+import { readModel } from '../compiler/onnx/read';
+import { ModelBuilder } from '../fixtures/builder';
+import { tinyPath, tmpDir } from './helpers/ort';
+
+const dir = tmpDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('use lists and producers match the file', () => {
+  const m = readModel(tinyPath('unet_sdpa_op17'));
+  const g = m.graph;
+  expect(g.nodes.length).toBe(1860);
+  let uses = 0;
+  for (const n of g.nodes) {
+    n.inputs.forEach((v, i) => {
+      if (!v) return;
+      uses++;
+      expect(v.uses).toContainEqual({ node: n, index: i });
+    });
+    for (const o of n.outputs) expect(o.producer).toBe(n);
+  }
+  expect([...g.values.values()].reduce((s, v) => s + v.uses.length, 0)).toBe(uses);
+  expect(validate(m)).toEqual([]);
+});
+
+test('inline tensors are views of the file buffer, not copies', () => {
+  const m = readModel(tinyPath('unet_sdpa_op17'));
+  const w = m.graph.initializers().find((v) => v.initializer!.byteLength > 4096)!.initializer!;
+  expect(w.data.kind).toBe('bytes');
+  const bytes = w.bytes();
+  expect(bytes.buffer.byteLength).toBeGreaterThan(6_000_000); // the whole file's buffer
+});
+
+test('the validator finds a cycle and a dangling read', () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [2]);
+  const a = b.op('Relu', [x], {}, { name: 'a' });
+  const c = b.op('Neg', [a], {}, { name: 'c' });
+  b.output(c, [2]);
+  expect(validate(b.model)).toEqual([]);
+  b.graph.setInput(a.producer!, 0, c); // a reads c, c reads a
+  expect(validate(b.model).join('\n')).toMatch(/cycle/);
+  b.graph.setInput(a.producer!, 0, x);
+  const ghost = b.graph.newValue('ghost');
+  b.graph.setInput(c.producer!, 0, ghost);
+  expect(validate(b.model).join('\n')).toMatch(/reads 'ghost'/);
+});
+
+test('topoSort orders nodes after their producers', () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [2]);
+  const a = b.op('Relu', [x], {}, { name: 'a' });
+  const c = b.op('Neg', [a], {}, { name: 'c' });
+  b.output(c, [2]);
+  b.graph.nodes.reverse();
+  b.graph.topoSort();
+  expect(b.graph.nodes.map((n) => n.name)).toEqual(['a', 'c']);
+});
+
+test('subgraphs keep outer-scope reads as uses, and survive a write', () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [2]);
+  const cond = b.input('cond', [], 9 /* BOOL */);
+  const outer = b.op('Relu', [x], {}, { name: 'outer' });
+  const mk = (op: string) => {
+    const g = new Graph(`${op}_branch`, b.graph);
+    const n = g.addNode({ op, inputs: [outer], outputs: [`${op}_y`] });
+    g.outputs.push(n.outputs[0]);
+    n.outputs[0].type = { kind: 'tensor', elemType: 1, shape: [2] };
+    return g;
+  };
+  const y = b.op('If', [cond], {}, { name: 'if' });
+  y.producer!.setAttr({ name: 'then_branch', type: AttrType.GRAPH, value: mk('Neg') });
+  y.producer!.setAttr({ name: 'else_branch', type: AttrType.GRAPH, value: mk('Abs') });
+  b.output(y, [2]);
+  expect(outer.uses.map((u) => u.node.opType).sort()).toEqual(['Abs', 'Neg']);
+  expect(y.producer!.implicitInputs()).toEqual([outer]);
+  b.graph.nodes.reverse();
+  b.graph.topoSort();
+  expect(b.graph.nodes.map((n) => n.name)).toEqual(['outer', 'if']);
+  expect(validate(b.model)).toEqual([]);
+  const file = b.save(path.join(dir, 'if.onnx'));
+  const back = readModel(file);
+  expect(back.graph.countNodes()).toBe(4);
+  expect(validate(back)).toEqual([]);
+});
