@@ -1,0 +1,30 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { compile } from '../../compiler/compile';
+import { inspect } from '../../compiler/inspect';
+import { readModel } from '../../compiler/onnx/read';
+import { sd15Model } from '../../fixtures/materialize';
+import { SHARED, bitEqual, runModel, tmpDir, unetFeeds } from '../helpers/ort';
+
+/** SD1.5 scale: 3.4 GB of synthesized weights per style (made once, cached outside the repo). */
+const STYLES = ['sdpa_op17', 'vanilla_op17', 'dynamo_op18'] as const;
+const dir = tmpDir('sdc-e2e-');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** The TorchScript exports take any shape; the dynamo one is static (batch 2, 64x64). */
+export const sd15Feeds = (style: string) => (style === 'dynamo_op18' ? unetFeeds(2, 64, 77, 768) : unetFeeds(1, 32, 77, 768));
+
+test.each(STYLES)('SD1.5 %s: compile --passes none is bit-exact and keeps every op', async (style) => {
+  const src = sd15Model(style, SHARED);
+  const out = path.join(dir, `${style}.onnx`);
+  const report = compile(src, { output: out, passes: [] });
+  expect(report.dataFile).toBe(`${out}.data`);
+  expect(fs.statSync(`${out}.data`).size).toBeGreaterThan(3_000_000_000);
+  expect(inspect(readModel(out)).ops).toEqual(inspect(readModel(src)).ops);
+  const feeds = sd15Feeds(style);
+  const opts = { graphOptimizationLevel: 'disabled' as const };
+  const a = await runModel(src, feeds, opts);
+  const b = await runModel(out, feeds, opts);
+  expect(bitEqual(a.out_sample, b.out_sample)).toBe(true);
+  fs.rmSync(`${out}.data`);
+}, 900000);
