@@ -6,11 +6,17 @@ import { ALL_PASSES, passByName } from '../passes';
 import { SdcError } from './errors';
 import { Node } from './ir/graph';
 
+/** A step of a pipeline: one pass, or a group repeated until nothing in it changes (at most `max` rounds). */
+export type Step = string | { repeat: string[]; max: number };
+
+/** Cleanup feeds itself: a folded shape exposes a no-op, a removed no-op exposes a duplicate. */
+const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'], max: 4 };
+
 /** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
-const MODE_PIPELINES: Record<Mode, string[]> = {
-  default: [],
-  'reduce-overhead': [],
-  'max-autotune': [],
+export const MODE_PIPELINES: Record<Mode, Step[]> = {
+  default: [CLEANUP],
+  'reduce-overhead': ['specialize-shapes', CLEANUP],
+  'max-autotune': [CLEANUP],
 };
 
 export interface PassReport {
@@ -32,21 +38,29 @@ export interface PipelineOptions {
   onPass?: (name: string, index: number, total: number) => void;
 }
 
-export function pipelineFor(mode: Mode, target: Target, explicit?: string[]): Pass[] {
-  const names = explicit ?? MODE_PIPELINES[mode];
-  return names.map((n) => {
-    const p = passByName(n);
-    if (!p) throw new SdcError('', `unknown pass '${n}' (known: ${ALL_PASSES.map((q) => q.name).join(', ') || 'none'})`);
-    return p;
-  }).filter((p) => explicit || p.targets.includes(target.name));
+type Resolved = Pass | { repeat: Pass[]; max: number };
+
+function resolve(name: string): Pass {
+  const p = passByName(name);
+  if (!p) throw new SdcError('', `unknown pass '${name}' (known: ${ALL_PASSES.map((q) => q.name).join(', ')})`);
+  return p;
+}
+
+/** The steps to run: explicit pass names run once each, in the order given, whatever the target. */
+export function pipelineFor(mode: Mode, target: Target, explicit?: string[]): Resolved[] {
+  if (explicit) return explicit.map(resolve);
+  const applies = (p: Pass) => p.targets.includes(target.name);
+  return MODE_PIPELINES[mode].map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
+    .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));
 }
 
 export function runPipeline(model: Model, opts: PipelineOptions): { passes: PassReport[]; explanations: Explanation[] } {
-  const passes = pipelineFor(opts.mode, opts.target, opts.passes);
+  const steps = pipelineFor(opts.mode, opts.target, opts.passes);
   const reports: PassReport[] = [];
   const explanations: Explanation[] = [];
-  passes.forEach((pass, i) => {
-    opts.onPass?.(pass.name, i, passes.length);
+  let index = 0;
+  const runOne = (pass: Pass): boolean => {
+    opts.onPass?.(pass.name, index++, steps.length);
     const ctx: PassContext = {
       model,
       target: opts.target,
@@ -64,7 +78,19 @@ export function runPipeline(model: Model, opts: PipelineOptions): { passes: Pass
       const problems = validate(model);
       if (problems.length) throw new Error(`pass ${pass.name} left an invalid graph:\n  ${problems.slice(0, 10).join('\n  ')}`);
     }
-  });
+    return result.changed;
+  };
+  for (const step of steps) {
+    if ('repeat' in step) {
+      for (let round = 0; round < step.max; round++) {
+        let changed = false;
+        for (const p of step.repeat) changed = runOne(p) || changed;
+        if (!changed) break;
+      }
+    } else {
+      runOne(step);
+    }
+  }
   return { passes: reports, explanations };
 }
 

@@ -81,6 +81,11 @@ export class Sym {
     return Sym.atom(`floor((${this})/(${o}))`);
   }
 
+  /** True when every term is non-negative: a polynomial of dims with such coefficients is never below 0. */
+  nonNegative(): boolean {
+    return [...this.terms.values()].every((c) => c >= 0);
+  }
+
   equals(o: Sym): boolean {
     if (this.terms.size !== o.terms.size) return false;
     for (const [k, c] of this.terms) if (o.terms.get(k) !== c) return false;

@@ -324,6 +324,27 @@ export class Graph {
     if (v.initializer) v.initializer.name = name;
   }
 
+  /**
+   * Turn `v` into a constant holding `tensor`, keeping its name (so graph outputs and readers need no
+   * rewiring). Its producer is removed, or, when that node has other outputs, keeps a private slot.
+   */
+  makeConstant(v: Value, tensor: Tensor): void {
+    const p = v.producer;
+    if (p) {
+      if (p.outputs.length === 1) this.removeNode(p);
+      else {
+        const slot = this.newValue(`${v.name}__unused`);
+        slot.producer = p;
+        slot.omitted = true;
+        p.outputs[p.outputs.indexOf(v)] = slot;
+        v.producer = null;
+      }
+    }
+    tensor.name = v.name;
+    v.initializer = tensor;
+    v.type = { kind: 'tensor', elemType: tensor.dtype, shape: [...tensor.dims] };
+  }
+
   /** Values that are initializers, in insertion order. */
   initializers(): Value[] {
     return [...this.values.values()].filter((v) => v.initializer);

@@ -1,0 +1,35 @@
+import * as path from 'path';
+import { compile, CompileReport } from '../../compiler/compile';
+import { Mode } from '../../compiler/pass';
+import { TargetName } from '../../compiler/targets';
+import { ModelBuilder } from '../../fixtures/builder';
+import { Feeds, relError, runModel } from './ort';
+
+export interface Checked {
+  report: CompileReport;
+  ops: Record<string, number>;
+  worst: number;
+}
+
+/**
+ * Save the built model, compile it, and run original and compiled in onnxruntime on each feed set:
+ * returns the op histogram after and the worst relative error over all outputs and feeds.
+ */
+export async function compileAndCompare(
+  b: ModelBuilder,
+  dir: string,
+  name: string,
+  feeds: Feeds[],
+  opts: { passes?: string[]; mode?: Mode; target?: TargetName; shapes?: string } = {},
+): Promise<Checked> {
+  const src = b.save(path.join(dir, `${name}.onnx`));
+  const out = path.join(dir, `${name}.out.onnx`);
+  const report = compile(src, { output: out, passes: opts.passes, mode: opts.mode, target: opts.target, shapes: opts.shapes, verifyEach: true });
+  let worst = 0;
+  for (const f of feeds) {
+    const a = await runModel(src, f);
+    const c = await runModel(out, f);
+    for (const k of Object.keys(a)) worst = Math.max(worst, relError(a[k], c[k]));
+  }
+  return { report, ops: report.opsAfter, worst };
+}
