@@ -77,6 +77,10 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
   });
   const after = validate(model);
   if (after.length) throw new Error(`sdc produced an invalid graph (a bug; please report it):\n  ${after.slice(0, 10).join('\n  ')}`);
+  // A fused op the target cannot run is a bug, never a result: check every op sdc introduced.
+  const introduced = Object.keys(opHistogram(model.graph)).filter((op) => !(op in opsBefore));
+  const unrunnable = introduced.filter((op) => { const [d, o] = op.split('::'); return !target.runs(d === 'ai.onnx' ? '' : d, o); });
+  if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
   stampMetadata(model, mode, target.name, passes);
 
   progress.step('writing');

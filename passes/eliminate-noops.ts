@@ -1,6 +1,6 @@
 import { analyzeShapes, ShapeAnalysis } from '../compiler/analysis/shapes';
 import { Sym } from '../compiler/analysis/symbolic';
-import { AttrType, Graph, Node } from '../compiler/ir/graph';
+import { AttrType, Graph, Node, Value } from '../compiler/ir/graph';
 import { isDefaultDomain, replaceOutput } from '../compiler/ir/edit';
 import { Pass } from '../compiler/pass';
 
@@ -22,7 +22,7 @@ const NEUTRAL: Record<string, { value: number; either: boolean }> = {
  */
 export const eliminateNoops: Pass = {
   name: 'eliminate-noops',
-  description: 'drop Identity, Dropout, same-type Cast, same-shape Reshape/Expand, x*1, x+0; merge Transpose and Reshape chains',
+  description: 'drop Identity, Dropout, same-type Cast, same-shape Reshape/Expand, x*1, x+0, x+zeros; merge Transpose and Reshape chains',
   targets: ['cpu', 'webgpu', 'cuda'],
   run(graph, ctx) {
     const sa = analyzeShapes(ctx.model, graph);
@@ -36,6 +36,37 @@ export const eliminateNoops: Pass = {
     return { changed: Object.keys(counts).length > 0, counts };
   },
 };
+
+/** A finite-valued constant tensor (small constants, or ConstantOfShape of a finite value). */
+function finiteFill(v: Value | null): number | null {
+  if (!v) return null;
+  const c = v.constant;
+  if (c && c.byteLength <= 4096 && c.data.kind !== 'strings') {
+    const vals = Array.from(c.values() as ArrayLike<number | bigint>, Number);
+    return vals.length && vals.every((x) => x === vals[0] && Number.isFinite(x)) ? vals[0] : null;
+  }
+  const p = v.producer;
+  if (p && p.opType === 'ConstantOfShape' && isDefaultDomain(p)) {
+    const a = p.attr('value');
+    if (!a) return 0;
+    if (a.type !== AttrType.TENSOR || a.value.data.kind === 'strings') return null;
+    const x = Number(a.value.values()[0]);
+    return Number.isFinite(x) ? x : null;
+  }
+  return null;
+}
+
+/** Provably all zeros: a zero fill, or a finite fill times a zero fill. */
+function isZeros(v: Value | null): boolean {
+  if (!v) return false;
+  if (finiteFill(v) === 0) return true;
+  const p = v.producer;
+  if (p && p.opType === 'Mul' && isDefaultDomain(p) && p.inputs.length === 2) {
+    const [a, b] = [finiteFill(p.inputs[0]), finiteFill(p.inputs[1])];
+    return a !== null && b !== null && (a === 0 || b === 0);
+  }
+  return false;
+}
 
 function sameShape(a: Sym[] | null, b: Sym[] | null): boolean {
   return !!a && !!b && a.length === b.length && a.every((d, i) => d.equals(b[i]));
@@ -91,6 +122,15 @@ function simplify(g: Graph, n: Node, sa: ShapeAnalysis): string | null {
   }
   if (SHAPE_ONLY.has(n.opType) && n.outputs.length === 1 && sameShape(sa.get(x).shape, sa.get(out).shape)) {
     return replaceOutput(g, n, x) ? `${n.opType.toLowerCase()}` : null;
+  }
+  if ((n.opType === 'Add' || n.opType === 'Sub') && n.inputs.length === 2) {
+    // x + zeros: baddbmm(beta=0) exports as Add(alpha·QKᵀ, Mul(ConstantOfShape(...), 0))
+    for (const zi of n.opType === 'Add' ? [0, 1] : [1]) {
+      const other = n.inputs[1 - zi];
+      if (other && isZeros(n.inputs[zi]) && sameShape(sa.get(other).shape, sa.get(out).shape) && sa.get(other).dtype === sa.get(out).dtype) {
+        if (replaceOutput(g, n, other)) return 'addZeros';
+      }
+    }
   }
   const neutral = NEUTRAL[n.opType];
   if (neutral && n.inputs.length === 2) {

@@ -3,11 +3,12 @@ import { eliminateDead } from './eliminate-dead';
 import { eliminateDuplicates } from './eliminate-duplicates';
 import { eliminateNoops } from './eliminate-noops';
 import { foldConstants } from './fold-constants';
+import { fuseAttention } from './fuse-attention';
 import { simplifyShapes } from './simplify-shapes';
 import { specializeShapes } from './specialize-shapes';
 
 /** Every pass sdc has, by name. The pipeline (compiler/pipeline.ts) decides which run in which mode. */
-export const ALL_PASSES: Pass[] = [specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead];
+export const ALL_PASSES: Pass[] = [specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead, fuseAttention];
 
 export function passByName(name: string): Pass | undefined {
   return ALL_PASSES.find((p) => p.name === name);

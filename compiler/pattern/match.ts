@@ -1,0 +1,124 @@
+import { Node, Value } from '../ir/graph';
+
+/**
+ * One matcher for every fusion. A pattern is a small tree describing the math backwards from a root
+ * value: which op produces it, what its inputs must be, what to capture. Fusions write patterns, not
+ * parent walks by input index; an exporter spelling something differently is one more alternative.
+ */
+export type Pattern =
+  | { kind: 'op'; ops: string[]; domain: string; inputs: Pattern[] | null; capture?: string; commutative: boolean; where?: (n: Node, m: Match) => boolean; singleUse: boolean }
+  | { kind: 'any'; capture?: string; where?: (v: Value, m: Match) => boolean }
+  | { kind: 'alt'; options: Pattern[] }
+  | { kind: 'chain'; capture: string; step: (n: Node) => number | null; inner: Pattern; max: number };
+
+export interface Match {
+  /** Captured values (from any/op patterns: the op's output) and nodes, by name. */
+  values: Record<string, Value>;
+  nodes: Record<string, Node>;
+  /** Nodes walked through by chain patterns, in order from the inner end outwards. */
+  chains: Record<string, Node[]>;
+  /** Every node the pattern covered. */
+  covered: Node[];
+}
+
+export interface OpOptions {
+  capture?: string;
+  domain?: string;
+  /** Try the two inputs in both orders (Add, Mul). */
+  commutative?: boolean;
+  where?: (n: Node, m: Match) => boolean;
+  /** The node's output may be read only by the node above it in the pattern (default true). */
+  singleUse?: boolean;
+}
+
+export const p = {
+  op(ops: string | string[], inputs: Pattern[] | null, o: OpOptions = {}): Pattern {
+    return { kind: 'op', ops: Array.isArray(ops) ? ops : [ops], domain: o.domain ?? '', inputs, capture: o.capture, commutative: o.commutative ?? false, where: o.where, singleUse: o.singleUse ?? true };
+  },
+  any(capture?: string, where?: (v: Value, m: Match) => boolean): Pattern {
+    return { kind: 'any', capture, where };
+  },
+  alt(...options: Pattern[]): Pattern {
+    return { kind: 'alt', options };
+  },
+  /**
+   * Zero or more nodes of a chain, each continuing through the input index `step` returns (null: not a
+   * chain node), ending at `inner`. For scale multiplications and masks between two anchors.
+   */
+  chain(capture: string, step: (n: Node) => number | null, inner: Pattern, max = 8): Pattern {
+    return { kind: 'chain', capture, step, inner, max };
+  },
+};
+
+const isDomain = (n: Node, d: string) => (d === '' ? n.domain === '' || n.domain === 'ai.onnx' : n.domain === d);
+
+function clone(m: Match): Match {
+  return { values: { ...m.values }, nodes: { ...m.nodes }, chains: { ...m.chains }, covered: [...m.covered] };
+}
+
+/** Match `pat` against the value `v` (usually a node's output); null when it does not fit. */
+export function matchValue(pat: Pattern, v: Value | null, m: Match = { values: {}, nodes: {}, chains: {}, covered: [] }, user: Node | null = null): Match | null {
+  if (!v) return null;
+  switch (pat.kind) {
+    case 'any': {
+      if (pat.capture && m.values[pat.capture] && m.values[pat.capture] !== v) return null; // same name, same value
+      if (pat.where && !pat.where(v, m)) return null;
+      const r = clone(m);
+      if (pat.capture) r.values[pat.capture] = v;
+      return r;
+    }
+    case 'alt':
+      for (const o of pat.options) {
+        const r = matchValue(o, v, m, user);
+        if (r) return r;
+      }
+      return null;
+    case 'chain': {
+      const walked: Node[] = [];
+      let cur: Value = v;
+      for (let i = 0; i <= pat.max; i++) {
+        const r = matchValue(pat.inner, cur, m, user);
+        if (r) {
+          r.chains[pat.capture] = walked.slice().reverse();
+          r.covered.push(...walked);
+          return r;
+        }
+        const n = cur.producer;
+        if (!n || i === pat.max || cur.uses.length !== 1 || cur.isGraphOutput) return null;
+        const next = pat.step(n);
+        if (next === null || !n.inputs[next]) return null;
+        walked.push(n);
+        cur = n.inputs[next]!;
+      }
+      return null;
+    }
+    case 'op': {
+      const n = v.producer;
+      if (!n || !pat.ops.includes(n.opType) || !isDomain(n, pat.domain)) return null;
+      if (pat.singleUse && user && (v.uses.length !== 1 || v.isGraphOutput)) return null;
+      const tryOrder = (order: number[]): Match | null => {
+        let r: Match | null = clone(m);
+        if (pat.inputs) {
+          if (n.inputs.length < pat.inputs.length) return null;
+          for (let i = 0; i < pat.inputs.length && r; i++) r = matchValue(pat.inputs[i], n.inputs[order[i]], r, n);
+        }
+        if (!r) return null;
+        if (pat.capture) {
+          r.nodes[pat.capture] = n;
+          r.values[pat.capture] = v;
+        }
+        if (pat.where && !pat.where(n, r)) return null;
+        r.covered.push(n);
+        return r;
+      };
+      const straight = tryOrder(n.inputs.map((_, i) => i));
+      if (straight || !pat.commutative || n.inputs.length !== 2) return straight;
+      return tryOrder([1, 0]);
+    }
+  }
+}
+
+/** Match rooted at a node's first output. */
+export function matchNode(pat: Pattern, n: Node): Match | null {
+  return matchValue(pat, n.outputs[0]);
+}

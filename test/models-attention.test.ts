@@ -1,0 +1,30 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { compile } from '../compiler/compile';
+import { TargetName } from '../compiler/targets';
+import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+
+const dir = tmpDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe.each(TINY)('tiny %s', (name) => {
+  test('12 of 12 attention sites fused for cpu; outputs within 1e-4 at sequence 16 and 77', async () => {
+    const out = path.join(dir, `${name}.onnx`);
+    const r = compile(tinyPath(name), { output: out, mode: 'default', target: 'cpu' });
+    expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
+    expect(r.opsAfter['ai.onnx::Softmax'] ?? 0).toBe(0);
+    expect(r.explanations.filter((e) => e.pass === 'fuse-attention' && e.status === 'applied')).toHaveLength(12);
+    // the dynamo export is static (sequence 16); the TorchScript ones take any sequence length
+    const seqs = name.includes('dynamo') ? [16] : [16, 77];
+    for (const seq of seqs) {
+      const feeds = unetFeeds(2, 32, seq, 32);
+      const [a, b] = [await runModel(tinyPath(name), feeds), await runModel(out, feeds)];
+      expect(relError(a.out_sample, b.out_sample)).toBeLessThan(1e-4);
+    }
+  });
+});
+
+test.each(['webgpu', 'cuda'] as TargetName[])('target %s also gets MultiHeadAttention (it has kernels there)', (target) => {
+  const r = compile(tinyPath('unet_sdpa_op17'), { output: path.join(dir, `${target}.onnx`), mode: 'default', target });
+  expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
+});
