@@ -28,3 +28,12 @@ test.each(['webgpu', 'cuda'] as TargetName[])('target %s also gets MultiHeadAtte
   const r = compile(tinyPath('unet_sdpa_op17'), { output: path.join(dir, `${target}.onnx`), mode: 'default', target });
   expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
 });
+
+test('a static batch of 1 (size-1 dims in the layouts) still fuses every site', async () => {
+  const out = path.join(dir, 'b1.onnx');
+  const r = compile(tinyPath('unet_vanilla_op17'), { output: out, mode: 'reduce-overhead', shapes: 'sample=1x4x32x32,timestep=1,encoder_hidden_states=1x16x32' });
+  expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
+  const feeds = unetFeeds(1, 32, 16, 32);
+  const [a, b] = [await runModel(tinyPath('unet_vanilla_op17'), feeds), await runModel(out, feeds)];
+  expect(relError(a.out_sample, b.out_sample)).toBeLessThan(1e-4);
+});

@@ -26,18 +26,27 @@ export function transposeLayout(l: Layout, perm: number[]): Layout | null {
 
 const product = (fs: Factor[]) => fs.reduce((a, f) => a.mul(f.size), Sym.const(1));
 
+
 /** Regroup the factors into the target dims; null when a dim cuts through a factor in a way we cannot name. */
 export function reshapeLayout(l: Layout, target: Sym[]): Layout | null {
-  const flat = l.flat().filter((f) => f.size.value !== 1);
+  // Size-1 factors (batch 1 in a static model) stay in the flow so that a dim keeps its name; a target
+  // dim of 1 takes one if it is next, and leftovers of size 1 may be dropped.
+  const flat = l.flat();
   const out: Layout = [];
   for (const t of target) {
     const group: Factor[] = [];
-    while (!(t.value === 1 || (group.length > 0 && product(group).equals(t)))) {
+    if (t.value === 1) {
+      if (flat.length && flat[0].size.value === 1) group.push(flat.shift()!);
+      out.push(group);
+      continue;
+    }
+    while (!(group.length > 0 && product(group).equals(t))) {
       const f = flat.shift();
-      if (!f || group.length > 4) return null;
+      if (!f || group.length > 5) return null;
       const prod = product(group);
       if (prod.mul(f.size).equals(t)) {
         group.push(f);
+        // a size-1 factor right after still belongs to no later dim only if the next target takes it
         break;
       }
       const need = t.value !== null && prod.value !== null ? t.value / prod.value : null;
@@ -55,7 +64,7 @@ export function reshapeLayout(l: Layout, target: Sym[]): Layout | null {
     }
     out.push(group);
   }
-  return flat.length ? null : out;
+  return flat.every((f) => f.size.value === 1) ? out : null;
 }
 
 /** A pure data-movement step between a source and a use: reshape, transpose, or a scalar scale. */

@@ -1,0 +1,289 @@
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { ModelBuilder } from '../fixtures/builder';
+import { sd15Model } from '../fixtures/materialize';
+import { terminalProgress } from '../compiler/progress';
+import { SDC_VERSION } from '../compiler/version';
+import { countGflop } from './flops';
+import { renderMarkdown } from './report';
+
+/**
+ * `npm run bench [-- --quick]`: every figure side by side with its baseline in the same run, medians of
+ * alternated runs, ratios original/variant. Writes docs/benchmarks.md and docs/benchmarks.json.
+ * A variant whose outputs differ from the original beyond tolerance is reported as refused, never timed.
+ */
+const ROOT = path.resolve(__dirname, '..', '..');
+const SHARED = process.env.SDC_SHARED ?? path.resolve(ROOT, '..', 'shared');
+const TOLERANCE = 1e-4;
+
+export interface StepStats { wallMs: number; maxRssMb: number }
+export interface Variant {
+  name: string;
+  file: string | null;
+  /** onnxruntime graphOptimizationLevel the session is created with */
+  level?: 'disabled' | 'basic' | 'extended' | 'all';
+  compile?: StepStats & { nodes: number; passesMs?: number; counts?: Record<string, number> };
+  ops?: Record<string, number>;
+  nodes?: number;
+  createMs?: number;
+  runMs?: number;
+  baselineRunMs?: number;
+  runRatio?: number;
+  createRatio?: number;
+  relError?: number;
+  gflop?: number;
+  ceilingFraction?: number;
+  refused?: string;
+}
+export interface ModelResult {
+  id: string;
+  shapes: Record<string, number[]>;
+  inspect?: StepStats & { result?: unknown };
+  passesNone?: StepStats;
+  variants: Variant[];
+}
+export interface BenchResult {
+  date: string;
+  machine: string;
+  versions: Record<string, string>;
+  command: string;
+  matmulGflops: number;
+  models: ModelResult[];
+}
+
+interface Spec {
+  id: string;
+  file: () => string;
+  shapes: Record<string, number[]>;
+  peer?: string;
+  big: boolean;
+}
+
+function specs(quick: boolean): Spec[] {
+  const tiny = (s: string): Spec => ({
+    id: `tiny ${s}`, file: () => path.join(SHARED, 'models', 'tiny', `unet_${s}.onnx`), big: false,
+    shapes: { sample: [2, 4, 32, 32], timestep: [2], encoder_hidden_states: [2, 16, 32] },
+    peer: s === 'vanilla_op17' ? path.join(SHARED, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx') : undefined,
+  });
+  const sd = (s: 'sdpa_op17' | 'vanilla_op17' | 'dynamo_op18'): Spec => ({
+    id: `SD1.5 ${s}`, file: () => sd15Model(s, SHARED, terminalProgress()), big: true,
+    shapes: s === 'dynamo_op18' ? { sample: [2, 4, 64, 64], timestep: [2], encoder_hidden_states: [2, 77, 768] } : { sample: [1, 4, 32, 32], timestep: [1], encoder_hidden_states: [1, 77, 768] },
+  });
+  const all = [tiny('sdpa_op17'), tiny('vanilla_op17'), tiny('dynamo_op18'), sd('sdpa_op17'), sd('vanilla_op17'), sd('dynamo_op18')];
+  return quick ? all.slice(0, 4) : all;
+}
+
+function feedsFor(shapes: Record<string, number[]>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  let seed = 7;
+  for (const [name, dims] of Object.entries(shapes)) {
+    const n = dims.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      data[i] = name === 'timestep' ? 500 : seed / 2 ** 31 - 1;
+    }
+    feeds[name] = new ort.Tensor('float32', data, dims);
+  }
+  return feeds;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function child(args: string[]): StepStats & { result: any } {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'child.js'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`bench step failed: ${args.join(' ')}\n${r.stderr}`);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return { wallMs, maxRssMb: out.maxRssMb, result: out.result };
+}
+
+async function timeCreate(file: string, opts: ort.InferenceSession.SessionOptions): Promise<{ s: ort.InferenceSession; ms: number }> {
+  const t0 = performance.now();
+  const s = await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...opts });
+  return { s, ms: performance.now() - t0 };
+}
+
+function relError(a: ort.Tensor, b: ort.Tensor): number {
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  return x.length === y.length ? worst / (scale || 1) : Infinity;
+}
+
+/** Throughput of one large MatMul here and now: the practical ceiling for the compute-bound ops. */
+async function matmulGflops(dir: string): Promise<number> {
+  const n = 2048;
+  const b = new ModelBuilder();
+  const x = b.input('x', [n, n]);
+  b.output(b.op('MatMul', [x, b.const('w', [n, n], new Float32Array(n * n).fill(0.001))]), [n, n]);
+  const file = b.save(path.join(dir, 'matmul.onnx'), { externalData: 'never' });
+  const s = await ort.InferenceSession.create(file);
+  const feed = { x: new ort.Tensor('float32', new Float32Array(n * n).fill(1), [n, n]) };
+  await s.run(feed);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await s.run(feed);
+    times.push(performance.now() - t0);
+  }
+  await s.release();
+  return (2 * n ** 3) / (median(times) / 1000) / 1e9;
+}
+
+async function benchModel(spec: Spec, dir: string, rounds: number, gflops: number, log: (s: string) => void): Promise<ModelResult> {
+  const src = spec.file();
+  const res: ModelResult = { id: spec.id, shapes: spec.shapes, variants: [] };
+  const shapeKey = Object.entries(spec.shapes).map(([k, v]) => `${k}=${v.join('x')}`).join(',');
+  const base = path.join(dir, spec.id.replace(/\W+/g, '_'));
+  log(`${spec.id}: inspect and compile`);
+  res.inspect = child(['inspect', src]);
+  const orig = res.inspect.result as { nodes: number; ops: Record<string, number> };
+  if (spec.big) {
+    res.passesNone = child(['compile', src, `${base}.none.onnx`, JSON.stringify({ passes: [] })]);
+    fs.rmSync(`${base}.none.onnx`, { force: true });
+    fs.rmSync(`${base}.none.onnx.data`, { force: true });
+  }
+  const variants: Variant[] = [{ name: 'original', file: src, nodes: orig.nodes, ops: orig.ops }];
+  for (const [name, opts] of [['sdc default', { mode: 'default' }], ['sdc reduce-overhead', { mode: 'reduce-overhead', shapes: shapeKey }]] as const) {
+    const out = `${base}.${name.split(' ')[1]}.onnx`;
+    const c = child(['compile', src, out, JSON.stringify({ ...opts, target: 'cpu' })]);
+    const passesMs = c.result.passes.reduce((s: number, p: { ms: number }) => s + p.ms, 0);
+    const counts: Record<string, number> = {};
+    for (const p of c.result.passes) for (const [k, v] of Object.entries(p.counts ?? {})) if (['attention', 'folded', 'shapeValuesFolded'].includes(k)) counts[k] = (counts[k] ?? 0) + (v as number);
+    variants.push({ name, file: out, nodes: c.result.nodesAfter, ops: c.result.opsAfter, compile: { wallMs: c.wallMs, maxRssMb: c.maxRssMb, nodes: c.result.nodesAfter, passesMs, counts } });
+  }
+  // The same sdc output with onnxruntime's own rewrites limited to basic: the session-creation lever.
+  const sdcDefault = variants.find((v) => v.name === 'sdc default')!;
+  variants.push({ ...sdcDefault, name: 'sdc default, ORT level basic', level: 'basic', compile: undefined });
+  variants.push({ name: 'onnxruntime offline (extended)', file: `${base}.ortopt.onnx`, level: 'disabled' });
+  if (spec.peer) variants.push({ name: 'peer: ORT transformers optimizer', file: spec.peer });
+
+  const feeds = feedsFor(spec.shapes);
+  log(`${spec.id}: original session`);
+  const o = await timeCreate(src, { graphOptimizationLevel: 'all' });
+  const reference = (await o.s.run(feeds)).out_sample as ort.Tensor;
+  const origRuns: number[] = [];
+  variants[0].createMs = o.ms;
+  for (const v of variants.slice(1)) {
+    log(`${spec.id}: ${v.name}`);
+    let s: ort.InferenceSession;
+    try {
+      if (v.name.startsWith('onnxruntime offline')) {
+        const t0 = performance.now();
+        const opt = await ort.InferenceSession.create(src, {
+          graphOptimizationLevel: 'extended', optimizedModelFilePath: v.file!, logSeverityLevel: 3,
+          extra: { session: { optimized_model_external_initializers_file_name: `${path.basename(v.file!)}.data`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+        });
+        await opt.release();
+        v.compile = { wallMs: performance.now() - t0, maxRssMb: NaN, nodes: NaN };
+        const c = await timeCreate(v.file!, { graphOptimizationLevel: 'disabled' });
+        s = c.s;
+        v.createMs = c.ms;
+      } else {
+        const c = await timeCreate(v.file!, { graphOptimizationLevel: v.level ?? 'all' });
+        s = c.s;
+        v.createMs = c.ms;
+      }
+    } catch (e) {
+      v.refused = `does not load on the CPU provider: ${(e as Error).message.split('\n')[0].slice(0, 160)}`;
+      continue;
+    }
+    const out = (await s.run(feeds)).out_sample as ort.Tensor;
+    v.relError = relError(reference, out);
+    if (!(v.relError <= TOLERANCE)) {
+      v.refused = `outputs differ from the original (relative error ${v.relError.toExponential(2)} > ${TOLERANCE})`;
+      await s.release();
+      continue;
+    }
+    // Alternate original and variant so drift (thermal, other load) hits both alike.
+    const mine: number[] = [];
+    const theirs: number[] = [];
+    await o.s.run(feeds);
+    for (let i = 0; i < rounds; i++) {
+      let t0 = performance.now();
+      await o.s.run(feeds);
+      theirs.push(performance.now() - t0);
+      t0 = performance.now();
+      await s.run(feeds);
+      mine.push(performance.now() - t0);
+    }
+    await s.release();
+    origRuns.push(...theirs);
+    v.runMs = median(mine);
+    v.baselineRunMs = median(theirs);
+    v.runRatio = v.baselineRunMs / v.runMs;
+    v.createRatio = o.ms / v.createMs!;
+  }
+  await o.s.release();
+  variants[0].runMs = median(origRuns);
+  // The math is the same in every variant that passed the check: count it once, on sdc's static output
+  // (where every shape is known).
+  let gflop: number | undefined;
+  for (const v of [...variants].reverse()) {
+    if (gflop !== undefined || v.refused || !v.file || !v.name.startsWith('sdc')) continue;
+    try {
+      gflop = countGflop(v.file, spec.shapes);
+    } catch {
+      /* try the next */
+    }
+  }
+  for (const v of variants) {
+    if (v.refused || gflop === undefined || v.runMs === undefined) continue;
+    v.gflop = gflop;
+    v.ceilingFraction = gflop / gflops / (v.runMs / 1000);
+  }
+  for (const v of variants.slice(1)) {
+    if (v.file && !v.name.startsWith('peer')) for (const f of [v.file, `${v.file}.data`]) fs.rmSync(f, { force: true });
+  }
+  res.variants = variants;
+  return res;
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));
+  const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+  try {
+    const gflops = await matmulGflops(dir);
+    log(`2048³ MatMul: ${gflops.toFixed(1)} GFLOP/s`);
+    const result: BenchResult = {
+      date: new Date().toISOString(),
+      machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.arch()}`,
+      versions: { sdc: SDC_VERSION, node: process.version, 'onnxruntime-node': ort.env.versions.node ?? '?', commit: gitCommit() },
+      command: `npm run bench${quick ? ' -- --quick' : ''}${only ? ` -- --only=${only}` : ''}`,
+      matmulGflops: gflops,
+      models: [],
+    };
+    for (const spec of specs(quick).filter((s) => !only || s.id.includes(only))) {
+      result.models.push(await benchModel(spec, dir, quick ? 5 : spec.big ? 5 : 15, gflops, log));
+    }
+    const docs = path.join(ROOT, 'docs');
+    fs.writeFileSync(path.join(docs, 'benchmarks.json'), JSON.stringify(result, null, 2) + '\n');
+    fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
+    log('wrote docs/benchmarks.md and docs/benchmarks.json');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e.stack ?? e}\n`);
+  process.exit(1);
+});
