@@ -9,6 +9,7 @@ import { TARGETS, TargetName } from './targets';
 import { ALL_PASSES } from '../passes';
 import { SDC_VERSION } from './version';
 import { CompileReport } from './compile';
+import { benchCommand, runCommand } from './run-cli';
 
 /** The command line: a thin door onto compile() and inspect(). */
 export async function main(argv: string[]): Promise<number> {
@@ -84,7 +85,45 @@ export async function main(argv: string[]): Promise<number> {
         }
       },
     )
-    .demandCommand(1, 'name a command: compile or inspect (see --help)')
+    .command(
+      'run <input>',
+      'run a model through the sdc runtime (compiles or reuses the cached specialization) and summarize its outputs',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'the .onnx model (original or compiled)' })
+          .option('shape', { type: 'string', demandOption: true, describe: 'every input\'s dims, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
+          .option('cache-dir', { type: 'string', describe: 'folder of compiled specializations (default $SDC_CACHE_DIR or ~/.cache/sdc)' })
+          .option('mode', { choices: ['reduce-overhead', 'default'] as const, default: 'reduce-overhead' as const, describe: 'reduce-overhead: one static specialization per shape; default: one generic model' })
+          .option('target', { choices: TARGETS, default: 'cpu' as TargetName })
+          .example('$0 run unet.onnx --shape sample=1x4x64x64,timestep=1,encoder_hidden_states=1x77x768', 'first call compiles; later calls load from the cache'),
+      async (args) => {
+        try {
+          process.stdout.write((await runCommand(args.input!, args.shape, { cacheDir: args['cache-dir'], target: args.target, mode: args.mode })) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
+      'bench <input>',
+      'time the original and the compiled model side by side in one run (alternated runs, medians, ratios)',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'the original .onnx model' })
+          .option('shape', { type: 'string', demandOption: true, describe: 'every input\'s dims' })
+          .option('runs', { type: 'number', default: 10, describe: 'timed runs of each, after one warm-up' })
+          .option('mode', { choices: ['default', 'reduce-overhead'] as const, default: 'default' as const })
+          .option('target', { choices: TARGETS, default: 'cpu' as TargetName })
+          .example('$0 bench unet.onnx --shape sample=2x4x32x32,timestep=2,encoder_hidden_states=2x77x768', 'speed and session-creation ratios'),
+      async (args) => {
+        try {
+          process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs, mode: args.mode })) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .demandCommand(1, 'name a command: compile, inspect, run or bench (see --help)')
     .strict()
     .help()
     .wrap(Math.min(120, process.stdout.columns || 100))

@@ -23,6 +23,8 @@ export interface InspectReport {
   weights: { count: number; inlineBytes: number; externalBytes: number };
   externalFiles: { location: string; tensors: number; bytes: number }[];
   metadata: Record<string, string>;
+  /** From an sdc-compiled model's metadata: can the graph be captured (CUDA graphs / WebGPU)? */
+  capture: { capturable: boolean; blockers: string[] } | null;
 }
 
 export function opHistogram(g: Graph): Record<string, number> {
@@ -72,7 +74,18 @@ export function inspect(model: Model): InspectReport {
     weights,
     externalFiles: [...files].map(([location, f]) => ({ location, ...f })),
     metadata: Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value])),
+    capture: captureOf(model),
   };
+}
+
+function captureOf(model: Model): InspectReport['capture'] {
+  const raw = model.getMetadata('sdc.capture');
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return null;
+  }
 }
 
 const dims = (d: Dim[] | null) => (d ? `[${d.map((x) => (x === null ? '?' : x)).join(', ')}]` : '(unknown shape)');
@@ -91,7 +104,12 @@ export function formatInspect(r: InspectReport): string {
   for (const f of r.externalFiles) lines.push(`  ${f.location}: ${f.tensors} tensors, ${fmtBytes(f.bytes)}`);
   lines.push('ops:');
   for (const [op, n] of Object.entries(r.ops)) lines.push(`  ${String(n).padStart(6)}  ${op}`);
-  const meta = Object.entries(r.metadata);
+  if (r.capture) {
+    lines.push(`graph capture: ${r.capture.capturable ? 'capturable (static shapes, no CPU-side shape work, no control flow)' : `not capturable, ${r.capture.blockers.length} blocker(s):`}`);
+    for (const b of r.capture.blockers.slice(0, 10)) lines.push(`  ${b}`);
+    if (r.capture.blockers.length > 10) lines.push(`  ... and ${r.capture.blockers.length - 10} more`);
+  }
+  const meta = Object.entries(r.metadata).filter(([k]) => k !== 'sdc.capture');
   if (meta.length) {
     lines.push('metadata:');
     for (const [k, v] of meta) lines.push(`  ${k}: ${v.length > 200 ? v.slice(0, 200) + '…' : v}`);

@@ -14,9 +14,9 @@ const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate
 
 /** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
 export const MODE_PIPELINES: Record<Mode, Step[]> = {
-  default: [CLEANUP, 'fuse-attention', CLEANUP],
-  'reduce-overhead': ['specialize-shapes', CLEANUP, 'fuse-attention', CLEANUP],
-  'max-autotune': [CLEANUP, 'fuse-attention', CLEANUP],
+  default: [CLEANUP, 'fuse-attention', CLEANUP, 'capture-hints'],
+  'reduce-overhead': ['specialize-shapes', CLEANUP, 'fuse-attention', CLEANUP, 'capture-hints'],
+  'max-autotune': [CLEANUP, 'fuse-attention', CLEANUP, 'capture-hints'],
 };
 
 export interface PassReport {

@@ -23,7 +23,10 @@ export const specializeShapes: Pass = {
       if (declared && declared.length !== shape.length) {
         throw new SdcError(file, `--shape gives '${name}' ${shape.length} dims (${shape.join('x')}) but the model declares ${declared.length} ([${declared.join(', ')}])`);
       }
+      // -1 keeps the declared dim (a dim the runtime leaves dynamic)
+      const dimsOut = shape.map((d, i) => (d === -1 && declared ? declared[i] : d));
       declared?.forEach((d, i) => {
+        if (shape[i] === -1) return;
         if (typeof d === 'number' && d !== shape[i]) throw new SdcError(file, `--shape gives '${name}' dim ${i} = ${shape[i]}, but the model fixes it at ${d}`);
         if (typeof d === 'string') {
           const seen = bySymbol.get(d);
@@ -31,10 +34,10 @@ export const specializeShapes: Pass = {
           bySymbol.set(d, [name, shape[i]]);
         }
       });
-      v.type = { ...v.type, shape: [...shape] };
-      dims += shape.length;
+      v.type = { ...v.type, shape: dimsOut };
+      dims += shape.filter((d) => d !== -1).length;
     }
-    const dynamic = graph.inputs.filter((v) => !v.initializer && v.type?.kind === 'tensor' && v.type.shape?.some((d) => typeof d !== 'number'));
+    const dynamic = graph.inputs.filter((v) => !v.initializer && !ctx.shapes!.has(v.name) && v.type?.kind === 'tensor' && v.type.shape?.some((d) => typeof d !== 'number'));
     if (dynamic.length) {
       throw new SdcError(file, `--shape leaves ${dynamic.map((v) => `'${v.name}' [${(v.shape ?? []).join(', ')}]`).join(', ')} dynamic; give every input's dims`);
     }

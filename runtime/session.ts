@@ -1,0 +1,26 @@
+import * as ort from 'onnxruntime-node';
+import { TargetName } from '../compiler/targets';
+
+export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
+
+/**
+ * Open an onnxruntime session for a target. WebGPU without an adapter makes session creation throw
+ * (onnxruntime does not fall back by itself): we retry on the CPU and say so, never silently.
+ */
+export async function openSession(
+  file: string,
+  target: TargetName,
+  options: ort.InferenceSession.SessionOptions,
+  warn: (msg: string) => void,
+): Promise<{ session: ort.InferenceSession; provider: string }> {
+  const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...options };
+  if (target === 'webgpu') {
+    try {
+      return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['webgpu'] }), provider: 'webgpu' };
+    } catch (e) {
+      warn(`sdc: the WebGPU provider could not start (${(e as Error).message.split('\n')[0]}); running on the CPU instead`);
+    }
+  }
+  if (target === 'cuda') warn('sdc: onnxruntime-node is installed without the CUDA provider here; running the cuda-targeted model on the CPU');
+  return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
+}

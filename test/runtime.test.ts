@@ -1,0 +1,126 @@
+import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { readModel } from '../compiler/onnx/read';
+import { load } from '../runtime';
+import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+
+const dir = tmpDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const MODEL = tinyPath('unet_sdpa_op17');
+const CHILD = path.join(__dirname, 'helpers', 'runtime-child.js');
+const manifests = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.json'));
+
+test('three shape keys: three specializations on disk and in memory, each equal to the uncompiled model', async () => {
+  const cacheDir = path.join(dir, 'three');
+  const m = await load(MODEL, { cacheDir, warn: () => {} });
+  for (const [b, s, seq] of [[1, 32, 16], [2, 32, 16], [2, 64, 16]]) {
+    const feeds = unetFeeds(b, s, seq, 32);
+    const [a, c] = [await runModel(MODEL, feeds), await m.run(feeds)];
+    expect(relError(a.out_sample, c.out_sample)).toBeLessThan(1e-4);
+  }
+  await m.run(unetFeeds(1, 32, 16, 32)); // seen before: a memory hit
+  expect(m.stats()).toMatchObject({ compiles: 3, specializations: 3, openSessions: 3, memoryHits: 1, diskHits: 0 });
+  expect(manifests(cacheDir)).toHaveLength(3);
+  const why = m.explain();
+  expect(why[1]).toMatch(/sample\[0\] \(batch\) 1→2/);
+  expect(why[2]).toMatch(/sample\[2\] \(height\) 32→64/);
+  await m.release();
+});
+
+test('past maxSpecializations a new key runs on the generic model, with one warning', async () => {
+  const warnings: string[] = [];
+  const m = await load(MODEL, { cacheDir: path.join(dir, 'limit'), maxSpecializations: 3, warn: (w) => warnings.push(w) });
+  for (const seq of [8, 16, 24]) await m.run(unetFeeds(1, 32, seq, 32));
+  const feeds = unetFeeds(1, 32, 40, 32);
+  const out = await m.run(feeds);
+  await m.run(unetFeeds(1, 32, 48, 32));
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/encoder_hidden_states:float32\[1x40x32\].*limit of 3/);
+  expect(m.stats()).toMatchObject({ specializations: 3, genericRuns: 2 });
+  expect(relError((await runModel(MODEL, feeds)).out_sample, out.out_sample)).toBeLessThan(1e-4);
+  expect(m.explain().join('\n')).toMatch(/generic model \(over maxSpecializations=3\)/);
+  await m.release();
+});
+
+test('a second process reuses the disk cache instead of compiling', () => {
+  const cacheDir = path.join(dir, 'shared-cache');
+  const first = JSON.parse(spawnSync(process.execPath, [CHILD, MODEL, cacheDir, '2'], { encoding: 'utf8' }).stdout);
+  const second = JSON.parse(spawnSync(process.execPath, [CHILD, MODEL, cacheDir, '2'], { encoding: 'utf8' }).stdout);
+  expect(first.stats).toMatchObject({ compiles: 1, diskHits: 0 });
+  expect(second.stats).toMatchObject({ compiles: 0, diskHits: 1 });
+  expect(second.sum).toBe(first.sum);
+});
+
+test('a truncated or tampered cache entry is detected and rebuilt', async () => {
+  const cacheDir = path.join(dir, 'tamper');
+  const warnings: string[] = [];
+  const feeds = unetFeeds(1, 32, 16, 32);
+  const m1 = await load(MODEL, { cacheDir, warn: (w) => warnings.push(w) });
+  const good = await m1.run(feeds);
+  await m1.release();
+  const [entry] = manifests(cacheDir);
+  const file = path.join(cacheDir, entry.replace('.json', '.onnx'));
+  const bytes = fs.readFileSync(file);
+  fs.writeFileSync(file, bytes.subarray(0, bytes.length - 1000)); // truncated
+  const m2 = await load(MODEL, { cacheDir, warn: (w) => warnings.push(w) });
+  const again = await m2.run(feeds);
+  expect(m2.stats()).toMatchObject({ compiles: 1, diskHits: 0 });
+  expect(warnings.join('\n')).toMatch(/damaged/);
+  expect(relError(good.out_sample, again.out_sample)).toBe(0);
+  await m2.release();
+});
+
+test('two processes specializing the same key at once leave one valid entry', async () => {
+  const cacheDir = path.join(dir, 'race');
+  const runChild = () => new Promise<string>((resolve, reject) => {
+    const c = spawn(process.execPath, [CHILD, MODEL, cacheDir, '1']);
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`child exited ${code}`))));
+  });
+  const [a, b] = (await Promise.all([runChild(), runChild()])).map((s) => JSON.parse(s));
+  expect(a.sum).toBe(b.sum);
+  expect(manifests(cacheDir)).toHaveLength(1);
+  expect(fs.readdirSync(cacheDir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  const third = JSON.parse(spawnSync(process.execPath, [CHILD, MODEL, cacheDir, '1'], { encoding: 'utf8' }).stdout);
+  expect(third.stats).toMatchObject({ compiles: 0, diskHits: 1 });
+  expect(third.sum).toBe(a.sum);
+});
+
+test('a cache folder that cannot be written degrades to memory-only with a warning', async () => {
+  const blocked = path.join(dir, 'not-a-folder');
+  fs.writeFileSync(blocked, 'a file where the cache folder should be');
+  const warnings: string[] = [];
+  const m = await load(MODEL, { cacheDir: path.join(blocked, 'cache'), warn: (w) => warnings.push(w) });
+  const feeds = unetFeeds(1, 32, 16, 32);
+  expect(relError((await runModel(MODEL, feeds)).out_sample, (await m.run(feeds)).out_sample)).toBeLessThan(1e-4);
+  expect(warnings.join('\n')).toMatch(/not writable.*this process only/);
+  await m.release();
+});
+
+describe('graph-capture hints', () => {
+  test.each(['unet_sdpa_op17', 'unet_vanilla_op17', 'unet_dynamo_op18'])('%s: a specialization is capturable, the generic model lists blockers', async (name) => {
+    const cacheDir = path.join(dir, `capture-${name}`);
+    const spec = await load(tinyPath(name), { cacheDir, warn: () => {} });
+    await spec.run(unetFeeds(2, 32, 16, 32));
+    await spec.release();
+    const generic = await load(tinyPath(name), { cacheDir, mode: 'default', warn: () => {} });
+    await generic.run(unetFeeds(2, 32, 16, 32));
+    await generic.release();
+    const captures = manifests(cacheDir).map((f) => {
+      const m = readModel(path.join(cacheDir, f.replace('.json', '.onnx')));
+      return { mode: m.getMetadata('sdc.mode'), capture: JSON.parse(m.getMetadata('sdc.capture')!), shapes: m.graph.nodes.filter((n) => n.opType === 'Shape').length };
+    });
+    const s = captures.find((c) => c.mode === 'reduce-overhead')!;
+    const g = captures.find((c) => c.mode === 'default')!;
+    expect(s.capture).toEqual({ capturable: true, blockers: [] });
+    expect(s.shapes).toBe(0);
+    if (name.includes('dynamo')) {
+      expect(g.capture.capturable).toBe(true); // the dynamo export is static already
+    } else {
+      expect(g.capture.capturable).toBe(false);
+      expect(g.capture.blockers.join('\n')).toMatch(/dynamic dims/);
+    }
+  });
+});
