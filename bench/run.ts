@@ -8,6 +8,7 @@ import { sd15Model } from '../fixtures/materialize';
 import { terminalProgress } from '../compiler/progress';
 import { SDC_VERSION } from '../compiler/version';
 import { countGflop } from './flops';
+import { load } from '../runtime';
 import { renderMarkdown } from './report';
 
 /**
@@ -163,6 +164,13 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
   // The same sdc output with onnxruntime's own rewrites limited to basic: the session-creation lever.
   const sdcDefault = variants.find((v) => v.name === 'sdc default')!;
   variants.push({ ...sdcDefault, name: 'sdc default, ORT level basic', level: 'basic', compile: undefined });
+  // What the runtime serves: the static specialization, finalized for this CPU and cached on disk.
+  log(`${spec.id}: sdc runtime specialization`);
+  const t0 = performance.now();
+  const rt = await load(src, { cacheDir: path.join(dir, 'runtime-cache'), warn: log });
+  const cached = await rt.modelFileFor(feedsFor(spec.shapes));
+  await rt.release();
+  variants.push({ name: 'sdc runtime (cached specialization)', file: cached, level: 'disabled', compile: { wallMs: performance.now() - t0, maxRssMb: NaN, nodes: NaN } });
   variants.push({ name: 'onnxruntime offline (extended)', file: `${base}.ortopt.onnx`, level: 'disabled' });
   if (spec.peer) variants.push({ name: 'peer: ORT transformers optimizer', file: spec.peer });
 
@@ -187,6 +195,7 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
         const c = await timeCreate(v.file!, { graphOptimizationLevel: 'disabled' });
         s = c.s;
         v.createMs = c.ms;
+        v.nodes = undefined;
       } else {
         const c = await timeCreate(v.file!, { graphOptimizationLevel: v.level ?? 'all' });
         s = c.s;

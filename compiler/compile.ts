@@ -24,6 +24,8 @@ export interface CompileOptions {
   /** Where to write the JSON report (optional; the report is also returned). */
   report?: string;
   externalData?: WriteOptions['externalData'];
+  /** Name of the weights file beside the output (default `<output file name>.data`). */
+  dataFileName?: string;
   progress?: Progress;
 }
 
@@ -85,7 +87,7 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
 
   progress.step('writing');
   const t1 = performance.now();
-  const written = writeModel(model, opts.output, { externalData: opts.externalData, onProgress: (d, t) => progress.update(d, t) });
+  const written = writeModel(model, opts.output, { externalData: opts.externalData, dataFileName: opts.dataFileName, onProgress: (d, t) => progress.update(d, t) });
   progress.done();
   const report: CompileReport = {
     sdcVersion: SDC_VERSION,

@@ -81,9 +81,9 @@ export class DiskCache {
     const model = this.modelPath(key);
     try {
       const m: Manifest = JSON.parse(fs.readFileSync(mf, 'utf8'));
-      const data = `${model}.data`;
-      const dataOk = m.dataBytes === null ? true : fs.existsSync(data) && fs.statSync(data).size === m.dataBytes;
-      const fullOk = process.env.SDC_CACHE_VERIFY !== 'full' || m.dataBytes === null || (m as Manifest & { dataSha256?: string }).dataSha256 === sha256File(data);
+      const data = m.dataBytes === null ? null : this.dataFileOf(model);
+      const dataOk = m.dataBytes === null ? true : !!data && fs.existsSync(data) && fs.statSync(data).size === m.dataBytes;
+      const fullOk = process.env.SDC_CACHE_VERIFY !== 'full' || !data || (m as Manifest & { dataSha256?: string }).dataSha256 === sha256File(data);
       if (m.key === key && fs.existsSync(model) && sha256File(model) === m.modelSha256 && dataOk && fullOk) return model;
     } catch {
       /* unreadable manifest: treat as damaged */
@@ -93,28 +93,50 @@ export class DiskCache {
     return null;
   }
 
-  /** Build an entry with `build(modelPath)` (which writes the model and its data file), then seal it. */
-  store(key: string, describe: unknown, build: (modelPath: string) => void): string {
+  /**
+   * Build an entry: `build(folder)` writes `model.onnx` (and any data files it names) into a private
+   * folder inside the cache; the files move into place, the model last, then the manifest seals it.
+   * Data files carry a per-build name, so a model always sits beside the data it was written with.
+   */
+  async store(key: string, describe: unknown, build: (folder: string, dataName: string) => Promise<void>): Promise<string> {
+    const work = fs.mkdtempSync(path.join(this.dir, `${key}.tmp-`));
+    const dataName = `${key}.${path.basename(work).slice(-6)}.data`;
+    try {
+      await build(work, dataName);
+      const built = path.join(work, 'model.onnx');
+      const data = path.join(work, dataName);
+      if (fs.existsSync(data)) fs.renameSync(data, path.join(this.dir, dataName));
+      fs.renameSync(built, this.modelPath(key));
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
     const model = this.modelPath(key);
-    build(model);
-    const data = `${model}.data`;
-    const hasData = fs.existsSync(data);
+    const data = this.dataFileOf(model);
+    const hasData = data !== null && fs.existsSync(data);
     const manifest: Manifest & { dataSha256?: string } = {
       key,
       modelSha256: sha256File(model),
-      dataBytes: hasData ? fs.statSync(data).size : null,
+      dataBytes: hasData ? fs.statSync(data!).size : null,
       created: new Date().toISOString(),
       describe,
     };
-    if (hasData && process.env.SDC_CACHE_VERIFY === 'full') manifest.dataSha256 = sha256File(data);
+    if (hasData && process.env.SDC_CACHE_VERIFY === 'full') manifest.dataSha256 = sha256File(data!);
     const tmp = `${this.manifestPath(key)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2));
     fs.renameSync(tmp, this.manifestPath(key));
     return model;
   }
 
+  /** The one external data file a cached model names (read from its graph; no weight is read). */
+  private dataFileOf(model: string): string | null {
+    if (!fs.existsSync(model)) return null;
+    const m = readModel(model, { allowMissingData: true });
+    for (const g of m.graph.allGraphs()) for (const v of g.initializers()) if (v.initializer!.data.kind === 'external') return (v.initializer!.data as { file: string }).file;
+    return null;
+  }
+
   remove(key: string): void {
-    for (const f of [this.manifestPath(key), this.modelPath(key), `${this.modelPath(key)}.data`]) fs.rmSync(f, { force: true });
+    for (const f of fs.readdirSync(this.dir)) if (f.startsWith(`${key}.`)) fs.rmSync(path.join(this.dir, f), { recursive: true, force: true });
   }
 
   /** Number of sealed entries (for tests and `stats()`). */
