@@ -12,11 +12,14 @@ export type Step = string | { repeat: string[]; max: number };
 /** Cleanup feeds itself: a folded shape exposes a no-op, a removed no-op exposes a duplicate. */
 const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'], max: 4 };
 
+/** Fusions run on a cleaned graph; group norms before layer norms so the residual Adds are settled. */
+const FUSIONS: Step[] = ['fuse-attention', 'fuse-group-norm', 'fuse-layer-norm', 'fuse-gelu'];
+
 /** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
 export const MODE_PIPELINES: Record<Mode, Step[]> = {
-  default: [CLEANUP, 'fuse-attention', CLEANUP, 'capture-hints'],
-  'reduce-overhead': ['specialize-shapes', CLEANUP, 'fuse-attention', CLEANUP, 'capture-hints'],
-  'max-autotune': [CLEANUP, 'fuse-attention', CLEANUP, 'capture-hints'],
+  default: [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  'reduce-overhead': ['specialize-shapes', CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  'max-autotune': [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
 };
 
 export interface PassReport {

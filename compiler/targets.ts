@@ -18,7 +18,7 @@ export const FUSED_OPS: Record<string, OpSupport> = {
   'com.microsoft::MultiHeadAttention': { cpu: true, webgpu: true, cuda: true, note: 'separate q,k,v; cpu float32 only; packed QKV/KV not on cpu' },
   'ai.onnx::Attention': { cpu: true, webgpu: true, cuda: true, note: 'opset 23+; webgpu coverage uneven' },
   'com.microsoft::Attention': { cpu: true, webgpu: true, cuda: true, note: 'packed weight' },
-  'ai.onnx::GroupNormalization': { cpu: true, webgpu: false, cuda: true, note: 'webgpu unverified' },
+  'ai.onnx::GroupNormalization': { cpu: false, webgpu: false, cuda: true, note: 'cpu: no kernel, runs as its function body (measured slower, adds Shape ops); webgpu unverified' },
   'com.microsoft::GroupNorm': { cpu: false, webgpu: false, cuda: true },
   'com.microsoft::SkipGroupNorm': { cpu: false, webgpu: false, cuda: true },
   'com.microsoft::NhwcConv': { cpu: false, webgpu: false, cuda: true },
@@ -51,4 +51,10 @@ export class Target {
 export function parseTarget(name: string): Target {
   if (!(TARGETS as string[]).includes(name)) throw new Error(`unknown target '${name}' (choose ${TARGETS.join(', ')})`);
   return new Target(name as TargetName);
+}
+
+/** The op table as Markdown (docs/targets.md embeds it; a test keeps the two equal). */
+export function renderTargetTable(): string {
+  const rows = Object.entries(FUSED_OPS).map(([op, s]) => `| ${op} | ${s.cpu ? 'yes' : 'no'} | ${s.webgpu ? 'yes' : 'no'} | ${s.cuda ? 'yes' : 'no'} | ${s.note ?? ''} |`);
+  return ['| op | cpu | webgpu | cuda | note |', '|---|---|---|---|---|', ...rows].join('\n');
 }

@@ -270,9 +270,16 @@ export class ShapeAnalysis {
         case 'FastGelu':
         case 'BiasGelu':
         case 'GroupNorm':
-        case 'SkipLayerNormalization':
         case 'BiasAdd':
           return [{ dtype: x.dtype, shape: x.shape, content: null, constant: null }];
+        case 'SkipLayerNormalization': {
+          const same = { dtype: x.dtype, shape: x.shape, content: null, constant: null };
+          return [same, UNKNOWN, UNKNOWN, same];
+        }
+        case 'BiasSplitGelu': {
+          const last = x.shape?.[x.shape.length - 1]?.value;
+          return [{ dtype: x.dtype, shape: x.shape && last ? [...x.shape.slice(0, -1), Sym.const(last / 2)] : null, content: null, constant: null }];
+        }
       }
     }
     return n.outputs.map(() => UNKNOWN);

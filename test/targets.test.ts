@@ -1,0 +1,52 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { compile } from '../compiler/compile';
+import { FUSED_OPS, TARGETS, renderTargetTable } from '../compiler/targets';
+import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+
+const dir = tmpDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('docs/targets.md shows the table the compiler uses', () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'targets.md'), 'utf8');
+  expect(doc).toContain(renderTargetTable());
+});
+
+describe.each(TINY)('tiny %s', (name) => {
+  test.each(TARGETS)('target %s: every contrib or fused op in the output is in the table for that target', (target) => {
+    const r = compile(tinyPath(name), { output: path.join(dir, `${name}.${target}.onnx`), target });
+    for (const op of Object.keys(r.opsAfter)) {
+      const entry = FUSED_OPS[op];
+      if (entry) expect({ op, runs: entry[target] }).toEqual({ op, runs: true });
+      else expect(op.startsWith('ai.onnx::')).toBe(true);
+    }
+    // the fusions that apply here did apply
+    expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
+    expect(r.opsAfter['com.microsoft::SkipLayerNormalization']).toBe(12);
+    if (target === 'cuda') expect(r.opsAfter['com.microsoft::GroupNorm']).toBe(31);
+    if (target !== 'cuda') expect(r.opsAfter['ai.onnx::InstanceNormalization']).toBe(31);
+  });
+
+  test('the cpu output runs on the CPU provider with the original numbers', async () => {
+    const out = path.join(dir, `${name}.cpu.run.onnx`);
+    compile(tinyPath(name), { output: out, target: 'cpu' });
+    const feeds = unetFeeds(2, 32, 16, 32);
+    expect(relError((await runModel(tinyPath(name), feeds)).out_sample, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
+  });
+});
+
+test('cuda output keeps no pair of Transposes that cancel', () => {
+  const r = compile(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'cuda-pairs.onnx'), target: 'cuda' });
+  const m = require('../compiler/onnx/read').readModel(path.join(dir, 'cuda-pairs.onnx'));
+  let cancelling = 0;
+  for (const n of m.graph.nodes) {
+    if (n.opType !== 'Transpose') continue;
+    const prev = n.inputs[0]?.producer;
+    if (prev?.opType !== 'Transpose') continue;
+    const p1 = prev.ints('perm')!;
+    const p2 = n.ints('perm')!;
+    if (p2.every((p: number, i: number) => p1[p] === i)) cancelling++;
+  }
+  expect(cancelling).toBe(0);
+  expect(r.opsAfter['com.microsoft::GroupNorm']).toBe(31);
+});
