@@ -1,5 +1,6 @@
 import { Pass } from '../compiler/pass';
 import { captureHints } from './capture-hints';
+import { channelsLast } from './channels-last';
 import { eliminateDead } from './eliminate-dead';
 import { eliminateDuplicates } from './eliminate-duplicates';
 import { eliminateNoops } from './eliminate-noops';
@@ -12,7 +13,7 @@ import { simplifyShapes } from './simplify-shapes';
 import { specializeShapes } from './specialize-shapes';
 
 /** Every pass sdc has, by name. The pipeline (compiler/pipeline.ts) decides which run in which mode. */
-export const ALL_PASSES: Pass[] = [specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead, fuseAttention, fuseGroupNorm, fuseLayerNorm, fuseGelu, captureHints];
+export const ALL_PASSES: Pass[] = [specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead, fuseAttention, fuseGroupNorm, fuseLayerNorm, fuseGelu, channelsLast, captureHints];
 
 export function passByName(name: string): Pass | undefined {
   return ALL_PASSES.find((p) => p.name === name);

@@ -24,6 +24,7 @@ describe.each(TINY)('tiny %s', (name) => {
     expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
     expect(r.opsAfter['com.microsoft::SkipLayerNormalization']).toBe(12);
     if (target === 'cuda') expect(r.opsAfter['com.microsoft::GroupNorm']).toBe(31);
+    if (target === 'cuda') expect(r.opsAfter['com.microsoft::NhwcConv']).toBeGreaterThanOrEqual(46);
     if (target !== 'cuda') expect(r.opsAfter['ai.onnx::InstanceNormalization']).toBe(31);
   });
 

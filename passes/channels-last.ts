@@ -1,0 +1,151 @@
+import { analyzeShapes } from '../compiler/analysis/shapes';
+import { DataType } from '../compiler/ir/dtype';
+import { AttrType, Graph, Node, Value } from '../compiler/ir/graph';
+import { Tensor } from '../compiler/ir/tensor';
+import { Pass, PassContext } from '../compiler/pass';
+
+const TO_NHWC = [0, 2, 3, 1];
+const TO_NCHW = [0, 3, 1, 2];
+/** Ops that act elementwise (no axis attribute): a transpose of every input commutes with them. */
+const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sigmoid', 'Relu', 'Tanh', 'Erf', 'Neg', 'Sqrt', 'Exp', 'Identity', 'Cast']);
+
+/**
+ * Channels-last for cuda: 2-D convolutions become com.microsoft NhwcConv (weights re-laid out as OHWI
+ * once, at compile time, streamed), with a Transpose on each side; NCHW→NHWC transposes then sink
+ * through elementwise ops and cancel against their inverses, so layout changes remain only where an op
+ * needs NCHW (and at the graph boundaries). cpu keeps NCHW: onnxruntime's own NCHWc layout there is
+ * faster than anything an ONNX graph can spell; webgpu is left to the provider's preferredLayout (NHWC by
+ * default) until it is measured on a GPU.
+ */
+export const channelsLast: Pass = {
+  name: 'channels-last',
+  description: 'cuda: Conv → NhwcConv in NHWC, transposes sunk through elementwise ops and cancelled in pairs',
+  targets: ['cuda'],
+  run(graph, ctx) {
+    const lacks = ctx.target.lacks('com.microsoft', 'NhwcConv');
+    if (lacks) return { changed: false };
+    const before = countTransposes(graph);
+    const convs = convertConvs(graph, ctx);
+    let sunk = 0;
+    for (let round = 0; round < 50; round++) {
+      const moved = sinkTransposes(graph);
+      sunk += moved;
+      cancelPairs(graph);
+      if (!moved) break;
+    }
+    graph.topoSort();
+    return { changed: convs > 0, counts: { nhwcConv: convs, transposesBefore: before, transposesAfter: countTransposes(graph), sunk } };
+  },
+};
+
+function countTransposes(g: Graph): number {
+  return g.nodes.filter((n) => n.opType === 'Transpose').length;
+}
+
+const perm = (n: Node) => n.ints('perm') ?? [];
+const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const transposeAttr = (p: number[]) => [{ name: 'perm', type: AttrType.INTS as const, value: p }];
+
+function convertConvs(g: Graph, ctx: PassContext): number {
+  const sa = analyzeShapes(ctx.model, g);
+  let n = 0;
+  for (const conv of g.nodes.filter((x) => x.opType === 'Conv' && (x.domain === '' || x.domain === 'ai.onnx'))) {
+    const w = conv.inputs[1]?.constant;
+    const xs = sa.get(conv.inputs[0]).shape;
+    if (!w || w.dims.length !== 4 || w.dtype !== DataType.FLOAT || !xs || xs.length !== 4) {
+      ctx.explain(conv, 'skipped', 'not a 2-D float convolution with constant weights');
+      continue;
+    }
+    const [m, c, kh, kw] = w.dims;
+    const src = w;
+    // OIHW → OHWI, computed when written (the weights stay on disk until then)
+    const ohwi = new Tensor(`${w.name}_ohwi`, DataType.FLOAT, [m, kh, kw, c], {
+      kind: 'lazy',
+      length: src.byteLength,
+      produce: () => {
+        const a = src.values() as Float32Array;
+        const out = new Float32Array(a.length);
+        for (let o = 0; o < m; o++) for (let i = 0; i < c; i++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) out[((o * kh + y) * kw + x) * c + i] = a[((o * c + i) * kh + y) * kw + x];
+        return new Uint8Array(out.buffer);
+      },
+    });
+    const wv = g.addInitializer(`${w.name}_ohwi`, ohwi);
+    const xt = g.addNode({ op: 'Transpose', inputs: [conv.inputs[0]], outputs: [`${conv.name}_in_nhwc`], attrs: transposeAttr(TO_NHWC), before: conv }).outputs[0];
+    const nc = g.addNode({ op: 'NhwcConv', domain: 'com.microsoft', inputs: [xt, wv, conv.inputs[2] ?? null], outputs: [`${conv.name}_nhwc`], name: `${conv.name}_NhwcConv`, before: conv,
+      attrs: [...conv.attrs.values()] });
+    const back = g.addNode({ op: 'Transpose', inputs: [nc.outputs[0]], outputs: [`${conv.name}_out_nchw`], attrs: transposeAttr(TO_NCHW), before: conv }).outputs[0];
+    back.type = conv.outputs[0].type;
+    g.replaceAllUsesWith(conv.outputs[0], back);
+    if (conv.outputs[0].uses.length === 0 && !conv.outputs[0].isGraphOutput) g.removeNode(conv);
+    n++;
+  }
+  if (n && !ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+  return n;
+}
+
+/**
+ * op(T(a), T(b), c) → T(op(a, b, c')) for an elementwise op whose inputs are all transposes by the
+ * same perm or scalars (which need no permuting). Returns how many ops the transposes moved past.
+ */
+function sinkTransposes(g: Graph): number {
+  let moved = 0;
+  for (const n of [...g.nodes]) {
+    if (!g.nodes.includes(n) || !(ELEMENTWISE.has(n.opType) || n.opType === 'Concat') || (n.domain !== '' && n.domain !== 'ai.onnx') || n.outputs.length !== 1) continue;
+    let p: number[] | null = null;
+    const sources: (Value | null)[] = [];
+    let ok = true;
+    for (const v of n.inputs) {
+      const t = v?.producer;
+      if (t && t.opType === 'Transpose' && (t.domain === '' || t.domain === 'ai.onnx')) {
+        if (p && !same(p, perm(t))) ok = false;
+        p = perm(t);
+        sources.push(t.inputs[0]);
+      } else if (v?.constant && v.constant.size === 1 && n.opType !== 'Concat') {
+        sources.push(v);
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok || !p) continue;
+    const out = n.outputs[0];
+    const attrs = [...n.attrs.values()];
+    if (n.opType === 'Concat') {
+      // concatenating transposed tensors on axis k = concatenating the sources on axis perm[k]
+      const r = p.length;
+      const k = n.int('axis', 0);
+      attrs.splice(attrs.findIndex((a) => a.name === 'axis'), 1, { name: 'axis', type: AttrType.INT, value: p[k < 0 ? k + r : k] });
+    }
+    const inner = g.addNode({ op: n.opType, inputs: sources, outputs: [`${out.name}_sunk`], attrs, before: n });
+    const t = g.addNode({ op: 'Transpose', inputs: [inner.outputs[0]], outputs: [`${out.name}_t`], attrs: transposeAttr(p), before: n });
+    t.outputs[0].type = out.type;
+    g.replaceAllUsesWith(out, t.outputs[0]);
+    g.removeNode(n);
+    removeIfDead(g, n.inputs);
+    moved++;
+  }
+  return moved;
+}
+
+function removeIfDead(g: Graph, vals: (Value | null)[]): void {
+  for (const v of vals) {
+    const p = v?.producer;
+    if (p && p.opType === 'Transpose' && p.outputs[0].uses.length === 0 && !p.outputs[0].isGraphOutput) g.removeNode(p);
+  }
+}
+
+/** T(T(x)) with inverse perms → x. */
+function cancelPairs(g: Graph): void {
+  for (const n of [...g.nodes]) {
+    if (!g.nodes.includes(n) || n.opType !== 'Transpose') continue;
+    const prev = n.inputs[0]?.producer;
+    if (!prev || prev.opType !== 'Transpose') continue;
+    const p1 = perm(prev);
+    const p2 = perm(n);
+    if (!p2.every((x, i) => p1[x] === i)) continue;
+    const out = n.outputs[0];
+    if (out.isGraphOutput) continue;
+    g.replaceAllUsesWith(out, prev.inputs[0]!);
+    g.removeNode(n);
+    removeIfDead(g, [prev.outputs[0]]);
+  }
+}
