@@ -8,6 +8,7 @@ import { sd15Model } from '../fixtures/materialize';
 import { terminalProgress } from '../compiler/progress';
 import { SDC_VERSION } from '../compiler/version';
 import { countGflop } from './flops';
+import { syntheticFeeds } from '../compiler/run-cli';
 import { load } from '../runtime';
 import { renderMarkdown } from './report';
 
@@ -61,36 +62,33 @@ interface Spec {
   shapes: Record<string, number[]>;
   peer?: string;
   big: boolean;
+  /** also time each fusion on its own (cleanup + that fusion) */
+  study?: boolean;
 }
+
+/** Each CPU fusion on its own after the same cleanup ('cleanup' is the modes' repeated cleanup group). */
+const STUDY: [string, string[]][] = [
+  ['sdc cleanup only', ['cleanup']],
+  ['sdc cleanup + fuse-attention', ['cleanup', 'fuse-attention', 'cleanup']],
+  ['sdc cleanup + fuse-layer-norm', ['cleanup', 'fuse-layer-norm', 'cleanup']],
+  ['sdc cleanup + fuse-gelu', ['cleanup', 'fuse-gelu', 'cleanup']],
+];
 
 function specs(quick: boolean): Spec[] {
   const tiny = (s: string): Spec => ({
-    id: `tiny ${s}`, file: () => path.join(SHARED, 'models', 'tiny', `unet_${s}.onnx`), big: false,
+    id: `tiny ${s}`, file: () => path.join(SHARED, 'models', 'tiny', `unet_${s}.onnx`), big: false, study: true,
     shapes: { sample: [2, 4, 32, 32], timestep: [2], encoder_hidden_states: [2, 16, 32] },
     peer: s === 'vanilla_op17' ? path.join(SHARED, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx') : undefined,
   });
   const sd = (s: 'sdpa_op17' | 'vanilla_op17' | 'dynamo_op18'): Spec => ({
-    id: `SD1.5 ${s}`, file: () => sd15Model(s, SHARED, terminalProgress()), big: true,
+    id: `SD1.5 ${s}`, file: () => sd15Model(s, SHARED, terminalProgress()), big: true, study: s === 'sdpa_op17',
     shapes: s === 'dynamo_op18' ? { sample: [2, 4, 64, 64], timestep: [2], encoder_hidden_states: [2, 77, 768] } : { sample: [1, 4, 32, 32], timestep: [1], encoder_hidden_states: [1, 77, 768] },
   });
   const all = [tiny('sdpa_op17'), tiny('vanilla_op17'), tiny('dynamo_op18'), sd('sdpa_op17'), sd('vanilla_op17'), sd('dynamo_op18')];
   return quick ? all.slice(0, 4) : all;
 }
 
-function feedsFor(shapes: Record<string, number[]>): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  let seed = 7;
-  for (const [name, dims] of Object.entries(shapes)) {
-    const n = dims.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      data[i] = name === 'timestep' ? 500 : seed / 2 ** 31 - 1;
-    }
-    feeds[name] = new ort.Tensor('float32', data, dims);
-  }
-  return feeds;
-}
+const feedsFor = (shapes: Record<string, number[]>) => syntheticFeeds(new Map(Object.entries(shapes)), new Map());
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -103,10 +101,14 @@ function child(args: string[]): StepStats & { result: any } {
   return { wallMs, maxRssMb: out.maxRssMb, result: out.result };
 }
 
+/**
+ * Session creation is timed in a fresh process: in the bench process, the sessions already open (and
+ * the memory they hold) slow every later creation, which would favour whatever is created first.
+ */
 async function timeCreate(file: string, opts: ort.InferenceSession.SessionOptions): Promise<{ s: ort.InferenceSession; ms: number }> {
-  const t0 = performance.now();
+  const fresh = child(['create', file, String(opts.graphOptimizationLevel ?? 'all')]);
   const s = await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...opts });
-  return { s, ms: performance.now() - t0 };
+  return { s, ms: fresh.result.ms };
 }
 
 function relError(a: ort.Tensor, b: ort.Tensor): number {
@@ -153,8 +155,10 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
     fs.rmSync(`${base}.none.onnx.data`, { force: true });
   }
   const variants: Variant[] = [{ name: 'original', file: src, nodes: orig.nodes, ops: orig.ops }];
-  for (const [name, opts] of [['sdc default', { mode: 'default' }], ['sdc reduce-overhead', { mode: 'reduce-overhead', shapes: shapeKey }]] as const) {
-    const out = `${base}.${name.split(' ')[1]}.onnx`;
+  const compiled: [string, Record<string, unknown>][] = [['sdc default', { mode: 'default' }], ['sdc reduce-overhead', { mode: 'reduce-overhead', shapes: shapeKey }]];
+  if (spec.study) compiled.push(...STUDY.map(([name, passes]): [string, Record<string, unknown>] => [name, { passes }]));
+  for (const [name, opts] of compiled) {
+    const out = `${base}.${name.replace(/\W+/g, '_')}.onnx`;
     const c = child(['compile', src, out, JSON.stringify({ ...opts, target: 'cpu' })]);
     const passesMs = c.result.passes.reduce((s: number, p: { ms: number }) => s + p.ms, 0);
     const counts: Record<string, number> = {};

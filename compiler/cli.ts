@@ -37,11 +37,12 @@ export async function main(argv: string[]): Promise<number> {
           .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the compiled .onnx (its weights go to <output>.data when external)' })
           .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: safe cleanups and fusions; reduce-overhead: also specialize to --shape and make the graph capturable; max-autotune: also try variants' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
-          .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline, or "none" to only read and re-write. Passes:\n${passList || '  (none yet)'}` })
+          .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
           .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
           .option('report', { type: 'string', describe: 'write a JSON report (per-pass time and node counts) to this file' })
           .option('verify-each', { type: 'boolean', default: false, describe: 'validate the graph after every pass (slower; for debugging passes)' })
           .option('explain', { type: 'boolean', default: false, describe: 'list every fusion site considered: applied, or why not' })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'run the passes and print the report, but write no model' })
           .option('external-data', { choices: ['auto', 'always', 'never'] as const, default: 'auto' as const, describe: 'auto: weights go to <output>.data when the input had external data or exceeds 2 GB' })
           .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout instead of a summary' })
           .example('$0 compile unet.onnx -o unet.sdc.onnx', 'default pipeline for the CPU')
@@ -59,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
             verifyEach: args['verify-each'],
             report: args.report,
             externalData: args['external-data'],
+            dryRun: args['dry-run'],
             progress: terminalProgress(),
           });
           process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain) + '\n');

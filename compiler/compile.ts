@@ -24,6 +24,13 @@ export interface CompileOptions {
   /** Where to write the JSON report (optional; the report is also returned). */
   report?: string;
   externalData?: WriteOptions['externalData'];
+  /** Run the pipeline and report, but write no model (for --explain and counts). */
+  dryRun?: boolean;
+  /**
+   * onnxruntime graphOptimizationLevel recorded in the metadata for whoever opens the output (the
+   * runtime does): 'all' by default (onnxruntime's own layout rewrites still help on the CPU).
+   */
+  sessionLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Name of the weights file beside the output (default `<output file name>.data`). */
   dataFileName?: string;
   progress?: Progress;
@@ -84,10 +91,11 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
   const unrunnable = introduced.filter((op) => { const [d, o] = op.split('::'); return !target.runs(d === 'ai.onnx' ? '' : d, o); });
   if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
   stampMetadata(model, mode, target.name, passes);
+  model.setMetadata('sdc.session.graphOptimizationLevel', opts.sessionLevel ?? 'all');
 
   progress.step('writing');
   const t1 = performance.now();
-  const written = writeModel(model, opts.output, { externalData: opts.externalData, dataFileName: opts.dataFileName, onProgress: (d, t) => progress.update(d, t) });
+  const written = opts.dryRun ? { modelFile: path.resolve(opts.output), dataFile: null } : writeModel(model, opts.output, { externalData: opts.externalData, dataFileName: opts.dataFileName, onProgress: (d, t) => progress.update(d, t) });
   progress.done();
   const report: CompileReport = {
     sdcVersion: SDC_VERSION,

@@ -13,7 +13,7 @@ export type Step = string | { repeat: string[]; max: number };
 const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'], max: 4 };
 
 /** Fusions run on a cleaned graph; group norms before layer norms so the residual Adds are settled. */
-const FUSIONS: Step[] = ['fuse-attention', 'fuse-group-norm', 'fuse-layer-norm', 'fuse-gelu', 'channels-last'];
+const FUSIONS: Step[] = ['fuse-attention', 'fuse-group-norm', 'fuse-layer-norm', 'fuse-gelu', 'fuse-bias-add', 'channels-last'];
 
 /** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
 export const MODE_PIPELINES: Record<Mode, Step[]> = {
@@ -49,9 +49,12 @@ function resolve(name: string): Pass {
   return p;
 }
 
-/** The steps to run: explicit pass names run once each, in the order given, whatever the target. */
+/**
+ * The steps to run. Explicit pass names run once each, in the order given, whatever the target; the name
+ * `cleanup` stands for the repeated cleanup group the modes use.
+ */
 export function pipelineFor(mode: Mode, target: Target, explicit?: string[]): Resolved[] {
-  if (explicit) return explicit.map(resolve);
+  if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' && typeof CLEANUP !== 'string' ? { repeat: CLEANUP.repeat.map(resolve), max: CLEANUP.max } : resolve(n)));
   const applies = (p: Pass) => p.targets.includes(target.name);
   return MODE_PIPELINES[mode].map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
     .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));

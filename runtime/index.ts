@@ -133,8 +133,8 @@ export class SdcModel {
     }
     const file = await this.ensureCompiled(key, feeds);
     if (key !== GENERIC) this.specialized.add(key);
-    // CPU entries were finalized by onnxruntime at level "all" when cached: nothing is left to optimize.
-    const level = this.opts.target === 'cpu' ? 'disabled' : 'all';
+    // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
+    const level = sessionLevelOf(file);
     const { session, provider } = await openSession(file, this.opts.target, { graphOptimizationLevel: level, ...this.opts.sessionOptions }, this.opts.warn);
     this.lastProvider = provider;
     const entry: Entry = { session, provider, lastUsed: ++this.clock };
@@ -171,7 +171,7 @@ export class SdcModel {
         return;
       }
       const sdcOut = path.join(folder, 'sdc.onnx');
-      compile(this.source, { output: sdcOut, mode, target: this.opts.target, shapes });
+      compile(this.source, { output: sdcOut, mode, target: this.opts.target, shapes, sessionLevel: 'disabled' });
       await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
       for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
     });
@@ -248,6 +248,11 @@ export class SdcModel {
     this.sessions.clear();
     this.cache.dispose();
   }
+}
+
+function sessionLevelOf(file: string): 'disabled' | 'basic' | 'extended' | 'all' {
+  const m = readModel(file, { allowMissingData: true }).getMetadata('sdc.session.graphOptimizationLevel');
+  return m === 'disabled' || m === 'basic' || m === 'extended' ? m : 'all';
 }
 
 /**
