@@ -1,13 +1,13 @@
 import type { BenchResult, ModelResult, Variant } from './run';
 
-const f = (x: number | undefined, d = 0) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+const f = (x: number | undefined | null, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
 const ratio = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
 const topOps = (ops: Record<string, number> | undefined, n = 6) =>
   ops ? Object.entries(ops).slice(0, n).map(([k, v]) => `${k.replace('ai.onnx::', '').replace('com.microsoft::', 'ms:')} ${v}`).join(', ') : '–';
 
 function variantRow(v: Variant): string {
   if (v.refused) return `| ${v.name} | ${f(v.nodes)} | ${v.compile ? f(v.compile.wallMs) : '–'} | | | | | | refused: ${v.refused} |`;
-  const compile = v.compile ? `${f(v.compile.wallMs)}${Number.isNaN(v.compile.maxRssMb) ? '' : ` / ${f(v.compile.maxRssMb)} MB`}` : '–';
+  const compile = v.compile ? `${f(v.compile.wallMs)}${v.compile.maxRssMb === null || Number.isNaN(v.compile.maxRssMb) ? '' : ` / ${f(v.compile.maxRssMb)} MB`}` : '–';
   const ceiling = v.ceilingFraction === undefined ? '–' : `${(v.ceilingFraction * 100).toFixed(0)}%`;
   return `| ${v.name} | ${f(v.nodes)} | ${compile} | ${f(v.createMs)} | ${v.createRatio ? ratio(v.createRatio) : 'baseline'} | ${f(v.runMs, 1)}${v.baselineRunMs ? ` (orig ${f(v.baselineRunMs, 1)})` : ''} | ${v.runRatio ? ratio(v.runRatio) : 'baseline'} | ${ceiling} | ${v.relError === undefined ? '' : `err ${v.relError.toExponential(1)}`} |`;
 }
@@ -21,7 +21,7 @@ function modelSection(m: ModelResult): string {
   for (const v of m.variants) lines.push(variantRow(v));
   lines.push('');
   for (const v of m.variants) {
-    if (v.ops) lines.push(`- ${v.name} ops: ${topOps(v.ops)}${v.compile?.counts ? `; ${Object.entries(v.compile.counts).map(([k, n]) => `${k} ${n}`).join(', ')}` : ''}${v.compile?.passesMs ? `; passes ${f(v.compile.passesMs)} ms` : ''}`);
+    if (v.ops) lines.push(`- ${v.name} ops: ${topOps(v.ops)}; Shape ${v.ops['ai.onnx::Shape'] ?? 0}${v.compile?.counts ? `; ${Object.entries(v.compile.counts).map(([k, n]) => `${k} ${n}`).join(', ')}` : ''}${v.compile?.passesMs ? `; passes ${f(v.compile.passesMs)} ms` : ''}`);
   }
   lines.push('');
   return lines.join('\n');
@@ -43,6 +43,7 @@ export function renderMarkdown(r: BenchResult, gpu: string | null): string {
     '2048³ MatMul reaches in the same run, divided by the measured time (GFLOP counted once, from sdc\'s static output).',
     '',
     ...r.models.map(modelSection),
+    ...(r.fusionCounts ? ['## Fused sites by target', '', 'From `sdc compile --dry-run` of each model for each target (counts per pattern; the cuda column also shows the', 'Transposes before and after channels-last).', '', r.fusionCounts, ''] : []),
     '## GPU',
     '',
     gpu ?? 'Not measured: no GPU machine was lent to the session that ran this benchmark. See docs/benchmarks-gpu.md when one has been.',

@@ -8,6 +8,7 @@ import { sd15Model } from '../fixtures/materialize';
 import { terminalProgress } from '../compiler/progress';
 import { SDC_VERSION } from '../compiler/version';
 import { countGflop } from './flops';
+import { fusionCountsTable } from './fusion-counts';
 import { syntheticFeeds } from '../compiler/run-cli';
 import { load } from '../runtime';
 import { renderMarkdown } from './report';
@@ -54,6 +55,8 @@ export interface BenchResult {
   command: string;
   matmulGflops: number;
   models: ModelResult[];
+  /** Markdown table: fused sites per model and target. */
+  fusionCounts?: string;
 }
 
 interface Spec {
@@ -96,7 +99,7 @@ function child(args: string[]): StepStats & { result: any } {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [path.join(__dirname, 'child.js'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
   const wallMs = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`bench step failed: ${args.join(' ')}\n${r.stderr}`);
+  if (r.status !== 0) throw new Error(r.stderr.split("\n").find((l) => l.trim() && !l.trim().startsWith("at ")) ?? `bench step failed: ${args.join(" ")}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
   return { wallMs, maxRssMb: out.maxRssMb, result: out.result };
 }
@@ -260,7 +263,18 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
   return res;
 }
 
+/** `--render-only`: rebuild docs/benchmarks.md from docs/benchmarks.json (and refresh the fusion counts). */
+function renderOnly(): void {
+  const docs = path.join(ROOT, 'docs');
+  const result: BenchResult = JSON.parse(fs.readFileSync(path.join(docs, 'benchmarks.json'), 'utf8'));
+  const quick = result.command.includes('--quick');
+  result.fusionCounts = fusionCountsTable(specs(quick).filter((s) => result.models.some((m) => m.id === s.id)).map((s) => ({ id: s.id, file: s.file() })));
+  fs.writeFileSync(path.join(docs, 'benchmarks.json'), JSON.stringify(result, null, 2) + '\n');
+  fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--render-only')) return renderOnly();
   const quick = process.argv.includes('--quick');
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));
@@ -279,6 +293,8 @@ async function main(): Promise<void> {
     for (const spec of specs(quick).filter((s) => !only || s.id.includes(only))) {
       result.models.push(await benchModel(spec, dir, quick ? 5 : spec.big ? 5 : 15, gflops, log));
     }
+    log('fusion counts per target (dry-run compiles)');
+    result.fusionCounts = fusionCountsTable(specs(quick).filter((s) => !only || s.id.includes(only)).map((s) => ({ id: s.id, file: s.file() })));
     const docs = path.join(ROOT, 'docs');
     fs.writeFileSync(path.join(docs, 'benchmarks.json'), JSON.stringify(result, null, 2) + '\n');
     fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));

@@ -236,7 +236,7 @@ export class SdcModel {
 
   private captureSentence(): string {
     const spec = this.opts.mode === 'reduce-overhead' ? 'each specialization is compiled static (see `sdc inspect` for its capture report)' : 'the generic model has dynamic shapes and cannot be captured';
-    return `graph capture: not enabled: onnxruntime-node ${ORT_VERSION} ignores enableGraphCapture; onnxruntime-web with WebGPU and GPU-resident inputs/outputs honors it. ${spec}.`;
+    return `graph capture: not enabled: onnxruntime-node ${ORT_VERSION} ignores enableGraphCapture; onnxruntime-web with WebGPU and GPU-resident inputs/outputs honors it (webCaptureOptions() gives its session options from a model's capture report). ${spec}.`;
   }
 
   stats(): RuntimeStats {
@@ -271,3 +271,4 @@ async function finalizeForCpu(input: string, output: string, dataName: string): 
 }
 
 export const load = SdcModel.load;
+export { webCaptureOptions } from './session';

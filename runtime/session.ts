@@ -24,3 +24,14 @@ export async function openSession(
   if (target === 'cuda') warn('sdc: onnxruntime-node is installed without the CUDA provider here; running the cuda-targeted model on the CPU');
   return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
 }
+
+/**
+ * Session options for onnxruntime-web (browsers), where WebGPU graph capture exists: capture is asked
+ * for only when sdc recorded the model as capturable (static shapes, no CPU-side shape work, no control
+ * flow), with outputs kept on the GPU as capture requires; otherwise the reason is returned.
+ */
+export function webCaptureOptions(capture: { capturable: boolean; blockers: string[] } | null): { options: Record<string, unknown>; reason: string } {
+  if (!capture) return { options: { executionProviders: ['webgpu'] }, reason: 'not an sdc-compiled model: no capture report in its metadata' };
+  if (!capture.capturable) return { options: { executionProviders: ['webgpu'] }, reason: `not capturable: ${capture.blockers.slice(0, 3).join('; ')}${capture.blockers.length > 3 ? '; …' : ''}` };
+  return { options: { executionProviders: ['webgpu'], enableGraphCapture: true, preferredOutputLocation: 'gpu-buffer' }, reason: 'capturable: graph capture enabled (inputs must be GPU buffers too)' };
+}

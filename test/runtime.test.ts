@@ -124,3 +124,12 @@ describe('graph-capture hints', () => {
     }
   });
 });
+
+test('browser session options turn WebGPU graph capture on only for a capturable model', async () => {
+  const { webCaptureOptions } = await import('../runtime/session');
+  const on = webCaptureOptions({ capturable: true, blockers: [] });
+  expect(on.options).toMatchObject({ enableGraphCapture: true, preferredOutputLocation: 'gpu-buffer' });
+  const off = webCaptureOptions({ capturable: false, blockers: ["input 'sample' has dynamic dims [batch, 4, height, width]"] });
+  expect(off.options.enableGraphCapture).toBeUndefined();
+  expect(off.reason).toMatch(/dynamic dims/);
+});

@@ -1,0 +1,41 @@
+import * as path from 'path';
+import { compile } from '../compiler/compile';
+import { TARGETS } from '../compiler/targets';
+
+/** The counters each fusion pass reports, in table order. */
+const COLUMNS: [string, string][] = [
+  ['attention', 'attention'],
+  ['groupNorm', 'group norm'],
+  ['withSilu', '…with SiLU'],
+  ['skipLayerNorm', 'skip layer norm'],
+  ['layerNorm', 'layer norm'],
+  ['gelu', 'gelu'],
+  ['biasSplitGelu', 'bias split gelu'],
+  ['biasAdd', 'bias add'],
+  ['nhwcConv', 'NhwcConv'],
+];
+
+/**
+ * Fused sites per model and target, from dry-run compiles (the pipeline runs, nothing is written), with
+ * Transposes before/after channels-last: a Markdown table for docs/benchmarks.md.
+ */
+export function fusionCountsTable(models: { id: string; file: string }[]): string {
+  const lines = [
+    `| model | target | nodes | ${COLUMNS.map(([, h]) => h).join(' | ')} | transposes (channels-last) |`,
+    `|---|---|---|${COLUMNS.map(() => '---').join('|')}|---|`,
+  ];
+  for (const m of models) {
+    for (const target of TARGETS) {
+      const r = compile(m.file, { output: path.join(path.dirname(m.file), 'dry-run.onnx'), target, dryRun: true });
+      const counts: Record<string, number> = {};
+      let transposes = '–';
+      for (const p of r.passes) {
+        if (!p.name.startsWith('fuse') && p.name !== 'channels-last') continue;
+        for (const [k, v] of Object.entries(p.counts ?? {})) counts[k] = (counts[k] ?? 0) + v;
+        if (p.name === 'channels-last' && p.counts) transposes = `${p.counts.transposesBefore} → ${p.counts.transposesAfter}`;
+      }
+      lines.push(`| ${m.id} | ${target} | ${r.nodesBefore} → ${r.nodesAfter} | ${COLUMNS.map(([k]) => counts[k] ?? 0).join(' | ')} | ${transposes} |`);
+    }
+  }
+  return lines.join('\n');
+}

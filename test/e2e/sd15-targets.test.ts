@@ -1,0 +1,28 @@
+import * as path from 'path';
+import { compile } from '../../compiler/compile';
+import { FUSED_OPS, TARGETS } from '../../compiler/targets';
+import { sd15Model } from '../../fixtures/materialize';
+import { SHARED } from '../helpers/ort';
+
+const STYLES = ['sdpa_op17', 'vanilla_op17', 'dynamo_op18'] as const;
+
+describe.each(STYLES)('SD1.5 %s', (style) => {
+  test.each(TARGETS)('target %s: every fusion finds all its sites, and only ops the target runs are emitted', (target) => {
+    const src = sd15Model(style, SHARED);
+    const r = compile(src, { output: path.join(path.dirname(src), 'dry.onnx'), target, dryRun: true });
+    const ops = r.opsAfter;
+    expect(ops['com.microsoft::MultiHeadAttention']).toBe(32);
+    expect(ops['com.microsoft::SkipLayerNormalization']).toBe(32);
+    if (target === 'cuda') {
+      expect(ops['com.microsoft::GroupNorm']).toBe(61);
+      expect(ops['com.microsoft::NhwcConv']).toBeGreaterThan(90);
+    }
+    if (target !== 'cpu') expect(ops['com.microsoft::BiasSplitGelu']).toBe(16);
+    else expect(ops['com.microsoft::Gelu']).toBe(16);
+    for (const op of Object.keys(ops)) {
+      const entry = FUSED_OPS[op];
+      if (entry) expect({ op, runs: entry[target] }).toEqual({ op, runs: true });
+      else expect(op.startsWith('ai.onnx::')).toBe(true);
+    }
+  }, 120000);
+});
