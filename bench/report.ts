@@ -43,7 +43,7 @@ export function renderMarkdown(r: BenchResult, gpu: string | null): string {
     '2048³ MatMul reaches in the same run, divided by the measured time (GFLOP counted once, from sdc\'s static output).',
     '',
     ...r.models.map(modelSection),
-    ...(r.fusionCounts ? ['## Fused sites by target', '', 'From `sdc compile --dry-run` of each model for each target (counts per pattern; the cuda column also shows the', 'Transposes before and after channels-last).', '', r.fusionCounts, ''] : []),
+    ...(r.fusionCounts ? ['## Fused sites by target', '', 'From `sdc compile --dry-run` of each model for each target (sites fused per pattern; the last column counts the', 'Transposes left in the output: for cuda after channels-last, beside the NCHW graphs of cpu and webgpu).', '', r.fusionCounts, ''] : []),
     '## GPU',
     '',
     gpu ?? 'Not measured: no GPU machine was lent to the session that ran this benchmark. See docs/benchmarks-gpu.md when one has been.',

@@ -28,18 +28,22 @@ export const channelsLast: Pass = {
     const convs = convertConvs(graph, ctx);
     let sunk = 0;
     for (let round = 0; round < 50; round++) {
-      const moved = sinkTransposes(graph);
+      mergeDuplicateTransposes(graph);
+      const moved = sinkTransposes(graph, ctx);
       sunk += moved;
       cancelPairs(graph);
       if (!moved) break;
     }
+    mergeDuplicateTransposes(graph);
+    removeDeadTransposes(graph);
     graph.topoSort();
     return { changed: convs > 0, counts: { nhwcConv: convs, transposesBefore: before, transposesAfter: countTransposes(graph), sunk } };
   },
 };
 
+/** Transposes whose result is read (dead ones go in the next cleanup). */
 function countTransposes(g: Graph): number {
-  return g.nodes.filter((n) => n.opType === 'Transpose').length;
+  return g.nodes.filter((n) => n.opType === 'Transpose' && (n.outputs[0].uses.length > 0 || n.outputs[0].isGraphOutput)).length;
 }
 
 const perm = (n: Node) => n.ints('perm') ?? [];
@@ -84,15 +88,23 @@ function convertConvs(g: Graph, ctx: PassContext): number {
 }
 
 /**
- * op(T(a), T(b), c) → T(op(a, b, c')) for an elementwise op whose inputs are all transposes by the
- * same perm or scalars (which need no permuting). Returns how many ops the transposes moved past.
+ * op(T(a), T(b), c) → T(op(a, b, c')) for an elementwise op whose inputs are transposes by the same perm,
+ * scalars (which need no permuting), or small broadcast operands of full rank — a time embedding
+ * [N, C, 1, 1] — which get the inverse transpose (cheap, and it lets the big tensor stay NHWC).
+ * Returns how many ops the transposes moved past.
  */
-function sinkTransposes(g: Graph): number {
+function sinkTransposes(g: Graph, ctx: PassContext): number {
+  const sa = analyzeShapes(ctx.model, g);
+  const small = (v: Value, rank: number) => {
+    const s = sa.get(v).shape;
+    return !!s && s.length === rank && s.filter((d) => d.value !== 1).length <= 2 && s.slice(2).every((d) => d.value === 1);
+  };
   let moved = 0;
   for (const n of [...g.nodes]) {
     if (!g.nodes.includes(n) || !(ELEMENTWISE.has(n.opType) || n.opType === 'Concat') || (n.domain !== '' && n.domain !== 'ai.onnx') || n.outputs.length !== 1) continue;
     let p: number[] | null = null;
     const sources: (Value | null)[] = [];
+    const needInverse: number[] = [];
     let ok = true;
     for (const v of n.inputs) {
       const t = v?.producer;
@@ -102,11 +114,19 @@ function sinkTransposes(g: Graph): number {
         sources.push(t.inputs[0]);
       } else if (v?.constant && v.constant.size === 1 && n.opType !== 'Concat') {
         sources.push(v);
+      } else if (v && n.opType !== 'Concat' && small(v, 4)) {
+        needInverse.push(sources.length);
+        sources.push(v);
       } else {
         ok = false;
       }
     }
-    if (!ok || !p) continue;
+    if (!ok || !p || (needInverse.length && p.length !== 4)) continue;
+    if (needInverse.length && needInverse.length === sources.length) continue;
+    const inverse = p.map((_, i) => p!.indexOf(i));
+    for (const i of needInverse) {
+      sources[i] = g.addNode({ op: 'Transpose', inputs: [sources[i]], outputs: [`${n.name}_in${i}_t`], attrs: transposeAttr(inverse), before: n }).outputs[0];
+    }
     const out = n.outputs[0];
     const attrs = [...n.attrs.values()];
     if (n.opType === 'Concat') {
@@ -130,6 +150,30 @@ function removeIfDead(g: Graph, vals: (Value | null)[]): void {
   for (const v of vals) {
     const p = v?.producer;
     if (p && p.opType === 'Transpose' && p.outputs[0].uses.length === 0 && !p.outputs[0].isGraphOutput) g.removeNode(p);
+  }
+}
+
+/** One transpose per (value, perm): readers of a copy read the first, so their uses can sink together. */
+function mergeDuplicateTransposes(g: Graph): void {
+  const seen = new Map<string, Value>();
+  for (const n of [...g.nodes]) {
+    if (n.opType !== 'Transpose' || !n.inputs[0]) continue;
+    const key = `${n.inputs[0].name}|${perm(n).join(',')}`;
+    const first = seen.get(key);
+    if (!first) seen.set(key, n.outputs[0]);
+    else if (!n.outputs[0].isGraphOutput) {
+      g.replaceAllUsesWith(n.outputs[0], first);
+      g.removeNode(n);
+    }
+  }
+}
+
+/** Sinking leaves transposes (and chains of them) that nothing reads any more. */
+function removeDeadTransposes(g: Graph): void {
+  for (let changed = true; changed; ) {
+    const dead = g.nodes.filter((n) => n.opType === 'Transpose' && n.outputs[0].uses.length === 0 && !n.outputs[0].isGraphOutput);
+    changed = dead.length > 0;
+    g.removeNodes(dead);
   }
 }
 
