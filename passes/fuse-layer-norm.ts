@@ -1,12 +1,11 @@
 import { analyzeShapes } from '../compiler/analysis/shapes';
 import { AttrType, Graph, Node, Value } from '../compiler/ir/graph';
 import { Pass, PassContext } from '../compiler/pass';
-import { Match, matchValue, p } from '../compiler/pattern/match';
+import { matchValue, p } from '../compiler/pattern/match';
 import { constNear, uniformConst } from '../compiler/pattern/helpers';
 
-const lastAxisMean = (n: Node, m: Match) => {
+const lastAxisMean = (n: Node) => {
   const axes = n.ints('axes') ?? (n.inputs[1]?.constant ? Array.from(n.inputs[1].constant.values() as BigInt64Array, Number) : null);
-  void m;
   return !!axes && axes.length === 1 && axes[0] === -1 && n.int('keepdims', 1) === 1;
 };
 

@@ -45,6 +45,12 @@ interface Entry {
   lastUsed: number;
 }
 
+/** What a compiled model's metadata says about opening it and capturing it. */
+interface ModelMeta {
+  level: 'disabled' | 'basic' | 'extended' | 'all';
+  capture: { capturable: boolean; blockers: string[] } | null;
+}
+
 interface InputSpec {
   name: string;
   dims: Dim[] | null;
@@ -66,6 +72,7 @@ export class SdcModel {
   private events: Event[] = [];
   private counters = { calls: 0, memoryHits: 0, diskHits: 0, compiles: 0, genericRuns: 0 };
   private warnedLimit = false;
+  private captures = new Map<string, ModelMeta['capture']>();
   private lastProvider: string | null = null;
   private clock = 0;
 
@@ -75,7 +82,6 @@ export class SdcModel {
     private readonly inputs: InputSpec[],
     private readonly opts: Required<Omit<LoadOptions, 'cacheDir' | 'sessionOptions'>> & { sessionOptions: ort.InferenceSession.SessionOptions },
     private readonly cache: DiskCache,
-    private readonly capture: string | null,
   ) {}
 
   static async load(modelPath: string, o: LoadOptions = {}): Promise<SdcModel> {
@@ -93,7 +99,7 @@ export class SdcModel {
       warn,
       sessionOptions: o.sessionOptions ?? {},
     };
-    return new SdcModel(source, sourceFingerprint(source), inputs, opts, cache, model.getMetadata('sdc.capture') ?? null);
+    return new SdcModel(source, sourceFingerprint(source), inputs, opts, cache);
   }
 
   /** The shape key of a call: dtype and dims of every input, with dims named in `dynamic` left as '*'. */
@@ -134,8 +140,9 @@ export class SdcModel {
     const file = await this.ensureCompiled(key, feeds);
     if (key !== GENERIC) this.specialized.add(key);
     // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
-    const level = sessionLevelOf(file);
-    const { session, provider } = await openSession(file, this.opts.target, { graphOptimizationLevel: level, ...this.opts.sessionOptions }, this.opts.warn);
+    const meta = modelMeta(file);
+    this.captures.set(key, meta.capture);
+    const { session, provider } = await openSession(file, this.opts.target, { graphOptimizationLevel: meta.level, ...this.opts.sessionOptions }, this.opts.warn);
     this.lastProvider = provider;
     const entry: Entry = { session, provider, lastUsed: ++this.clock };
     this.sessions.set(key, entry);
@@ -235,8 +242,13 @@ export class SdcModel {
   }
 
   private captureSentence(): string {
-    const spec = this.opts.mode === 'reduce-overhead' ? 'each specialization is compiled static (see `sdc inspect` for its capture report)' : 'the generic model has dynamic shapes and cannot be captured';
-    return `graph capture: not enabled: onnxruntime-node ${ORT_VERSION} ignores enableGraphCapture; onnxruntime-web with WebGPU and GPU-resident inputs/outputs honors it (webCaptureOptions() gives its session options from a model's capture report). ${spec}.`;
+    const models = [...this.captures].map(([key, c]) => `${key === GENERIC ? 'generic model' : key}: ${!c ? 'no capture report' : c.capturable ? 'capturable' : `not capturable (${c.blockers[0]}${c.blockers.length > 1 ? `, +${c.blockers.length - 1} more` : ''})`}`);
+    return `graph capture: not enabled: onnxruntime-node ${ORT_VERSION} ignores enableGraphCapture; onnxruntime-web with WebGPU and GPU-resident inputs/outputs honors it (webCaptureOptions() gives its session options from a model's capture report).${models.length ? ` ${models.join('; ')}.` : ''}`;
+  }
+
+  /** The capture report of the model serving each key opened so far. */
+  captureReports(): Map<string, ModelMeta['capture']> {
+    return new Map(this.captures);
   }
 
   stats(): RuntimeStats {
@@ -250,9 +262,16 @@ export class SdcModel {
   }
 }
 
-function sessionLevelOf(file: string): 'disabled' | 'basic' | 'extended' | 'all' {
-  const m = readModel(file, { allowMissingData: true }).getMetadata('sdc.session.graphOptimizationLevel');
-  return m === 'disabled' || m === 'basic' || m === 'extended' ? m : 'all';
+function modelMeta(file: string): ModelMeta {
+  const model = readModel(file, { allowMissingData: true });
+  const l = model.getMetadata('sdc.session.graphOptimizationLevel');
+  let capture: ModelMeta['capture'] = null;
+  try {
+    capture = JSON.parse(model.getMetadata('sdc.capture') ?? 'null');
+  } catch {
+    capture = null;
+  }
+  return { level: l === 'disabled' || l === 'basic' || l === 'extended' ? l : 'all', capture };
 }
 
 /**

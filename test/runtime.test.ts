@@ -21,6 +21,8 @@ test('three shape keys: three specializations on disk and in memory, each equal 
   }
   await m.run(unetFeeds(1, 32, 16, 32)); // seen before: a memory hit
   expect(m.stats()).toMatchObject({ compiles: 3, specializations: 3, openSessions: 3, memoryHits: 1, diskHits: 0 });
+  expect([...m.captureReports().values()].every((c) => c?.capturable)).toBe(true);
+  expect(m.explain().at(-1)).toMatch(/ignores enableGraphCapture.*: capturable/);
   expect(manifests(cacheDir)).toHaveLength(3);
   const why = m.explain();
   expect(why[1]).toMatch(/sample\[0\] \(batch\) 1→2/);

@@ -24,8 +24,7 @@ const SAME_SHAPE = new Set([
   'Relu', 'Sigmoid', 'Sqrt', 'Erf', 'Tanh', 'Neg', 'Exp', 'Log', 'Abs', 'Softmax', 'LogSoftmax', 'Identity',
   'InstanceNormalization', 'Not', 'Sin', 'Cos', 'Gelu', 'Reciprocal', 'Floor', 'Ceil', 'LeakyRelu',
   'HardSigmoid', 'Clip', 'Elu', 'Selu', 'Softplus', 'Mish', 'HardSwish', 'Round', 'Sign', 'CumSum', 'Trilu',
-  'GroupNormalization', 'IsNaN', 'IsInf', 'BatchNormalization', 'Celu', 'Erf', 'Dropout', 'LayerNormalization',
-  'CastLike', 'Cast',
+  'GroupNormalization', 'IsNaN', 'IsInf', 'BatchNormalization', 'Celu',
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Where', 'Max', 'Min', 'Sum', 'Mod', 'PRelu', 'BitShift']);
 const BOOL_OUT = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
