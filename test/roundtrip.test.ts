@@ -5,7 +5,7 @@ import { inspect } from '../compiler/inspect';
 import { readModel } from '../compiler/onnx/read';
 import { writeModel } from '../compiler/onnx/write';
 import { conformanceCases, loadDataSet } from './helpers/conformance';
-import { TINY, bitEqual, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { SHARED, TINY, bitEqual, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +32,8 @@ describe('read then write changes nothing onnxruntime can see', () => {
     for (const c of cases) {
       const out = path.join(dir, 'conf.onnx');
       writeModel(readModel(c.model), out);
+      const [before, after] = [inspect(readModel(c.model)), inspect(readModel(out))];
+      if (JSON.stringify(before.ops) !== JSON.stringify(after.ops) || JSON.stringify(before.inputs) !== JSON.stringify(after.inputs)) broken.push(`${c.name}: inspect differs`);
       let s0: ort.InferenceSession;
       try {
         s0 = await ort.InferenceSession.create(c.model, { logSeverityLevel: 4 });
@@ -64,4 +66,15 @@ describe('read then write changes nothing onnxruntime can see', () => {
     expect(broken).toEqual([]);
     expect(compared).toBeGreaterThan(800);
   }, 600000);
+
+  test('the peer optimizer\'s tiny output (CUDA-only ops) round-trips: same ops, same refusal on the CPU', async () => {
+    const src = path.join(SHARED, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx');
+    const out = path.join(dir, 'peer.onnx');
+    writeModel(readModel(src), out);
+    expect(inspect(readModel(out)).ops).toEqual(inspect(readModel(src)).ops);
+    const refusal = async (f: string) => ort.InferenceSession.create(f).then(() => 'loaded', (e: Error) => e.message.replace(/^.*?failed:/, ''));
+    const [a, b] = [await refusal(src), await refusal(out)];
+    expect(a).toMatch(/NhwcConv/);
+    expect(b).toBe(a);
+  });
 });

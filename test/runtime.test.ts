@@ -135,3 +135,9 @@ test('browser session options turn WebGPU graph capture on only for a capturable
   expect(off.options.enableGraphCapture).toBeUndefined();
   expect(off.reason).toMatch(/dynamic dims/);
 });
+
+test('inputs of a shape the model cannot take are refused with the model and the dim named', async () => {
+  const m = await load(tinyPath('unet_dynamo_op18'), { cacheDir: path.join(dir, 'wrong'), warn: () => {} });
+  await expect(m.run(unetFeeds(1, 32, 16, 32))).rejects.toThrow(/unet_dynamo_op18\.onnx: --shape gives 'sample' dim 0 = 1, but the model fixes it at 2/);
+  await m.release();
+});

@@ -28,3 +28,13 @@ test.each(STYLES)('SD1.5 %s: compile --passes none is bit-exact and keeps every 
   expect(bitEqual(a.out_sample, b.out_sample)).toBe(true);
   fs.rmSync(`${out}.data`);
 }, 900000);
+
+test('the peer optimizer\'s SD1.5 WebGPU graph (weights synthesized N(0, 0.02)) round-trips with the same ops', () => {
+  const { materialize, modelCacheDir } = require('../../fixtures/materialize');
+  const src = materialize(path.join(SHARED, 'models', 'peer', 'sd15_unet_vanilla_op17.ortopt_webgpu.graph.onnx'), null, path.join(modelCacheDir(), 'sd15_peer_webgpu'));
+  const out = path.join(dir, 'peer.onnx');
+  compile(src, { output: out, passes: [] });
+  expect(inspect(readModel(out)).ops).toEqual(inspect(readModel(src)).ops);
+  expect(inspect(readModel(out)).ops['com.microsoft::MultiHeadAttention']).toBeGreaterThan(0);
+  fs.rmSync(`${out}.data`);
+}, 900000);

@@ -77,6 +77,17 @@ describe('fuse-gelu', () => {
     expect(r.ops['com.microsoft::Gelu']).toBeUndefined();
   });
 
+  test('look-alike: an intermediate of the GELU read by a second consumer', async () => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [4]);
+    const erfTerm = b.op('Add', [b.op('Erf', [b.op('Div', [x, b.scalar('sqrt2', Math.SQRT2)])]), b.scalar('one', 1)]);
+    b.output(b.op('Mul', [b.op('Mul', [x, erfTerm]), b.scalar('half', 0.5)]));
+    b.output(erfTerm);
+    const r = await compileAndCompare(b, dir, 'gelu-shared', [{ x: tensor([4]) }], { passes: FUSE });
+    expect(r.ops['com.microsoft::Gelu']).toBeUndefined();
+    expect(r.worst).toBe(0);
+  });
+
   test('GEGLU → BiasSplitGelu on webgpu at a supported size, plain Gelu on cpu', () => {
     const b = new ModelBuilder();
     const x = b.input('x', [1, 3, 64]);
@@ -119,6 +130,18 @@ describe('fuse-layer-norm', () => {
     b.output(residualLN(b, x, y).ln);
     const r = await compileAndCompare(b, dir, 'skipln-bcast', [{ x: tensor([2, 5, 16], 1), y: tensor([1, 5, 16], 2) }], { passes: FUSE });
     expect(r.ops['com.microsoft::SkipLayerNormalization']).toBeUndefined();
+    expect(r.worst).toBe(0);
+  });
+
+  test('look-alike: a LayerNormalization over another axis keeps its residual Add', async () => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [2, 16, 5]);
+    const y = b.input('y', [2, 16, 5]);
+    const sum = b.op('Add', [x, y]);
+    b.output(b.op('LayerNormalization', [sum, b.const('g1', [16, 5], Array.from(randomFloats(80, 5)))], { axis: 1, epsilon: float(1e-5) }));
+    const r = await compileAndCompare(b, dir, 'ln-axis1', [{ x: tensor([2, 16, 5], 1), y: tensor([2, 16, 5], 2) }], { passes: FUSE });
+    expect(r.ops['com.microsoft::SkipLayerNormalization']).toBeUndefined();
+    expect(r.report.explanations.find((e) => e.pass === 'fuse-layer-norm')!.reason).toMatch(/last axis/);
     expect(r.worst).toBe(0);
   });
 
