@@ -10,6 +10,7 @@ import { ALL_PASSES } from '../passes';
 import { SDC_VERSION } from './version';
 import { CompileReport } from './compile';
 import { benchCommand, runCommand } from './run-cli';
+import { autotune, AutotuneResult } from './autotune';
 
 /** The command line: a thin door onto compile() and inspect(). */
 export async function main(argv: string[]): Promise<number> {
@@ -35,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
         y
           .positional('input', { type: 'string', describe: 'the .onnx model to compile (external data is found beside it)' })
           .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the compiled .onnx (its weights go to <output>.data when external)' })
-          .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: safe cleanups and fusions; reduce-overhead: also specialize to --shape and make the graph capturable; max-autotune: also try variants' })
+          .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: cleanups and the fusions the target runs; reduce-overhead: also specialize to --shape, fold every shape computation, report capturability; max-autotune: compile several pipelines, time them on the target at --shape, keep the fastest' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
           .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
           .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
@@ -48,10 +49,11 @@ export async function main(argv: string[]): Promise<number> {
           .example('$0 compile unet.onnx -o unet.sdc.onnx', 'default pipeline for the CPU')
           .example('$0 compile unet.onnx -o unet.webgpu.onnx --target webgpu --mode reduce-overhead --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768', 'a static, capturable WebGPU model')
           .example('$0 compile unet.onnx -o copy.onnx --passes none', 'read and re-write only (checks the model loads and round-trips)'),
-      (args) => {
+      async (args) => {
         try {
           const passes = args.passes === undefined ? undefined : args.passes === 'none' ? [] : args.passes.split(',').map((s) => s.trim()).filter(Boolean);
-          const report = compile(args.input!, {
+          const run = args.mode === 'max-autotune' ? autotune : compile;
+          const report = await run(args.input!, {
             output: args.output,
             mode: args.mode,
             target: args.target,
@@ -64,6 +66,10 @@ export async function main(argv: string[]): Promise<number> {
             progress: terminalProgress(),
           });
           process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain) + '\n');
+          if (!args.json && 'autotune' in report) {
+            const a = (report as { autotune: AutotuneResult }).autotune;
+            process.stdout.write(`autotune (median ms per run on ${args.target}): ${a.candidates.map((c) => `${c.name} ${c.runMs}`).join(', ')}; kept: ${a.chosen}\n`);
+          }
         } catch (e) {
           fail(e);
         }

@@ -59,6 +59,7 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
   const t0 = performance.now();
   const mode = opts.mode ?? 'default';
   if (!MODES.includes(mode)) throw new SdcError('', `unknown mode '${mode}' (choose ${MODES.join(', ')})`);
+  if (mode === 'max-autotune') throw new SdcError(input, 'max-autotune times candidates on the target: call autotune() (the CLI does)');
   let target;
   try {
     target = parseTarget(opts.target ?? 'cpu');

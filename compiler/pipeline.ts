@@ -19,6 +19,7 @@ const FUSIONS: Step[] = ['fuse-attention', 'fuse-group-norm', 'fuse-layer-norm',
 export const MODE_PIPELINES: Record<Mode, Step[]> = {
   default: [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
   'reduce-overhead': ['specialize-shapes', CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  // max-autotune compiles and times several pipelines (compiler/autotune.ts); this one is its first candidate
   'max-autotune': [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
 };
 
