@@ -10,6 +10,7 @@ import { SDC_VERSION } from '../compiler/version';
 import { countGflop } from './flops';
 import { fusionCountsTable } from './fusion-counts';
 import { syntheticFeeds } from '../compiler/run-cli';
+import { alternateRuns, median, relError } from '../runtime/timing';
 import { load } from '../runtime';
 import { renderMarkdown } from './report';
 
@@ -93,7 +94,6 @@ function specs(quick: boolean): Spec[] {
 
 const feedsFor = (shapes: Record<string, number[]>) => syntheticFeeds(new Map(Object.entries(shapes)), new Map());
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function child(args: string[]): StepStats & { result: any } {
   const t0 = performance.now();
@@ -112,16 +112,6 @@ async function timeCreate(file: string, opts: ort.InferenceSession.SessionOption
   const fresh = child(['create', file, String(opts.graphOptimizationLevel ?? 'all')]);
   const s = await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...opts });
   return { s, ms: fresh.result.ms };
-}
-
-function relError(a: ort.Tensor, b: ort.Tensor): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  return x.length === y.length ? worst / (scale || 1) : Infinity;
 }
 
 /** Throughput of one large MatMul here and now: the practical ceiling for the compute-bound ops. */
@@ -220,17 +210,7 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
       continue;
     }
     // Alternate original and variant so drift (thermal, other load) hits both alike.
-    const mine: number[] = [];
-    const theirs: number[] = [];
-    await o.s.run(feeds);
-    for (let i = 0; i < rounds; i++) {
-      let t0 = performance.now();
-      await o.s.run(feeds);
-      theirs.push(performance.now() - t0);
-      t0 = performance.now();
-      await s.run(feeds);
-      mine.push(performance.now() - t0);
-    }
+    const [theirs, mine] = await alternateRuns([o.s, s], feeds, rounds);
     await s.release();
     origRuns.push(...theirs);
     v.runMs = median(mine);

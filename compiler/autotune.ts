@@ -6,6 +6,7 @@ import { SdcError } from './errors';
 import { readModel } from './onnx/read';
 import { syntheticFeeds } from './run-cli';
 import { openSession } from '../runtime/session';
+import { alternateRuns, median } from '../runtime/timing';
 
 /** The variants max-autotune times: the whole pipeline, and the same with fewer rewrites. */
 export const CANDIDATES: { name: string; passes: string[] | undefined }[] = [
@@ -49,17 +50,8 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
     const warn = (m: string) => process.stderr.write(`${m}\n`);
     const sessions: ort.InferenceSession[] = [];
     for (const b of built) sessions.push((await openSession(b.file, target, { graphOptimizationLevel: 'all' }, warn)).session);
-    const times: number[][] = built.map(() => []);
-    for (const s of sessions) await s.run(feeds);
-    for (let r = 0; r < (opts.runs ?? 7); r++) {
-      for (let i = 0; i < sessions.length; i++) {
-        const t0 = performance.now();
-        await sessions[i].run(feeds);
-        times[i].push(performance.now() - t0);
-      }
-    }
+    const times = await alternateRuns(sessions, feeds, opts.runs ?? 7);
     for (const s of sessions) await s.release();
-    const median = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
     const candidates = built.map((b, i) => ({ name: b.name, runMs: Math.round(median(times[i]) * 10) / 10, nodes: b.report.nodesAfter }));
     const best = candidates.reduce((a, b) => (b.runMs < a.runMs ? b : a));
     const winner = built.find((b) => b.name === best.name)!;

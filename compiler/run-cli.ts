@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { load } from '../runtime';
 import { openSession } from '../runtime/session';
+import { alternateRuns, median } from '../runtime/timing';
 import { compile, parseShapes } from './compile';
 import { readModel } from './onnx/read';
 import { TargetName } from './targets';
@@ -82,21 +83,10 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
     };
     const a = await open(model);
     const b = await open(out);
-    await a.session.run(feeds);
-    await b.session.run(feeds);
-    const ta: number[] = [];
-    const tb: number[] = [];
-    for (let i = 0; i < o.runs; i++) {
-      let t0 = performance.now();
-      await a.session.run(feeds);
-      ta.push(performance.now() - t0);
-      t0 = performance.now();
-      await b.session.run(feeds);
-      tb.push(performance.now() - t0);
-    }
+    const [ta, tb] = await alternateRuns([a.session, b.session], feeds, o.runs);
     await a.session.release();
     await b.session.release();
-    const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1];
+    const med = median;
     return [
       `${model}: ${report.nodesBefore} -> ${report.nodesAfter} nodes (sdc ${o.mode}, ${o.target}, compiled in ${(report.compileMs / 1000).toFixed(1)} s)`,
       `session create: original ${a.createMs.toFixed(0)} ms, compiled ${b.createMs.toFixed(0)} ms (${(a.createMs / b.createMs).toFixed(2)}x)`,

@@ -51,20 +51,7 @@ export function bitEqual(a: ort.Tensor, b: ort.Tensor): boolean {
   return true;
 }
 
-/** Largest |a-b| / (max|a| over the tensor): a relative error that ignores values near zero. */
-export function relError(a: ort.Tensor, b: ort.Tensor): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  if (x.length !== y.length) return Infinity;
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
-  for (let i = 0; i < x.length; i++) {
-    const d = Math.abs(x[i] - y[i]);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
-  }
-  return worst / (scale || 1);
-}
+export { relError } from '../../runtime/timing';
 
 export function tmpDir(prefix = 'sdc-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
