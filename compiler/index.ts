@@ -4,3 +4,5 @@ export { inspect, formatInspect, InspectReport } from './inspect';
 export { readModel } from './onnx/read';
 export { writeModel } from './onnx/write';
 export { load, SdcModel, LoadOptions } from '../runtime';
+export { compileAssets, sdcPlugin, AssetOptions } from './plugin';
+export { autotune } from './autotune';

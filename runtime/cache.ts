@@ -128,7 +128,7 @@ export class DiskCache {
   }
 
   /** The one external data file a cached model names (read from its graph; no weight is read). */
-  private dataFileOf(model: string): string | null {
+  dataFileOf(model: string): string | null {
     if (!fs.existsSync(model)) return null;
     const m = readModel(model, { allowMissingData: true });
     for (const g of m.graph.allGraphs()) for (const v of g.initializers()) if (v.initializer!.data.kind === 'external') return (v.initializer!.data as { file: string }).file;
