@@ -32,7 +32,8 @@ export const simplifyShapes: Pass = {
         const values = info.content.map((c) => c.value);
         if (dims.some((d) => d === null) || values.some((v) => v === null)) continue;
         if (o.uses.length === 0 && !o.isGraphOutput) continue;
-        graph.makeConstant(o, Tensor.fromValues(o.name, info.dtype, dims as number[], values.map((v) => BigInt(v!)).map((b) => (info.dtype === DataType.INT64 ? b : Number(b))) as never));
+        const typed = info.dtype === DataType.INT64 ? BigInt64Array.from(values, (v) => BigInt(v!)) : Int32Array.from(values, (v) => v!);
+        graph.makeConstant(o, Tensor.fromValues(o.name, info.dtype, dims as number[], typed));
         materialized++;
       }
     }
