@@ -9,7 +9,7 @@ import { Mode } from '../compiler/pass';
 import { TargetName } from '../compiler/targets';
 import { SDC_VERSION } from '../compiler/version';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
-import { ORT_VERSION, openSession } from './session';
+import { ORT_VERSION, openSession, webgpuUnavailable } from './session';
 
 export interface LoadOptions {
   target?: TargetName;
@@ -90,8 +90,17 @@ export class SdcModel {
     const model = readModel(source);
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
+    let target: TargetName = o.target ?? 'cpu';
+    if (target === 'webgpu') {
+      // Decide once, before anything is compiled: a WebGPU model can hold ops the CPU cannot run.
+      const why = await webgpuUnavailable();
+      if (why) {
+        warn(`sdc: the WebGPU provider cannot start here (${why}); compiling for and running on the CPU instead`);
+        target = 'cpu';
+      }
+    }
     const opts = {
-      target: o.target ?? 'cpu',
+      target,
       mode: o.mode ?? 'reduce-overhead',
       maxSpecializations: o.maxSpecializations ?? 8,
       maxSessions: o.maxSessions ?? 4,

@@ -1,7 +1,37 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as ort from 'onnxruntime-node';
+import { ModelBuilder } from '../compiler/ir/builder';
 import { TargetName } from '../compiler/targets';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
+
+let webgpuProbe: Promise<string | null> | null = null;
+
+/**
+ * Can onnxruntime start its WebGPU provider here? Opens a one-node model once per process; null when it
+ * can, else the provider's own reason (no adapter, no Vulkan loader, ...).
+ */
+export function webgpuUnavailable(): Promise<string | null> {
+  webgpuProbe ??= (async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
+    try {
+      const b = new ModelBuilder();
+      const x = b.input('x', [1]);
+      b.output(b.op('Relu', [x]), [1]);
+      const file = b.save(path.join(dir, 'probe.onnx'));
+      const s = await ort.InferenceSession.create(file, { executionProviders: ['webgpu'], logSeverityLevel: 4 });
+      await s.release();
+      return null;
+    } catch (e) {
+      return (e as Error).message.split('\n')[0];
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return webgpuProbe;
+}
 
 /**
  * Open an onnxruntime session for a target. WebGPU without an adapter makes session creation throw

@@ -141,3 +141,20 @@ test('inputs of a shape the model cannot take are refused with the model and the
   await expect(m.run(unetFeeds(1, 32, 16, 32))).rejects.toThrow(/unet_dynamo_op18\.onnx: --shape gives 'sample' dim 0 = 1, but the model fixes it at 2/);
   await m.release();
 });
+
+test('target webgpu without an adapter: one warning, compiled for and run on the CPU', async () => {
+  const { webgpuUnavailable } = await import('../runtime/session');
+  const why = await webgpuUnavailable();
+  const warnings: string[] = [];
+  const m = await load(MODEL, { target: 'webgpu', cacheDir: path.join(dir, 'webgpu'), warn: (w) => warnings.push(w) });
+  const feeds = unetFeeds(1, 32, 16, 32);
+  expect(relError((await runModel(MODEL, feeds)).out_sample, (await m.run(feeds)).out_sample)).toBeLessThan(1e-4);
+  if (why) {
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/WebGPU provider cannot start here.*running on the CPU/);
+    expect(m.stats().provider).toBe('cpu');
+  } else {
+    expect(m.stats().provider).toBe('webgpu'); // a machine with a GPU adapter
+  }
+  await m.release();
+});
