@@ -1,0 +1,25 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { compile } from '../compiler/compile';
+import { lowerToCpu } from './helpers/lower';
+import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+
+const dir = tmpDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * The cuda and webgpu outputs cannot run here, but their contrib ops have documented semantics: lowered
+ * back to CPU ops by a test oracle, the transformed graphs (NHWC convolutions with re-laid-out weights,
+ * sunk transposes, GroupNorm with affine and SiLU folded) must compute the original's numbers.
+ */
+describe.each(TINY)('tiny %s', (name) => {
+  test.each(['cuda', 'webgpu'] as const)('%s output, lowered to CPU ops, equals the original within 1e-4', async (target) => {
+    const out = path.join(dir, `${name}.${target}.onnx`);
+    compile(tinyPath(name), { output: out, target });
+    const lowered = path.join(dir, `${name}.${target}.lowered.onnx`);
+    const n = lowerToCpu(out, lowered);
+    if (target === 'cuda') expect(n).toBeGreaterThanOrEqual(31 + 46); // GroupNorms and NhwcConvs
+    const feeds = unetFeeds(2, 32, 16, 32);
+    expect(relError((await runModel(tinyPath(name), feeds)).out_sample, (await runModel(lowered, feeds)).out_sample)).toBeLessThan(1e-4);
+  });
+});

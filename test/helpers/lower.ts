@@ -1,0 +1,75 @@
+import { DataType } from '../../compiler/ir/dtype';
+import { AttrType, Graph, Node, Value } from '../../compiler/ir/graph';
+import { Tensor } from '../../compiler/ir/tensor';
+import { readModel } from '../../compiler/onnx/read';
+import { writeModel } from '../../compiler/onnx/write';
+
+/**
+ * A test oracle for GPU-only outputs: rewrite the contrib ops sdc emits for webgpu/cuda (NhwcConv,
+ * GroupNorm NHWC, BiasSplitGelu, BiasAdd) back into ops the CPU runs, with their documented semantics,
+ * so the transformed graph — transposes sunk, weights re-laid out, affines and SiLU folded — can be
+ * run and compared with the original model here. Returns how many nodes were lowered.
+ */
+export function lowerToCpu(src: string, out: string): number {
+  const model = readModel(src);
+  const g = model.graph;
+  let n = 0;
+  for (const node of [...g.nodes]) {
+    if (node.domain !== 'com.microsoft') continue;
+    const lowered = { NhwcConv: nhwcConv, GroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd }[node.opType as 'NhwcConv'];
+    if (!lowered) continue;
+    const result = lowered(g, node, model.opset('') ?? 17);
+    result.type = node.outputs[0].type;
+    g.replaceAllUsesWith(node.outputs[0], result);
+    g.removeNode(node);
+    n++;
+  }
+  g.topoSort();
+  model.source = '';
+  writeModel(model, out);
+  return n;
+}
+
+const T = (g: Graph, x: Value, perm: number[], before: Node) =>
+  g.addNode({ op: 'Transpose', inputs: [x], outputs: ['lower_t'], attrs: [{ name: 'perm', type: AttrType.INTS, value: perm }], before }).outputs[0];
+const op = (g: Graph, type: string, inputs: (Value | null)[], before: Node, attrs: Node['attrs'] extends Map<string, infer A> ? A[] : never = [], domain = '') =>
+  g.addNode({ op: type, domain, inputs, outputs: [`lower_${type.toLowerCase()}`], attrs, before }).outputs[0];
+const constant = (g: Graph, name: string, dtype: DataType, dims: number[], values: ArrayLike<number> | ArrayLike<bigint>) => g.addInitializer(name, Tensor.fromValues(name, dtype, dims, values));
+
+function nhwcConv(g: Graph, n: Node): Value {
+  const w = n.inputs[1]!.constant!;
+  const [m, kh, kw, c] = w.dims;
+  const a = w.values() as Float32Array;
+  const oihw = new Float32Array(a.length);
+  for (let o = 0; o < m; o++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < c; i++) oihw[((o * c + i) * kh + y) * kw + x] = a[((o * kh + y) * kw + x) * c + i];
+  const wv = constant(g, `${w.name}_oihw`, DataType.FLOAT, [m, c, kh, kw], oihw);
+  const conv = op(g, 'Conv', [T(g, n.inputs[0]!, [0, 3, 1, 2], n), wv, n.inputs[2] ?? null], n, [...n.attrs.values()]);
+  return T(g, conv, [0, 2, 3, 1], n);
+}
+
+function groupNorm(g: Graph, n: Node): Value {
+  const groups = n.int('groups')!;
+  const gamma = n.inputs[1]!.constant!;
+  const c = gamma.size;
+  const x = T(g, n.inputs[0]!, [0, 3, 1, 2], n);
+  const r = op(g, 'Reshape', [x, constant(g, 'gn_shape', DataType.INT64, [3], [0n, BigInt(groups), -1n])], n);
+  const inorm = op(g, 'InstanceNormalization', [r, constant(g, 'gn_one', DataType.FLOAT, [groups], new Array(groups).fill(1)), constant(g, 'gn_zero', DataType.FLOAT, [groups], new Array(groups).fill(0))], n,
+    [{ name: 'epsilon', type: AttrType.FLOAT, value: n.float('epsilon', 1e-5) }]);
+  let y = op(g, 'Reshape', [inorm, op(g, 'Shape', [x], n)], n);
+  const per = (t: Tensor, name: string) => constant(g, name, DataType.FLOAT, [c, 1, 1], t.values() as Float32Array);
+  y = op(g, 'Add', [op(g, 'Mul', [y, per(gamma, 'gn_gamma')], n), per(n.inputs[2]!.constant!, 'gn_beta')], n);
+  if (n.int('activation', 0) === 1) y = op(g, 'Mul', [y, op(g, 'Sigmoid', [y], n)], n);
+  return T(g, y, [0, 2, 3, 1], n);
+}
+
+function biasSplitGelu(g: Graph, n: Node, opset: number): Value {
+  const h = op(g, 'Add', [n.inputs[0], n.inputs[1]], n);
+  // before opset 18 a Split with two outputs and no sizes already halves the axis
+  const attrs = [{ name: 'axis', type: AttrType.INT as const, value: -1 }, ...(opset >= 18 ? [{ name: 'num_outputs', type: AttrType.INT as const, value: 2 }] : [])];
+  const split = g.addNode({ op: 'Split', inputs: [h], outputs: ['lower_left', 'lower_right'], attrs, before: n });
+  return op(g, 'Mul', [split.outputs[0], op(g, 'Gelu', [split.outputs[1]], n, [], 'com.microsoft')], n);
+}
+
+function biasAdd(g: Graph, n: Node): Value {
+  return op(g, 'Add', [op(g, 'Add', [n.inputs[0], n.inputs[1]], n), n.inputs[2]], n);
+}
