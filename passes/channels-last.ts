@@ -36,8 +36,9 @@ export const channelsLast: Pass = {
     }
     mergeDuplicateTransposes(graph);
     removeDeadTransposes(graph);
+    const reshaped = transposesToReshapes(graph, ctx);
     graph.topoSort();
-    return { changed: convs > 0, counts: { nhwcConv: convs, transposesBefore: before, transposesAfter: countTransposes(graph), sunk } };
+    return { changed: convs > 0, counts: { nhwcConv: convs, transposesBefore: before, transposesAfter: countTransposes(graph), sunk, asReshape: reshaped } };
   },
 };
 
@@ -151,6 +152,31 @@ function removeIfDead(g: Graph, vals: (Value | null)[]): void {
     const p = v?.producer;
     if (p && p.opType === 'Transpose' && p.outputs[0].uses.length === 0 && !p.outputs[0].isGraphOutput) g.removeNode(p);
   }
+}
+
+/**
+ * A transpose that only moves size-1 dims ([N, C, 1, 1] → [N, 1, 1, C], the time embedding) moves no
+ * data: it becomes a Reshape (0 keeps a dim that stays in place, numbers for the rest).
+ */
+function transposesToReshapes(g: Graph, ctx: PassContext): number {
+  const sa = analyzeShapes(ctx.model, g);
+  let n = 0;
+  for (const t of g.nodes.filter((x) => x.opType === 'Transpose')) {
+    const shape = sa.get(t.inputs[0]).shape;
+    const p = perm(t);
+    if (!shape || shape.length !== p.length) continue;
+    const big = p.filter((i) => shape[i].value !== 1);
+    if (!big.every((v, k) => k === 0 || v > big[k - 1])) continue; // the dims that carry data keep their order
+    const target = p.map((src, i) => (shape[src].value === 1 ? 1 : src === i ? 0 : shape[src].value));
+    if (target.some((d) => d === null)) continue;
+    const c = g.addInitializer(`${t.name}_as_reshape`, Tensor.fromValues('', DataType.INT64, [target.length], target.map((d) => BigInt(d!))));
+    const r = g.addNode({ op: 'Reshape', inputs: [t.inputs[0], c], outputs: [`${t.outputs[0].name}_r`], before: t });
+    r.outputs[0].type = t.outputs[0].type;
+    g.replaceAllUsesWith(t.outputs[0], r.outputs[0]);
+    if (t.outputs[0].uses.length === 0 && !t.outputs[0].isGraphOutput) g.removeNode(t);
+    n++;
+  }
+  return n;
 }
 
 /** One transpose per (value, perm): readers of a copy read the first, so their uses can sink together. */
