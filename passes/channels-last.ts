@@ -84,7 +84,7 @@ function convertConvs(g: Graph, ctx: PassContext): number {
     if (conv.outputs[0].uses.length === 0 && !conv.outputs[0].isGraphOutput) g.removeNode(conv);
     n++;
   }
-  if (n && !ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+  if (n) ctx.model.useDomain('com.microsoft');
   return n;
 }
 

@@ -193,7 +193,7 @@ function emit(g: Graph, ctx: PassContext, s: Site, site: string): string | null 
         attrs: [{ name: 'q_num_heads', type: AttrType.INT, value: s.heads }, { name: 'kv_num_heads', type: AttrType.INT, value: s.heads }, ...scaleAttr] })
     : g.addNode({ op: 'MultiHeadAttention', domain: 'com.microsoft', inputs: mask ? [s.q, s.k, s.v, null, null, mask] : [s.q, s.k, s.v], outputs: [`${site}_attention`], name: `${site}_MultiHeadAttention`,
         attrs: [{ name: 'num_heads', type: AttrType.INT, value: s.heads }, ...scaleAttr] });
-  if (!useOnnx && !ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+  if (!useOnnx) ctx.model.useDomain('com.microsoft');
   node.outputs[0].type = s.output.type;
   g.replaceAllUsesWith(s.output, node.outputs[0]);
   return null;

@@ -47,7 +47,7 @@ export const fuseBiasAdd: Pass = {
       const out = m.values.root;
       const b = graph.addNode({ op: 'BiasAdd', domain: 'com.microsoft', inputs: [m.values.x, m.values.bias, m.values.skip], outputs: [`${out.name}_biasadd`], name: `${n.name}_BiasAdd` });
       b.outputs[0].type = out.type;
-      if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+      ctx.model.useDomain('com.microsoft');
       graph.replaceAllUsesWith(out, b.outputs[0]);
       fused++;
       ctx.explain(n, 'applied', `BiasAdd (${c} channels)`);

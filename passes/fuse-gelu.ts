@@ -53,7 +53,7 @@ export const fuseGelu: Pass = {
       }
       const out = m.values.root;
       const n = graph.addNode({ op: 'Gelu', domain: onnx ? '' : 'com.microsoft', inputs: [m.values.x], outputs: [`${out.name}_gelu`], name: `${erf.name}_Gelu` });
-      if (!onnx && !ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+      if (!onnx) ctx.model.useDomain('com.microsoft');
       n.outputs[0].type = out.type;
       graph.replaceAllUsesWith(out, n.outputs[0]);
       gelu++;
@@ -118,7 +118,7 @@ function biasSplitSite(g: Graph, ctx: PassContext, m: Match): Node | string {
   if (half !== null && half * 2 !== hidden) return 'the slices are not the two halves of the last axis';
   const out = mul.outputs[0];
   const n = g.addNode({ op: 'BiasSplitGelu', domain: 'com.microsoft', inputs: [h, add.inputs[bi]], outputs: [`${out.name}_bsg`], name: `${mul.name}_BiasSplitGelu` });
-  if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+  ctx.model.useDomain('com.microsoft');
   n.outputs[0].type = out.type;
   g.replaceAllUsesWith(out, n.outputs[0]);
   return n;

@@ -138,7 +138,7 @@ function emitCuda(g: Graph, ctx: PassContext, s: Site): string | null {
   const back = g.addNode({ op: 'Transpose', inputs: [gn], outputs: [`${name}_nchw`], attrs: [{ name: 'perm', type: AttrType.INTS, value: [0, 3, 1, 2] }] }).outputs[0];
   const replaced = s.silu ? s.silu.mul.outputs[0] : s.out;
   back.type = replaced.type;
-  if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+  ctx.model.useDomain('com.microsoft');
   g.replaceAllUsesWith(replaced, back);
   return null;
 }

@@ -90,7 +90,7 @@ function fuseSkip(g: Graph, ctx: PassContext): number {
     n.outputs[1].omitted = true;
     n.outputs[2].omitted = true;
     n.outputs[0].type = ln.outputs[0].type;
-    if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+    ctx.model.useDomain('com.microsoft');
     g.replaceAllUsesWith(ln.outputs[0], n.outputs[0]);
     if (others.length || sum.isGraphOutput) {
       n.outputs[3].type = sum.type;

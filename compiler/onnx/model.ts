@@ -25,6 +25,11 @@ export class Model {
     return this.opsets.get(domain) ?? (domain === 'ai.onnx' ? this.opsets.get('') : undefined);
   }
 
+  /** Import `domain` (version 1 unless imported already): a pass that emits a contrib op calls this. */
+  useDomain(domain: string, version = 1): void {
+    if (!this.opsets.has(domain)) this.opsets.set(domain, version);
+  }
+
   setMetadata(key: string, value: string): void {
     const e = this.metadataProps.find((p) => p.key === key);
     if (e) e.value = value;
