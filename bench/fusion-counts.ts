@@ -6,6 +6,7 @@ import { TARGETS } from '../compiler/targets';
 const COLUMNS: [string, string][] = [
   ['attention', 'attention'],
   ['groupNorm', 'group norm'],
+  ['skipGroupNorm', '…of a residual sum'],
   ['withSilu', '…with SiLU'],
   ['skipLayerNorm', 'skip layer norm'],
   ['layerNorm', 'layer norm'],

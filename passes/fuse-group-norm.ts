@@ -28,8 +28,8 @@ interface Site {
 
 /**
  * Reshape→InstanceNormalization→Reshape (+ channel affine, + SiLU) → com.microsoft GroupNorm on cuda
- * (NHWC only: transposes around it, which the channels-last work is to sink; SiLU folded as
- * activation=1). Not on cpu: onnxruntime 1.30 has no CPU kernel for ai.onnx GroupNormalization (18 or 21)
+ * (NHWC only: transposes around it, which channels-last then sinks; SiLU folded as activation=1), or
+ * SkipGroupNorm when the normalized tensor is a residual sum. Not on cpu: onnxruntime 1.30 has no CPU kernel for ai.onnx GroupNormalization (18 or 21)
  * and runs it as its ONNX function body — measured slower than the InstanceNormalization form, with Shape
  * ops added back. Not on webgpu: its GroupNormalization kernel is unverified.
  */
@@ -41,6 +41,7 @@ export const fuseGroupNorm: Pass = {
     const sa = analyzeShapes(ctx.model, graph);
     let fused = 0;
     let silu = 0;
+    let skip = 0;
     for (const n of graph.nodes.filter((x) => x.opType === 'InstanceNormalization')) {
       const back = n.outputs[0].uses.length === 1 ? n.outputs[0].uses[0].node : null;
       const m = back && back.opType === 'Reshape' ? matchValue(CORE, back.outputs[0]) : null;
@@ -53,17 +54,18 @@ export const fuseGroupNorm: Pass = {
         ctx.explain(n, 'skipped', site);
         continue;
       }
-      const why = emitCuda(graph, ctx, site);
-      if (why) {
-        ctx.explain(n, 'skipped', why);
+      const emitted = emitCuda(graph, ctx, site, sa);
+      if ('why' in emitted) {
+        ctx.explain(n, 'skipped', emitted.why);
         continue;
       }
       fused++;
       if (site.silu) silu++;
-      ctx.explain(n, 'applied', `groups=${site.groups} channels=${site.channels}${site.silu ? ' + SiLU' : ''}`);
+      if (emitted.op === 'SkipGroupNorm') skip++;
+      ctx.explain(n, 'applied', `${emitted.op} groups=${site.groups} channels=${site.channels}${site.silu ? ' + SiLU' : ''}`);
     }
     if (fused) graph.topoSort();
-    return { changed: fused > 0, counts: { groupNorm: fused, withSilu: silu } };
+    return { changed: fused > 0, counts: { groupNorm: fused, withSilu: silu, skipGroupNorm: skip } };
   },
 };
 
@@ -128,17 +130,52 @@ function constant(g: Graph, name: string, values: Float32Array): Value {
   return g.addInitializer(name, Tensor.fromValues(name, DataType.FLOAT, [values.length], values));
 }
 
-function emitCuda(g: Graph, ctx: PassContext, s: Site): string | null {
+const transpose = (g: Graph, x: Value, perm: number[], name: string) =>
+  g.addNode({ op: 'Transpose', inputs: [x], outputs: [name], attrs: [{ name: 'perm', type: AttrType.INTS, value: perm }] }).outputs[0];
+
+/**
+ * A GroupNorm of a residual sum a + b becomes SkipGroupNorm (the sum computed in the same kernel, and
+ * handed on through its second output) when both operands have the input's full shape.
+ */
+function residualOperands(s: Site, sa: ShapeAnalysis): [Value, Value] | null {
+  const add = s.x.producer;
+  if (!add || add.opType !== 'Add' || (add.domain !== '' && add.domain !== 'ai.onnx')) return null;
+  const [a, b] = add.inputs;
+  const sh = (v: Value | null) => (v && !v.constant ? sa.get(v).shape : null);
+  const [sa4, sb4] = [sh(a), sh(b)];
+  return sa4 && sb4 && sa4.length === 4 && sb4.length === 4 && sa4.every((d, i) => d.equals(sb4[i])) ? [a!, b!] : null;
+}
+
+function emitCuda(g: Graph, ctx: PassContext, s: Site, sa: ShapeAnalysis): { why: string } | { op: 'GroupNorm' | 'SkipGroupNorm' } {
   const lacks = ctx.target.lacks('com.microsoft', 'GroupNorm');
-  if (lacks) return lacks;
+  if (lacks) return { why: lacks };
   const name = s.m.nodes.inorm.name;
-  const nhwc = g.addNode({ op: 'Transpose', inputs: [s.x], outputs: [`${name}_nhwc`], attrs: [{ name: 'perm', type: AttrType.INTS, value: [0, 2, 3, 1] }] }).outputs[0];
-  const gn = g.addNode({ op: 'GroupNorm', domain: 'com.microsoft', inputs: [nhwc, constant(g, `${name}_gamma`, s.gamma), constant(g, `${name}_beta`, s.beta)], outputs: [`${name}_groupnorm`], name: `${name}_GroupNorm`,
-    attrs: [{ name: 'groups', type: AttrType.INT, value: s.groups }, { name: 'epsilon', type: AttrType.FLOAT, value: s.epsilon }, { name: 'activation', type: AttrType.INT, value: s.silu ? 1 : 0 }, { name: 'channels_last', type: AttrType.INT, value: 1 }] }).outputs[0];
-  const back = g.addNode({ op: 'Transpose', inputs: [gn], outputs: [`${name}_nchw`], attrs: [{ name: 'perm', type: AttrType.INTS, value: [0, 3, 1, 2] }] }).outputs[0];
+  const attrs = [{ name: 'groups', type: AttrType.INT as const, value: s.groups }, { name: 'epsilon', type: AttrType.FLOAT as const, value: s.epsilon }, { name: 'activation', type: AttrType.INT as const, value: s.silu ? 1 : 0 }, { name: 'channels_last', type: AttrType.INT as const, value: 1 }];
+  const gamma = constant(g, `${name}_gamma`, s.gamma);
+  const beta = constant(g, `${name}_beta`, s.beta);
+  const residual = ctx.target.runs('com.microsoft', 'SkipGroupNorm') ? residualOperands(s, sa) : null;
+  let gn: Value;
+  if (residual) {
+    // readers of the sum other than this GroupNorm (its reshapes and Shape) get the kernel's sum output
+    const mine = new Set(s.m.covered);
+    const others = s.x.uses.filter((u) => !mine.has(u.node) && !(u.node.opType === 'Shape' && u.node.outputs[0].uses.every((w) => mine.has(w.node))));
+    const node = g.addNode({ op: 'SkipGroupNorm', domain: 'com.microsoft', inputs: [transpose(g, residual[0], [0, 2, 3, 1], `${name}_a_nhwc`), gamma, beta, transpose(g, residual[1], [0, 2, 3, 1], `${name}_b_nhwc`)], outputs: [`${name}_groupnorm`, `${name}_sum`], name: `${name}_SkipGroupNorm`, attrs });
+    gn = node.outputs[0];
+    if (others.length || s.x.isGraphOutput) {
+      const sum = transpose(g, node.outputs[1], [0, 3, 1, 2], `${name}_sum_nchw`);
+      sum.type = s.x.type;
+      for (const u of others) g.setInput(u.node, u.index, sum);
+      if (s.x.isGraphOutput) g.replaceAllUsesWith(s.x, sum);
+    } else {
+      node.outputs[1].omitted = true;
+    }
+  } else {
+    gn = g.addNode({ op: 'GroupNorm', domain: 'com.microsoft', inputs: [transpose(g, s.x, [0, 2, 3, 1], `${name}_nhwc`), gamma, beta], outputs: [`${name}_groupnorm`], name: `${name}_GroupNorm`, attrs }).outputs[0];
+  }
+  const back = transpose(g, gn, [0, 3, 1, 2], `${name}_nchw`);
   const replaced = s.silu ? s.silu.mul.outputs[0] : s.out;
   back.type = replaced.type;
   ctx.model.useDomain('com.microsoft');
   g.replaceAllUsesWith(replaced, back);
-  return null;
+  return { op: residual ? 'SkipGroupNorm' : 'GroupNorm' };
 }

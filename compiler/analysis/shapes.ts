@@ -271,6 +271,10 @@ export class ShapeAnalysis {
         case 'GroupNorm':
         case 'BiasAdd':
           return [{ dtype: x.dtype, shape: x.shape, content: null, constant: null }];
+        case 'SkipGroupNorm': {
+          const same = { dtype: x.dtype, shape: x.shape, content: null, constant: null };
+          return [same, same];
+        }
         case 'SkipLayerNormalization': {
           const same = { dtype: x.dtype, shape: x.shape, content: null, constant: null };
           return [same, UNKNOWN, UNKNOWN, same];

@@ -16,7 +16,13 @@ export function lowerToCpu(src: string, out: string): number {
   let n = 0;
   for (const node of [...g.nodes]) {
     if (node.domain !== 'com.microsoft') continue;
-    const lowered = { NhwcConv: nhwcConv, GroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd }[node.opType as 'NhwcConv'];
+    if (node.opType === 'SkipGroupNorm') {
+      // Y = GroupNorm(X + skip), S = X + skip
+      const sum = op(g, 'Add', [node.inputs[0], node.inputs[3]], node);
+      if (node.outputs[1] && !node.outputs[1].omitted) g.replaceAllUsesWith(node.outputs[1], sum);
+      g.setInput(node, 0, sum);
+    }
+    const lowered = { NhwcConv: nhwcConv, GroupNorm: groupNorm, SkipGroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd }[node.opType as 'NhwcConv'];
     if (!lowered) continue;
     const result = lowered(g, node, model.opset('') ?? 17);
     result.type = node.outputs[0].type;
