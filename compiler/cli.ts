@@ -65,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
             dryRun: args['dry-run'],
             progress: terminalProgress(),
           });
+          for (const w of report.warnings) process.stderr.write(`sdc: note: ${w}\n`);
           process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain) + '\n');
           if (!args.json && 'autotune' in report) {
             const a = (report as { autotune: AutotuneResult }).autotune;

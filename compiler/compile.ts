@@ -52,6 +52,8 @@ export interface CompileReport {
   opsAfter: Record<string, number>;
   passes: PassReport[];
   explanations: Explanation[];
+  /** Things the user asked for that had no effect, said rather than ignored. */
+  warnings: string[];
 }
 
 /** The one entry point every door (CLI, plugin, runtime, bench) goes through. */
@@ -76,6 +78,10 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
   const nodesBefore = model.graph.countNodes();
   const opsBefore = opHistogram(model.graph);
   const shapes = typeof opts.shapes === 'string' ? parseShapes(opts.shapes, input, model) : opts.shapes ?? null;
+  const warnings: string[] = [];
+  if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
+    warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
+  }
 
   const { passes, explanations } = runPipeline(model, {
     mode,
@@ -114,6 +120,7 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
     opsAfter: opHistogram(model.graph),
     passes,
     explanations,
+    warnings,
   };
   if (opts.report) writeJsonAtomic(opts.report, report);
   return report;

@@ -41,3 +41,9 @@ test('--help explains the options with an example, and usage errors exit 2', () 
   expect(bad.status).toBe(2);
   expect(bad.stderr).toMatch(/target/);
 });
+
+test('--shape in mode default is said to have no effect, not silently dropped', () => {
+  const r = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', path.join(dir, 'noted.onnx'), '--shape', 'sample=1x4x32x32,timestep=1,encoder_hidden_states=1x16x32');
+  expect(r.status).toBe(0);
+  expect(r.stderr).toMatch(/--shape is used by reduce-overhead and max-autotune/);
+});
