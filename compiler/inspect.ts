@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import { dtypeName } from './ir/dtype';
 import { Dim, Graph, Value } from './ir/graph';
@@ -21,7 +22,7 @@ export interface InspectReport {
   inputs: IoInfo[];
   outputs: IoInfo[];
   weights: { count: number; inlineBytes: number; externalBytes: number };
-  externalFiles: { location: string; tensors: number; bytes: number }[];
+  externalFiles: { location: string; tensors: number; bytes: number; exists: boolean }[];
   metadata: Record<string, string>;
   /** From an sdc-compiled model's metadata: can the graph be captured (CUDA graphs / WebGPU)? */
   capture: { capturable: boolean; blockers: string[] } | null;
@@ -72,7 +73,7 @@ export function inspect(model: Model): InspectReport {
     inputs: g.inputs.filter((v) => !initNames.has(v.name)).map(io),
     outputs: g.outputs.map(io),
     weights,
-    externalFiles: [...files].map(([location, f]) => ({ location, ...f })),
+    externalFiles: [...files].map(([location, f]) => ({ location, ...f, exists: fs.existsSync(path.join(dir, location)) })),
     metadata: Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value])),
     capture: captureOf(model),
   };
@@ -101,7 +102,10 @@ export function formatInspect(r: InspectReport): string {
   lines.push('outputs:');
   for (const o of r.outputs) lines.push(`  ${o.name}: ${o.dtype} ${dims(o.dims)}`);
   lines.push(`weights: ${r.weights.count} tensors, ${fmtBytes(r.weights.inlineBytes)} inline, ${fmtBytes(r.weights.externalBytes)} external`);
-  for (const f of r.externalFiles) lines.push(`  ${f.location}: ${f.tensors} tensors, ${fmtBytes(f.bytes)}`);
+  const missing = r.externalFiles.filter((f) => !f.exists);
+  for (const f of r.externalFiles.slice(0, 20)) lines.push(`  ${f.location}: ${f.tensors} tensors, ${fmtBytes(f.bytes)}${f.exists ? '' : ' (MISSING)'}`);
+  if (r.externalFiles.length > 20) lines.push(`  ... and ${r.externalFiles.length - 20} more files`);
+  if (missing.length) lines.push(`  ${missing.length} external data file(s) missing: the graph can be inspected, not run or compiled`);
   lines.push('ops:');
   for (const [op, n] of Object.entries(r.ops)) lines.push(`  ${String(n).padStart(6)}  ${op}`);
   if (r.capture) {
