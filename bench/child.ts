@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as ort from 'onnxruntime-node';
-import { compile } from '../compiler/compile';
-import { inspect } from '../compiler/inspect';
-import { readModel } from '../compiler/onnx/read';
+import { compile } from '../src/compiler/compile';
+import { inspect } from '../src/compiler/inspect';
+import { readModel } from '../src/onnx/read';
 
 /**
  * Runs one step in a fresh process so its time and peak memory are its own:

@@ -1,5 +1,5 @@
-import { analyzeShapes } from '../compiler/analysis/shapes';
-import { readModel } from '../compiler/onnx/read';
+import { analyzeShapes } from '../src/analysis/shapes';
+import { readModel } from '../src/onnx/read';
 
 /**
  * GFLOP of the compute-bound ops (Conv, MatMul, Gemm, fused attention) at static input shapes, counted

@@ -1,6 +1,6 @@
 import * as path from 'path';
-import { compile } from '../compiler/compile';
-import { TARGETS } from '../compiler/targets';
+import { compile } from '../src/compiler/compile';
+import { TARGETS } from '../src/targets/targets';
 
 /** The counters each fusion pass reports, in table order. */
 const COLUMNS: [string, string][] = [

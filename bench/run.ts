@@ -3,16 +3,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { ModelBuilder } from '../fixtures/builder';
+import { ModelBuilder } from '../src/ir/builder';
 import { sd15Model } from '../fixtures/materialize';
-import { terminalProgress } from '../compiler/progress';
-import { SDC_VERSION } from '../compiler/version';
+import { terminalProgress } from '../src/compiler/progress';
+import { SDC_VERSION } from '../src/compiler/version';
 import { countGflop } from './flops';
 import { fusionCountsTable } from './fusion-counts';
-import { syntheticFeeds } from '../compiler/run-cli';
-import { alternateRuns, median, relError } from '../runtime/timing';
-import { load } from '../runtime';
+import { syntheticFeeds } from '../src/runtime/feeds';
+import { alternateRuns, median, relError } from '../src/runtime/timing';
+import { load } from '../src/runtime';
 import { renderMarkdown } from './report';
+import { saveModel } from '../src/onnx/write';
 
 /**
  * `npm run bench [-- --quick]`: every figure side by side with its baseline in the same run, medians of
@@ -120,7 +121,7 @@ async function matmulGflops(dir: string): Promise<number> {
   const b = new ModelBuilder();
   const x = b.input('x', [n, n]);
   b.output(b.op('MatMul', [x, b.const('w', [n, n], new Float32Array(n * n).fill(0.001))]), [n, n]);
-  const file = b.save(path.join(dir, 'matmul.onnx'), { externalData: 'never' });
+  const file = saveModel(b.model, path.join(dir, 'matmul.onnx'), { externalData: 'never' });
   const s = await ort.InferenceSession.create(file);
   const feed = { x: new ort.Tensor('float32', new Float32Array(n * n).fill(1), [n, n]) };
   await s.run(feed);

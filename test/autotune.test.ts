@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { autotune, CANDIDATES } from '../compiler/autotune';
-import { compile } from '../compiler/compile';
+import { autotune, CANDIDATES } from '../src/autotune/autotune';
+import { compile } from '../src/compiler/compile';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();

@@ -1,12 +1,13 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../compiler/compile';
-import { SdcError } from '../compiler/errors';
-import { readModel } from '../compiler/onnx/read';
-import { ModelProto } from '../compiler/onnx/schema';
-import { ModelBuilder } from '../fixtures/builder';
+import { compile } from '../src/compiler/compile';
+import { SdcError } from '../src/ir/errors';
+import { readModel } from '../src/onnx/read';
+import { ModelProto } from '../src/onnx/schema';
+import { ModelBuilder } from '../src/ir/builder';
 import { tinyPath, tmpDir } from './helpers/ort';
+import { saveModel } from '../src/onnx/write';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const dir = tmpDir();
@@ -21,7 +22,7 @@ function externalModel(name: string): string {
   const x = b.input('x', [4]);
   const w = b.const('w', [4], [1, 2, 3, 4]);
   b.output(b.op('Add', [x, w]), [4]);
-  return b.save(path.join(sub, 'model.onnx'), { externalData: 'always', sizeThreshold: 0 });
+  return saveModel(b.model, path.join(sub, 'model.onnx'), { externalData: 'always', sizeThreshold: 0 });
 }
 
 /** Rewrite the ModelProto of `file` in place with `edit` (to plant a fault). */

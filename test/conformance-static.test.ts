@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { compile } from '../compiler/compile';
+import { compile } from '../src/compiler/compile';
 import { conformanceCases, loadDataSet, runCase } from './helpers/conformance';
 import { tmpDir } from './helpers/ort';
 

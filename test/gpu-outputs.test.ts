@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../compiler/compile';
+import { compile } from '../src/compiler/compile';
 import { lowerToCpu } from './helpers/lower';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 

@@ -1,10 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { AttrType, Graph } from '../compiler/ir/graph';
-import { validate } from '../compiler/ir/validate';
-import { readModel } from '../compiler/onnx/read';
-import { ModelBuilder } from '../fixtures/builder';
+import { AttrType, Graph } from '../src/ir/graph';
+import { validate } from '../src/ir/validate';
+import { readModel } from '../src/onnx/read';
+import { ModelBuilder } from '../src/ir/builder';
 import { tinyPath, tmpDir } from './helpers/ort';
+import { saveModel } from '../src/onnx/write';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -82,7 +83,7 @@ test('subgraphs keep outer-scope reads as uses, and survive a write', () => {
   b.graph.topoSort();
   expect(b.graph.nodes.map((n) => n.name)).toEqual(['outer', 'if']);
   expect(validate(b.model)).toEqual([]);
-  const file = b.save(path.join(dir, 'if.onnx'));
+  const file = saveModel(b.model, path.join(dir, 'if.onnx'));
   const back = readModel(file);
   expect(back.graph.countNodes()).toBe(4);
   expect(validate(back)).toEqual([]);

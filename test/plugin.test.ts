@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compileAssets, sdcPlugin } from '../compiler/plugin';
-import { readModel } from '../compiler/onnx/read';
-import { ModelBuilder } from '../fixtures/builder';
+import { compileAssets, sdcPlugin } from '../src/plugin/plugin';
+import { readModel } from '../src/onnx/read';
+import { ModelBuilder } from '../src/ir/builder';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { saveModel } from '../src/onnx/write';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -15,7 +16,7 @@ test('build step: compiles every model once, reuses by content hash, recompiles 
   const small = new ModelBuilder();
   const x = small.input('x', [2, 3]);
   small.output(small.op('Relu', [small.op('Identity', [x])]), [2, 3]);
-  small.save(path.join(src, 'small.onnx'), { externalData: 'always', sizeThreshold: 0 });
+  saveModel(small.model, path.join(src, 'small.onnx'), { externalData: 'always', sizeThreshold: 0 });
   fs.writeFileSync(path.join(src, 'README.txt'), 'not a model');
   const opts = { srcDir: src, outDir: path.join(dir, 'out'), cacheDir: path.join(dir, 'cache') };
 
@@ -32,10 +33,10 @@ test('build step: compiles every model once, reuses by content hash, recompiles 
   const changed = new ModelBuilder();
   const y = changed.input('x', [2, 3]);
   changed.output(changed.op('Sigmoid', [y]), [2, 3]);
-  changed.save(path.join(src, 'small.onnx'));
+  saveModel(changed.model, path.join(src, 'small.onnx'));
   const third = await compileAssets(opts);
   expect(third.map((r) => r.cached)).toEqual([false, true]);
-  expect(Object.keys((await import('../compiler/inspect')).inspect(readModel(path.join(dir, 'out', 'small.onnx'))).ops)).toEqual(['ai.onnx::Sigmoid']);
+  expect(Object.keys((await import('../src/compiler/inspect')).inspect(readModel(path.join(dir, 'out', 'small.onnx'))).ops)).toEqual(['ai.onnx::Sigmoid']);
 });
 
 test('the bundler plugin runs the same step when the build starts', async () => {
@@ -44,7 +45,7 @@ test('the bundler plugin runs the same step when the build starts', async () => 
   const b = new ModelBuilder();
   const x = b.input('x', [4]);
   b.output(b.op('Neg', [b.op('Neg', [x])]), [4]);
-  b.save(path.join(src, 'm.onnx'));
+  saveModel(b.model, path.join(src, 'm.onnx'));
   const plugin = sdcPlugin({ srcDir: src, outDir: path.join(dir, 'pout'), cacheDir: path.join(dir, 'pcache') });
   expect(plugin.name).toBe('sdc');
   const log = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);

@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { inspect } from '../compiler/inspect';
-import { readModel } from '../compiler/onnx/read';
-import { writeModel } from '../compiler/onnx/write';
+import { inspect } from '../src/compiler/inspect';
+import { readModel } from '../src/onnx/read';
+import { writeModel } from '../src/onnx/write';
 import { conformanceCases, loadDataSet } from './helpers/conformance';
 import { SHARED, TINY, bitEqual, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 

@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readModel } from '../compiler/onnx/read';
-import { load } from '../runtime';
+import { readModel } from '../src/onnx/read';
+import { load } from '../src/runtime';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();
@@ -128,7 +128,7 @@ describe('graph-capture hints', () => {
 });
 
 test('browser session options turn WebGPU graph capture on only for a capturable model', async () => {
-  const { webCaptureOptions } = await import('../runtime/session');
+  const { webCaptureOptions } = await import('../src/runtime/session');
   const on = webCaptureOptions({ capturable: true, blockers: [] });
   expect(on.options).toMatchObject({ enableGraphCapture: true, preferredOutputLocation: 'gpu-buffer' });
   const off = webCaptureOptions({ capturable: false, blockers: ["input 'sample' has dynamic dims [batch, 4, height, width]"] });
@@ -143,7 +143,7 @@ test('inputs of a shape the model cannot take are refused with the model and the
 });
 
 test('target webgpu without an adapter: one warning, compiled for and run on the CPU', async () => {
-  const { webgpuUnavailable } = await import('../runtime/session');
+  const { webgpuUnavailable } = await import('../src/runtime/session');
   const why = await webgpuUnavailable();
   const warnings: string[] = [];
   const m = await load(MODEL, { target: 'webgpu', cacheDir: path.join(dir, 'webgpu'), warn: (w) => warnings.push(w) });

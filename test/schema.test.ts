@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { DataType } from '../compiler/ir/dtype';
-import { readModel } from '../compiler/onnx/read';
-import { ModelProto } from '../compiler/onnx/schema';
-import { writeModel } from '../compiler/onnx/write';
+import { DataType } from '../src/ir/dtype';
+import { readModel } from '../src/onnx/read';
+import { ModelProto } from '../src/onnx/schema';
+import { writeModel } from '../src/onnx/write';
 import { tmpDir } from './helpers/ort';
 
 const dir = tmpDir();

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../compiler/compile';
-import { FUSED_OPS, TARGETS, renderTargetTable } from '../compiler/targets';
+import { compile } from '../src/compiler/compile';
+import { FUSED_OPS, TARGETS, renderTargetTable } from '../src/targets/targets';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();
@@ -38,7 +38,7 @@ describe.each(TINY)('tiny %s', (name) => {
 
 test('cuda output keeps no pair of Transposes that cancel', () => {
   const r = compile(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'cuda-pairs.onnx'), target: 'cuda' });
-  const m = require('../compiler/onnx/read').readModel(path.join(dir, 'cuda-pairs.onnx'));
+  const m = require('../src/onnx/read').readModel(path.join(dir, 'cuda-pairs.onnx'));
   let cancelling = 0;
   for (const n of m.graph.nodes) {
     if (n.opType !== 'Transpose') continue;

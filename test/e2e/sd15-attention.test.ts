@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../../compiler/compile';
+import { compile } from '../../src/compiler/compile';
 import { sd15Model } from '../../fixtures/materialize';
 import { SHARED, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../../compiler/compile';
-import { inspect } from '../../compiler/inspect';
-import { readModel } from '../../compiler/onnx/read';
+import { compile } from '../../src/compiler/compile';
+import { inspect } from '../../src/compiler/inspect';
+import { readModel } from '../../src/onnx/read';
 import { sd15Model } from '../../fixtures/materialize';
 import { SHARED, bitEqual, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 

@@ -1,6 +1,6 @@
 import * as path from 'path';
-import { compile } from '../../compiler/compile';
-import { FUSED_OPS, TARGETS } from '../../compiler/targets';
+import { compile } from '../../src/compiler/compile';
+import { FUSED_OPS, TARGETS } from '../../src/targets/targets';
 import { sd15Model } from '../../fixtures/materialize';
 import { SHARED } from '../helpers/ort';
 

@@ -1,9 +1,10 @@
 import * as path from 'path';
-import { compile, CompileReport } from '../../compiler/compile';
-import { Mode } from '../../compiler/pass';
-import { TargetName } from '../../compiler/targets';
-import { ModelBuilder } from '../../fixtures/builder';
+import { compile, CompileReport } from '../../src/compiler/compile';
+import { Mode } from '../../src/rewrite/pass';
+import { TargetName } from '../../src/targets/targets';
+import { ModelBuilder } from '../../src/ir/builder';
 import { Feeds, relError, runModel } from './ort';
+import { saveModel } from '../../src/onnx/write';
 
 export interface Checked {
   report: CompileReport;
@@ -22,7 +23,7 @@ export async function compileAndCompare(
   feeds: Feeds[],
   opts: { passes?: string[]; mode?: Mode; target?: TargetName; shapes?: string } = {},
 ): Promise<Checked> {
-  const src = b.save(path.join(dir, `${name}.onnx`));
+  const src = saveModel(b.model, path.join(dir, `${name}.onnx`));
   const out = path.join(dir, `${name}.out.onnx`);
   const report = compile(src, { output: out, passes: opts.passes, mode: opts.mode, target: opts.target, shapes: opts.shapes, verifyEach: true });
   let worst = 0;

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { ORT_TYPE } from '../../compiler/ir/dtype';
-import { readTensorFile } from '../../compiler/onnx/read';
+import { ORT_TYPE } from '../../src/ir/dtype';
+import { readTensorFile } from '../../src/onnx/read';
 import { SHARED } from './ort';
 
 export interface Case {

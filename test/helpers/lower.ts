@@ -1,8 +1,8 @@
-import { DataType } from '../../compiler/ir/dtype';
-import { AttrType, Graph, Node, Value } from '../../compiler/ir/graph';
-import { Tensor } from '../../compiler/ir/tensor';
-import { readModel } from '../../compiler/onnx/read';
-import { writeModel } from '../../compiler/onnx/write';
+import { DataType } from '../../src/ir/dtype';
+import { AttrType, Graph, Node, Value } from '../../src/ir/graph';
+import { Tensor } from '../../src/ir/tensor';
+import { readModel } from '../../src/onnx/read';
+import { writeModel } from '../../src/onnx/write';
 
 /**
  * A test oracle for GPU-only outputs: rewrite the contrib ops sdc emits for webgpu/cuda (NhwcConv,

@@ -51,7 +51,7 @@ export function bitEqual(a: ort.Tensor, b: ort.Tensor): boolean {
   return true;
 }
 
-export { relError } from '../../runtime/timing';
+export { relError } from '../../src/runtime/timing';
 
 export function tmpDir(prefix = 'sdc-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

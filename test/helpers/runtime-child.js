@@ -2,7 +2,7 @@
 // runtime, run one shape, print stats and a checksum of the output as JSON.
 const path = require('path');
 const ort = require('onnxruntime-node');
-const { load } = require(path.resolve(__dirname, '..', '..', 'dist', 'runtime', 'index.js'));
+const { load } = require(path.resolve(__dirname, '..', '..', 'dist', 'src', 'runtime', 'index.js'));
 
 async function main() {
   const [model, cacheDir, batch] = process.argv.slice(2);

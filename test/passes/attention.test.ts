@@ -1,6 +1,6 @@
 import * as fs from 'fs';
-import { Value } from '../../compiler/ir/graph';
-import { ModelBuilder } from '../../fixtures/builder';
+import { Value } from '../../src/ir/graph';
+import { ModelBuilder } from '../../src/ir/builder';
 import { compileAndCompare } from '../helpers/check';
 import { randomFloats, tensor, tmpDir } from '../helpers/ort';
 

@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../../compiler/compile';
-import { ModelBuilder } from '../../fixtures/builder';
+import { compile } from '../../src/compiler/compile';
+import { ModelBuilder } from '../../src/ir/builder';
 import { randomFloats, tmpDir } from '../helpers/ort';
+import { saveModel } from '../../src/onnx/write';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -18,18 +19,18 @@ function projection(c: number, skipShape: number[] = [1, 4, c]) {
 }
 
 test.each(['webgpu', 'cuda'] as const)('%s: x + bias + residual → BiasAdd at 320 channels', (target) => {
-  const src = projection(320).save(path.join(dir, `p320-${target}.onnx`));
+  const src = saveModel(projection(320).model, path.join(dir, `p320-${target}.onnx`));
   const r = compile(src, { output: path.join(dir, `p320-${target}.out.onnx`), target, dryRun: true });
   expect(r.opsAfter).toEqual({ 'ai.onnx::MatMul': 1, 'com.microsoft::BiasAdd': 1 });
   expect(fs.existsSync(path.join(dir, `p320-${target}.out.onnx`))).toBe(false); // dry run writes nothing
 });
 
 test('not at a channel count the kernel rejects, not with a broadcast residual, never on cpu', () => {
-  const odd = compile(projection(96).save(path.join(dir, 'p96.onnx')), { output: path.join(dir, 'p96.out.onnx'), target: 'cuda', dryRun: true });
+  const odd = compile(saveModel(projection(96).model, path.join(dir, 'p96.onnx')), { output: path.join(dir, 'p96.out.onnx'), target: 'cuda', dryRun: true });
   expect(odd.opsAfter['com.microsoft::BiasAdd']).toBeUndefined();
   expect(odd.explanations.find((e) => e.pass === 'fuse-bias-add')!.reason).toMatch(/320, 640 or 1280/);
-  const bcast = compile(projection(320, [1, 1, 320]).save(path.join(dir, 'pb.onnx')), { output: path.join(dir, 'pb.out.onnx'), target: 'cuda', dryRun: true });
+  const bcast = compile(saveModel(projection(320, [1, 1, 320]).model, path.join(dir, 'pb.onnx')), { output: path.join(dir, 'pb.out.onnx'), target: 'cuda', dryRun: true });
   expect(bcast.opsAfter['com.microsoft::BiasAdd']).toBeUndefined();
-  const cpu = compile(projection(320).save(path.join(dir, 'pc.onnx')), { output: path.join(dir, 'pc.out.onnx'), target: 'cpu', dryRun: true });
+  const cpu = compile(saveModel(projection(320).model, path.join(dir, 'pc.onnx')), { output: path.join(dir, 'pc.out.onnx'), target: 'cpu', dryRun: true });
   expect(cpu.opsAfter['com.microsoft::BiasAdd']).toBeUndefined();
 });

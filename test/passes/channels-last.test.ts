@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../../compiler/compile';
-import { readModel } from '../../compiler/onnx/read';
-import { ModelBuilder } from '../../fixtures/builder';
+import { compile } from '../../src/compiler/compile';
+import { readModel } from '../../src/onnx/read';
+import { ModelBuilder } from '../../src/ir/builder';
 import { randomFloats, tmpDir } from '../helpers/ort';
+import { saveModel } from '../../src/onnx/write';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,7 +23,7 @@ function block() {
 
 test('cuda: convolutions become NhwcConv with OHWI weights; inner transposes cancel', () => {
   const { b, w1 } = block();
-  const src = b.save(path.join(dir, 'block.onnx'));
+  const src = saveModel(b.model, path.join(dir, 'block.onnx'));
   const out = path.join(dir, 'block.cuda.onnx');
   const r = compile(src, { output: out, target: 'cuda' });
   expect(r.opsAfter['com.microsoft::NhwcConv']).toBe(2);
@@ -41,7 +42,7 @@ test('cuda: convolutions become NhwcConv with OHWI weights; inner transposes can
 
 test('cpu and webgpu keep NCHW convolutions', () => {
   const { b } = block();
-  const src = b.save(path.join(dir, 'block2.onnx'));
+  const src = saveModel(b.model, path.join(dir, 'block2.onnx'));
   for (const target of ['cpu', 'webgpu'] as const) {
     const r = compile(src, { output: path.join(dir, `block2.${target}.onnx`), target });
     expect(r.opsAfter['ai.onnx::Conv']).toBe(2);
@@ -55,7 +56,7 @@ test('a channel Concat of two NHWC results stays NHWC (its axis remapped)', () =
   const conv = (name: string, seed: number) => b.op('Conv', [x, b.const(name, [4, 4, 1, 1], Array.from(randomFloats(16, seed)))], { kernel_shape: [1, 1] });
   const cat = b.op('Concat', [conv('wa', 1), conv('wb', 2)], { axis: 1 });
   b.output(b.op('Conv', [cat, b.const('wc', [2, 8, 1, 1], Array.from(randomFloats(16, 3)))], { kernel_shape: [1, 1] }));
-  const src = b.save(path.join(dir, 'cat.onnx'));
+  const src = saveModel(b.model, path.join(dir, 'cat.onnx'));
   const out = path.join(dir, 'cat.cuda.onnx');
   const r = compile(src, { output: out, target: 'cuda' });
   expect(r.opsAfter['ai.onnx::Transpose']).toBe(2);

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
-import { DataType } from '../../compiler/ir/dtype';
-import { Tensor } from '../../compiler/ir/tensor';
-import { ModelBuilder } from '../../fixtures/builder';
+import { DataType } from '../../src/ir/dtype';
+import { Tensor } from '../../src/ir/tensor';
+import { ModelBuilder } from '../../src/ir/builder';
 import { compileAndCompare } from '../helpers/check';
 import { tensor, tmpDir } from '../helpers/ort';
 

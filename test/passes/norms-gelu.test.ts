@@ -1,10 +1,11 @@
 import * as fs from 'fs';
-import { Value } from '../../compiler/ir/graph';
-import { compile } from '../../compiler/compile';
-import { float, ModelBuilder } from '../../fixtures/builder';
+import { Value } from '../../src/ir/graph';
+import { compile } from '../../src/compiler/compile';
+import { float, ModelBuilder } from '../../src/ir/builder';
 import { compileAndCompare } from '../helpers/check';
 import { randomFloats, tensor, tmpDir } from '../helpers/ort';
 import * as path from 'path';
+import { saveModel } from '../../src/onnx/write';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +30,7 @@ const FUSE = ['fold-constants', 'simplify-shapes', 'eliminate-dead', 'fuse-group
 
 describe('fuse-group-norm', () => {
   test('cuda: com.microsoft GroupNorm in NHWC with the affine and SiLU folded in (structure; no CUDA provider here)', () => {
-    const src = groupNorm(17, { affine: true, silu: true }).save(path.join(dir, 'gncuda.onnx'));
+    const src = saveModel(groupNorm(17, { affine: true, silu: true }).model, path.join(dir, 'gncuda.onnx'));
     const r = compile(src, { output: path.join(dir, 'gncuda.out.onnx'), target: 'cuda' });
     expect(r.opsAfter).toEqual({ 'ai.onnx::Transpose': 2, 'com.microsoft::GroupNorm': 1 });
     expect(r.explanations.find((e) => e.pass === 'fuse-group-norm')!.reason).toMatch(/groups=4 channels=8 \+ SiLU/);
@@ -45,7 +46,7 @@ describe('fuse-group-norm', () => {
   });
 
   test('look-alike: normalized groups not reshaped back to the input shape', () => {
-    const src = groupNorm(17, { flatBack: true }).save(path.join(dir, 'gnflat.onnx'));
+    const src = saveModel(groupNorm(17, { flatBack: true }).model, path.join(dir, 'gnflat.onnx'));
     const r = compile(src, { output: path.join(dir, 'gnflat.out.onnx'), target: 'cuda' });
     expect(r.opsAfter['com.microsoft::GroupNorm']).toBeUndefined();
     expect(r.explanations.find((e) => e.pass === 'fuse-group-norm')!.reason).toMatch(/not reshaped back|not \[N, C, H, W\]/);
@@ -95,7 +96,7 @@ describe('fuse-gelu', () => {
     const [left, right] = b.opN('Split', [h], { axis: -1, num_outputs: 2 }, { outputs: 2 });
     b.output(b.op('Mul', [left, gelu(b, right, 1)]));
     b.model.opsets.set('', 18);
-    const src = b.save(path.join(dir, 'geglu.onnx'));
+    const src = saveModel(b.model, path.join(dir, 'geglu.onnx'));
     const web = compile(src, { output: path.join(dir, 'geglu.web.onnx'), target: 'webgpu' });
     expect(web.opsAfter['com.microsoft::BiasSplitGelu']).toBe(1);
     expect(web.opsAfter['ai.onnx::Split']).toBeUndefined();

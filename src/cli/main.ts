@@ -1,0 +1,161 @@
+import yargs from 'yargs';
+import { compile } from '../compiler/compile';
+import { SdcError } from '../ir/errors';
+import { formatInspect, inspect } from '../compiler/inspect';
+import { readModel } from '../onnx/read';
+import { MODES, Mode } from '../rewrite/pass';
+import { terminalProgress } from '../compiler/progress';
+import { TARGETS, TargetName } from '../targets/targets';
+import { ALL_PASSES } from '../passes';
+import { SDC_VERSION } from '../compiler/version';
+import { CompileReport } from '../compiler/compile';
+import { benchCommand, runCommand } from './run-commands';
+import { autotune, AutotuneResult } from '../autotune/autotune';
+
+/** The command line: a thin door onto compile() and inspect(). */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const fail = (e: unknown) => {
+    if (e instanceof SdcError) {
+      process.stderr.write(`sdc: ${e.message}\n`);
+      code = e.exitCode;
+    } else {
+      process.stderr.write(`sdc: internal error: ${(e as Error).stack ?? e}\n`);
+      code = 1;
+    }
+  };
+  const passList = ALL_PASSES.map((p) => `  ${p.name.padEnd(22)} ${p.description} [${p.targets.join(', ')}]`).join('\n');
+  await yargs(argv)
+    .scriptName('sdc')
+    .version(SDC_VERSION)
+    .usage('$0 <command> [options]\n\nAhead-of-time optimizer for ONNX diffusion models (UNet, VAE, ControlNet).')
+    .command(
+      'compile <input>',
+      'optimize a model and write the result (the input is never modified)',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'the .onnx model to compile (external data is found beside it)' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the compiled .onnx (its weights go to <output>.data when external)' })
+          .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: cleanups and the fusions the target runs; reduce-overhead: also specialize to --shape, fold every shape computation, report capturability; max-autotune: compile several pipelines, time them on the target at --shape, keep the fastest' })
+          .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
+          .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
+          .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
+          .option('report', { type: 'string', describe: 'write a JSON report (per-pass time and node counts) to this file' })
+          .option('verify-each', { type: 'boolean', default: false, describe: 'validate the graph after every pass (slower; for debugging passes)' })
+          .option('explain', { type: 'boolean', default: false, describe: 'list every fusion site considered: applied, or why not' })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'run the passes and print the report, but write no model' })
+          .option('external-data', { choices: ['auto', 'always', 'never'] as const, default: 'auto' as const, describe: 'auto: weights go to <output>.data when the input had external data or exceeds 2 GB' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout instead of a summary' })
+          .example('$0 compile unet.onnx -o unet.sdc.onnx', 'default pipeline for the CPU')
+          .example('$0 compile unet.onnx -o unet.webgpu.onnx --target webgpu --mode reduce-overhead --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768', 'a static, capturable WebGPU model')
+          .example('$0 compile unet.onnx -o copy.onnx --passes none', 'read and re-write only (checks the model loads and round-trips)'),
+      async (args) => {
+        try {
+          const passes = args.passes === undefined ? undefined : args.passes === 'none' ? [] : args.passes.split(',').map((s) => s.trim()).filter(Boolean);
+          const run = args.mode === 'max-autotune' ? autotune : compile;
+          const report = await run(args.input!, {
+            output: args.output,
+            mode: args.mode,
+            target: args.target,
+            passes,
+            shapes: args.shape ?? null,
+            verifyEach: args['verify-each'],
+            report: args.report,
+            externalData: args['external-data'],
+            dryRun: args['dry-run'],
+            progress: terminalProgress(),
+          });
+          for (const w of report.warnings) process.stderr.write(`sdc: note: ${w}\n`);
+          process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain) + '\n');
+          if (!args.json && 'autotune' in report) {
+            const a = (report as { autotune: AutotuneResult }).autotune;
+            process.stdout.write(`autotune (median ms per run on ${args.target}): ${a.candidates.map((c) => `${c.name} ${c.runMs}`).join(', ')}; kept: ${a.chosen}\n`);
+          }
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
+      'inspect <input>',
+      'describe a model: ops, inputs and outputs, opsets, weights (reads no weight bytes)',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'the .onnx model' })
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable JSON' })
+          .example('$0 inspect unet.onnx', 'op histogram and I/O for people')
+          .example('$0 inspect unet.onnx --json | jq .ops', 'the same for scripts'),
+      (args) => {
+        try {
+          // inspect reads no weights, so a graph whose data files are absent can still be described
+          const r = inspect(readModel(args.input!, { allowMissingData: true }));
+          process.stdout.write((args.json ? JSON.stringify(r, null, 2) : formatInspect(r)) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
+      'run <input>',
+      'run a model through the sdc runtime (compiles or reuses the cached specialization) and summarize its outputs',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'the .onnx model (original or compiled)' })
+          .option('shape', { type: 'string', demandOption: true, describe: 'every input\'s dims, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
+          .option('cache-dir', { type: 'string', describe: 'folder of compiled specializations (default $SDC_CACHE_DIR or ~/.cache/sdc)' })
+          .option('mode', { choices: ['reduce-overhead', 'default'] as const, default: 'reduce-overhead' as const, describe: 'reduce-overhead: one static specialization per shape; default: one generic model' })
+          .option('target', { choices: TARGETS, default: 'cpu' as TargetName })
+          .example('$0 run unet.onnx --shape sample=1x4x64x64,timestep=1,encoder_hidden_states=1x77x768', 'first call compiles; later calls load from the cache'),
+      async (args) => {
+        try {
+          process.stdout.write((await runCommand(args.input!, args.shape, { cacheDir: args['cache-dir'], target: args.target, mode: args.mode })) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
+      'bench <input>',
+      'time the original and the compiled model side by side in one run (alternated runs, medians, ratios)',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'the original .onnx model' })
+          .option('shape', { type: 'string', demandOption: true, describe: 'every input\'s dims' })
+          .option('runs', { type: 'number', default: 10, describe: 'timed runs of each, after one warm-up' })
+          .option('mode', { choices: ['default', 'reduce-overhead'] as const, default: 'default' as const })
+          .option('target', { choices: TARGETS, default: 'cpu' as TargetName })
+          .example('$0 bench unet.onnx --shape sample=2x4x32x32,timestep=2,encoder_hidden_states=2x77x768', 'speed and session-creation ratios'),
+      async (args) => {
+        try {
+          process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs, mode: args.mode })) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .demandCommand(1, 'name a command: compile, inspect, run or bench (see --help)')
+    .strict()
+    .help()
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`${y.help()}\n\nsdc: ${msg}\n`);
+      code = 2;
+    })
+    .parseAsync();
+  return code;
+}
+
+function summary(r: CompileReport, explain: boolean): string {
+  const lines = [`${r.input} -> ${r.output}${r.dataFile ? ` (+ ${r.dataFile})` : ''}`];
+  lines.push(`mode ${r.mode}, target ${r.target}: ${r.nodesBefore} -> ${r.nodesAfter} nodes in ${(r.compileMs / 1000).toFixed(2)} s`);
+  for (const p of r.passes) {
+    const counts = p.counts ? ' ' + Object.entries(p.counts).map(([k, v]) => `${k}=${v}`).join(' ') : '';
+    lines.push(`  ${p.name.padEnd(22)} ${String(p.nodesBefore).padStart(6)} -> ${String(p.nodesAfter).padEnd(6)} ${p.ms.toFixed(0).padStart(6)} ms${counts}`);
+  }
+  if (explain) {
+    lines.push('sites:');
+    for (const e of r.explanations) lines.push(`  [${e.pass}] ${e.site}: ${e.status}${e.reason ? ` (${e.reason})` : ''}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,155 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { SdcError } from '../ir/errors';
+import { opHistogram } from './inspect';
+import { validate } from '../ir/validate';
+import { Model } from '../ir/model';
+import { readModel } from '../onnx/read';
+import { WriteOptions, writeModel } from '../onnx/write';
+import { Explanation, MODES, Mode } from '../rewrite/pass';
+import { PassReport, round, runPipeline } from './pipeline';
+import { Progress, silentProgress } from './progress';
+import { TargetName, parseTarget } from '../targets/targets';
+import { SDC_VERSION } from './version';
+
+export interface CompileOptions {
+  output: string;
+  mode?: Mode;
+  target?: TargetName;
+  /** Explicit pass names instead of the mode's pipeline; [] runs none. */
+  passes?: string[];
+  verifyEach?: boolean;
+  /** Static input dims for specialization: `sample=2x4x64x64,...` or a map. */
+  shapes?: string | Map<string, number[]> | null;
+  /** Where to write the JSON report (optional; the report is also returned). */
+  report?: string;
+  externalData?: WriteOptions['externalData'];
+  /** Run the pipeline and report, but write no model (for --explain and counts). */
+  dryRun?: boolean;
+  /**
+   * onnxruntime graphOptimizationLevel recorded in the metadata for whoever opens the output (the
+   * runtime does): 'all' by default (onnxruntime's own layout rewrites still help on the CPU).
+   */
+  sessionLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Name of the weights file beside the output (default `<output file name>.data`). */
+  dataFileName?: string;
+  progress?: Progress;
+}
+
+export interface CompileReport {
+  sdcVersion: string;
+  input: string;
+  output: string;
+  dataFile: string | null;
+  mode: Mode;
+  target: TargetName;
+  compileMs: number;
+  readMs: number;
+  writeMs: number;
+  nodesBefore: number;
+  nodesAfter: number;
+  opsBefore: Record<string, number>;
+  opsAfter: Record<string, number>;
+  passes: PassReport[];
+  explanations: Explanation[];
+  /** Things the user asked for that had no effect, said rather than ignored. */
+  warnings: string[];
+}
+
+/** The one entry point every door (CLI, plugin, runtime, bench) goes through. */
+export function compile(input: string, opts: CompileOptions): CompileReport {
+  const t0 = performance.now();
+  const mode = opts.mode ?? 'default';
+  if (!MODES.includes(mode)) throw new SdcError('', `unknown mode '${mode}' (choose ${MODES.join(', ')})`);
+  if (mode === 'max-autotune') throw new SdcError(input, 'max-autotune times candidates on the target: call autotune() (the CLI does)');
+  let target;
+  try {
+    target = parseTarget(opts.target ?? 'cpu');
+  } catch (e) {
+    throw new SdcError('', (e as Error).message);
+  }
+  if (path.resolve(opts.output) === path.resolve(input)) throw new SdcError(input, 'refusing to write the output over the input; choose another -o');
+  const progress = opts.progress ?? silentProgress;
+  progress.step('reading');
+  const model = readModel(input);
+  const problems = validate(model);
+  if (problems.length) throw new SdcError(input, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+  const readMs = performance.now() - t0;
+  const nodesBefore = model.graph.countNodes();
+  const opsBefore = opHistogram(model.graph);
+  const shapes = typeof opts.shapes === 'string' ? parseShapes(opts.shapes, input, model) : opts.shapes ?? null;
+  const warnings: string[] = [];
+  if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
+    warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
+  }
+
+  const { passes, explanations } = runPipeline(model, {
+    mode,
+    target,
+    passes: opts.passes,
+    verifyEach: opts.verifyEach,
+    shapes,
+    onPass: (name) => progress.step(`pass ${name}`),
+  });
+  const after = validate(model);
+  if (after.length) throw new Error(`sdc produced an invalid graph (a bug; please report it):\n  ${after.slice(0, 10).join('\n  ')}`);
+  // A fused op the target cannot run is a bug, never a result: check every op sdc introduced.
+  const introduced = Object.keys(opHistogram(model.graph)).filter((op) => !(op in opsBefore));
+  const unrunnable = introduced.filter((op) => { const [d, o] = op.split('::'); return !target.runs(d === 'ai.onnx' ? '' : d, o); });
+  if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
+  stampMetadata(model, mode, target.name, passes);
+  model.setMetadata('sdc.session.graphOptimizationLevel', opts.sessionLevel ?? 'all');
+
+  progress.step('writing');
+  const t1 = performance.now();
+  const written = opts.dryRun ? { modelFile: path.resolve(opts.output), dataFile: null } : writeModel(model, opts.output, { externalData: opts.externalData, dataFileName: opts.dataFileName, onProgress: (d, t) => progress.update(d, t) });
+  progress.done();
+  const report: CompileReport = {
+    sdcVersion: SDC_VERSION,
+    input: path.resolve(input),
+    output: written.modelFile,
+    dataFile: written.dataFile,
+    mode,
+    target: target.name,
+    compileMs: round(performance.now() - t0),
+    readMs: round(readMs),
+    writeMs: round(performance.now() - t1),
+    nodesBefore,
+    nodesAfter: model.graph.countNodes(),
+    opsBefore,
+    opsAfter: opHistogram(model.graph),
+    passes,
+    explanations,
+    warnings,
+  };
+  if (opts.report) writeJsonAtomic(opts.report, report);
+  return report;
+}
+
+function stampMetadata(model: Model, mode: Mode, target: TargetName, passes: PassReport[]): void {
+  model.setMetadata('sdc.version', SDC_VERSION);
+  model.setMetadata('sdc.mode', mode);
+  model.setMetadata('sdc.target', target);
+  model.setMetadata('sdc.passes', passes.map((p) => p.name).join(','));
+}
+
+/** `sample=2x4x64x64,timestep=2` → map; names must be graph inputs. */
+export function parseShapes(spec: string, file: string, model?: Model): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=(\d+(?:x\d+)*)?$/.exec(part);
+    if (!m) throw new SdcError(file, `bad --shape entry '${part}': write name=DxDxD (for example sample=2x4x64x64)`);
+    const dims = m[2] ? m[2].split('x').map(Number) : [];
+    if (model && !model.graph.inputs.some((v) => v.name === m[1])) {
+      throw new SdcError(file, `--shape names '${m[1]}', which is not an input (inputs: ${model.graph.inputs.map((v) => v.name).join(', ')})`);
+    }
+    out.set(m[1], dims);
+  }
+  return out;
+}
+
+export function writeJsonAtomic(file: string, data: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,106 @@
+import { validate } from '../ir/validate';
+import { Model } from '../ir/model';
+import { Explanation, Mode, Pass, PassContext } from '../rewrite/pass';
+import { Target } from '../targets/targets';
+import { ALL_PASSES, passByName } from '../passes';
+import { SdcError } from '../ir/errors';
+import { Node } from '../ir/graph';
+
+/** A step of a pipeline: one pass, or a group repeated until nothing in it changes (at most `max` rounds). */
+export type Step = string | { repeat: string[]; max: number };
+
+/** Cleanup feeds itself: a folded shape exposes a no-op, a removed no-op exposes a duplicate. */
+const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'], max: 4 };
+
+/** Fusions run on a cleaned graph; group norms before layer norms so the residual Adds are settled. */
+const FUSIONS: Step[] = ['fuse-attention', 'fuse-group-norm', 'fuse-layer-norm', 'fuse-gelu', 'fuse-bias-add', 'channels-last'];
+
+/** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
+export const MODE_PIPELINES: Record<Mode, Step[]> = {
+  default: [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  'reduce-overhead': ['specialize-shapes', CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  // max-autotune compiles and times several pipelines (src/autotune/autotune.ts); this one is its first candidate
+  'max-autotune': [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+};
+
+export interface PassReport {
+  name: string;
+  ms: number;
+  nodesBefore: number;
+  nodesAfter: number;
+  changed: boolean;
+  counts?: Record<string, number>;
+}
+
+export interface PipelineOptions {
+  mode: Mode;
+  target: Target;
+  /** Explicit pass list (overrides the mode's); [] runs none. */
+  passes?: string[];
+  verifyEach?: boolean;
+  shapes?: Map<string, number[]> | null;
+  onPass?: (name: string, index: number, total: number) => void;
+}
+
+type Resolved = Pass | { repeat: Pass[]; max: number };
+
+function resolve(name: string): Pass {
+  const p = passByName(name);
+  if (!p) throw new SdcError('', `unknown pass '${name}' (known: ${ALL_PASSES.map((q) => q.name).join(', ')})`);
+  return p;
+}
+
+/**
+ * The steps to run. Explicit pass names run once each, in the order given, whatever the target; the name
+ * `cleanup` stands for the repeated cleanup group the modes use.
+ */
+export function pipelineFor(mode: Mode, target: Target, explicit?: string[]): Resolved[] {
+  if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' && typeof CLEANUP !== 'string' ? { repeat: CLEANUP.repeat.map(resolve), max: CLEANUP.max } : resolve(n)));
+  const applies = (p: Pass) => p.targets.includes(target.name);
+  return MODE_PIPELINES[mode].map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
+    .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));
+}
+
+export function runPipeline(model: Model, opts: PipelineOptions): { passes: PassReport[]; explanations: Explanation[] } {
+  const steps = pipelineFor(opts.mode, opts.target, opts.passes);
+  const reports: PassReport[] = [];
+  const explanations: Explanation[] = [];
+  let index = 0;
+  const runOne = (pass: Pass): boolean => {
+    opts.onPass?.(pass.name, index++, steps.length);
+    const ctx: PassContext = {
+      model,
+      target: opts.target,
+      mode: opts.mode,
+      shapes: opts.shapes ?? null,
+      explain: (site: Node | string, status, reason) =>
+        explanations.push({ pass: pass.name, site: typeof site === 'string' ? site : site.name, status, reason }),
+    };
+    const before = model.graph.countNodes();
+    const t0 = performance.now();
+    const result = pass.run(model.graph, ctx);
+    const ms = performance.now() - t0;
+    reports.push({ name: pass.name, ms: round(ms), nodesBefore: before, nodesAfter: model.graph.countNodes(), changed: result.changed, counts: result.counts });
+    if (opts.verifyEach) {
+      const problems = validate(model);
+      if (problems.length) throw new Error(`pass ${pass.name} left an invalid graph:\n  ${problems.slice(0, 10).join('\n  ')}`);
+    }
+    return result.changed;
+  };
+  for (const step of steps) {
+    if ('repeat' in step) {
+      for (let round = 0; round < step.max; round++) {
+        let changed = false;
+        for (const p of step.repeat) changed = runOne(p) || changed;
+        if (!changed) break;
+      }
+    } else {
+      runOne(step);
+    }
+  }
+  return { passes: reports, explanations };
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,42 @@
+import { Graph } from './graph';
+import { KeyValue } from './tensor';
+
+/** A model: the graph plus the ModelProto fields around it. */
+export class Model {
+  irVersion = 8;
+  /** Opset version per domain; the default domain is ''. */
+  opsets = new Map<string, number>();
+  producerName = '';
+  producerVersion = '';
+  domain = '';
+  modelVersion: number | bigint = 0;
+  docString = '';
+  metadataProps: KeyValue[] = [];
+  /** Model-local functions, training info and device configurations: carried through as decoded. */
+  functions: unknown[] = [];
+  trainingInfo: unknown[] = [];
+  configuration: unknown[] = [];
+  /** Where it was read from (absolute), for messages. */
+  source = '';
+
+  constructor(public graph: Graph) {}
+
+  opset(domain = ''): number | undefined {
+    return this.opsets.get(domain) ?? (domain === 'ai.onnx' ? this.opsets.get('') : undefined);
+  }
+
+  /** Import `domain` (version 1 unless imported already): a pass that emits a contrib op calls this. */
+  useDomain(domain: string, version = 1): void {
+    if (!this.opsets.has(domain)) this.opsets.set(domain, version);
+  }
+
+  setMetadata(key: string, value: string): void {
+    const e = this.metadataProps.find((p) => p.key === key);
+    if (e) e.value = value;
+    else this.metadataProps.push({ key, value });
+  }
+
+  getMetadata(key: string): string | undefined {
+    return this.metadataProps.find((p) => p.key === key)?.value;
+  }
+}

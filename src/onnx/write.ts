@@ -1,0 +1,281 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { SdcError } from '../ir/errors';
+import { AttrType, Attribute, AttributeMeta, Graph, Value, ValueType } from '../ir/graph';
+import { KeyValue, Tensor } from '../ir/tensor';
+import { Model } from '../ir/model';
+import { ModelProto, TensorProto, toProtoInt64 } from './schema';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type P = any;
+
+export interface WriteOptions {
+  /**
+   * 'auto' (default): weights go to one external data file when the source kept any external data or the
+   * weights would push the model past protobuf's 2 GB; 'always' / 'never' force the choice.
+   */
+  externalData?: 'auto' | 'always' | 'never';
+  /** Initializers smaller than this stay inline even in an external-data model (bytes; default 1024). */
+  sizeThreshold?: number;
+  /** Name of the data file beside the model (default: `<model file name>.data`). */
+  dataFileName?: string;
+  /** Called as weight bytes are written: (bytesDone, bytesTotal). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface WriteResult {
+  modelFile: string;
+  modelBytes: number;
+  dataFile: string | null;
+  dataBytes: number;
+}
+
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+const ALIGN = 64;
+const COPY_CHUNK = 16 << 20;
+
+/**
+ * Write a model atomically: the data file and the model go to temporary names and are renamed into place
+ * only once complete, so a crash or a full disk never leaves a half-written output. Unchanged external
+ * weights are copied from their source file in chunks; they are never all in memory.
+ */
+export function writeModel(model: Model, out: string, opts: WriteOptions = {}): WriteResult {
+  const outAbs = path.resolve(out);
+  const dataName = opts.dataFileName ?? `${path.basename(outAbs)}.data`;
+  const dataAbs = path.join(path.dirname(outAbs), dataName);
+  refuseToClobberSources(model, outAbs, dataAbs, out);
+
+  const initializers = [...model.graph.allGraphs()].flatMap((g) => g.initializers().map((v) => v.initializer!));
+  const weightBytes = initializers.reduce((s, t) => s + t.byteLength, 0);
+  const mode = opts.externalData ?? 'auto';
+  const external =
+    mode === 'always' || (mode === 'auto' && (initializers.some((t) => t.isExternal) || weightBytes > PROTOBUF_LIMIT - (64 << 20)));
+  const threshold = opts.sizeThreshold ?? 1024;
+
+  const tmpSuffix = `.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const tmpModel = outAbs + tmpSuffix;
+  const tmpData = dataAbs + tmpSuffix;
+  const placement = new Map<Tensor, { offset: number; length: number }>();
+  try {
+    let dataBytes = 0;
+    if (external) {
+      const big = initializers.filter((t) => t.data.kind !== 'strings' && t.byteLength >= threshold);
+      if (big.length) dataBytes = writeDataFile(big, tmpData, placement, opts.onProgress);
+    }
+    const proto = modelToProto(model, placement, dataName);
+    const bytes = ModelProto.encode(proto).finish();
+    if (bytes.byteLength > PROTOBUF_LIMIT) {
+      throw new SdcError(out, 'the model would exceed protobuf\'s 2 GB limit; write it with external data');
+    }
+    fs.writeFileSync(tmpModel, bytes);
+    if (placement.size) fs.renameSync(tmpData, dataAbs);
+    fs.renameSync(tmpModel, outAbs);
+    return { modelFile: outAbs, modelBytes: bytes.byteLength, dataFile: placement.size ? dataAbs : null, dataBytes };
+  } catch (e: any) {
+    for (const f of [tmpModel, tmpData]) fs.rmSync(f, { force: true });
+    if (e instanceof SdcError) throw e;
+    if (e.code === 'ENOENT' && !fs.existsSync(path.dirname(outAbs))) throw new SdcError(out, `output folder ${path.dirname(outAbs)} does not exist`);
+    if (e.code === 'ENOSPC') throw new SdcError(out, 'no space left on the device; nothing was written');
+    if (e.code === 'EACCES' || e.code === 'EROFS') throw new SdcError(out, `cannot write here (${e.code}); nothing was written`);
+    throw e;
+  }
+}
+
+function refuseToClobberSources(model: Model, outAbs: string, dataAbs: string, out: string): void {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const sources = new Set<string>();
+  if (model.source) sources.add(real(model.source));
+  for (const g of model.graph.allGraphs()) {
+    for (const v of g.initializers()) {
+      const d = v.initializer!.data;
+      if (d.kind === 'external') sources.add(real(d.file));
+    }
+  }
+  for (const target of [outAbs, dataAbs]) {
+    if (sources.has(real(target))) {
+      throw new SdcError(out, `refusing to overwrite ${target}: it is an input of this compile (the model or its weights)`);
+    }
+  }
+}
+
+function writeDataFile(
+  tensors: Tensor[],
+  file: string,
+  placement: Map<Tensor, { offset: number; length: number }>,
+  onProgress?: (done: number, total: number) => void,
+): number {
+  const total = tensors.reduce((s, t) => s + t.byteLength, 0);
+  const fd = fs.openSync(file, 'w');
+  let offset = 0;
+  let buf: Buffer | null = null;
+  const pad = Buffer.alloc(ALIGN);
+  try {
+    const put = (b: Uint8Array) => {
+      let done = 0;
+      while (done < b.byteLength) done += fs.writeSync(fd, b, done, b.byteLength - done, offset + done);
+      offset += b.byteLength;
+    };
+    let written = 0;
+    for (const t of tensors) {
+      const gap = (ALIGN - (offset % ALIGN)) % ALIGN;
+      if (gap) put(pad.subarray(0, gap));
+      const start = offset;
+      const d = t.data;
+      if (d.kind === 'external') {
+        buf ??= Buffer.allocUnsafe(COPY_CHUNK);
+        const src = fs.openSync(d.file, 'r');
+        try {
+          for (let done = 0; done < d.length; ) {
+            const n = fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, d.length - done), d.offset + done);
+            if (n === 0) throw new SdcError(d.file, `ends before the ${d.length} bytes of tensor '${t.name}'`);
+            put(buf.subarray(0, n));
+            done += n;
+          }
+        } finally {
+          fs.closeSync(src);
+        }
+      } else {
+        const b = t.bytes();
+        if (b.byteLength !== t.byteLength) throw new Error(`tensor ${t.name} produced ${b.byteLength} bytes, expected ${t.byteLength}`);
+        put(b);
+      }
+      placement.set(t, { offset: start, length: offset - start });
+      written += t.byteLength;
+      onProgress?.(written, total);
+    }
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return offset;
+}
+
+function modelToProto(model: Model, placement: Map<Tensor, { offset: number; length: number }>, dataName: string): P {
+  const tensorProto = (t: Tensor): P => {
+    const p: P = { name: t.name, dims: t.dims.map(toProtoInt64), dataType: t.dtype };
+    if (t.docString) p.docString = t.docString;
+    if (t.metadataProps.length) p.metadataProps = t.metadataProps;
+    if (t.extra.segment) p.segment = t.extra.segment;
+    const at = placement.get(t);
+    if (at) {
+      p.dataLocation = 1;
+      p.externalData = [
+        { key: 'location', value: dataName },
+        { key: 'offset', value: String(at.offset) },
+        { key: 'length', value: String(at.length) },
+      ];
+    } else if (t.data.kind === 'strings') {
+      p.stringData = t.data.strings;
+    } else {
+      p.rawData = t.bytes();
+    }
+    return p;
+  };
+  const typeProto = (t: ValueType): P => {
+    if (t.kind === 'other') return t.proto;
+    const tt: P = { elemType: t.elemType };
+    if (t.shape) {
+      tt.shape = {
+        dim: t.shape.map((d, i) => {
+          const dp: P = typeof d === 'number' ? { dimValue: toProtoInt64(d) } : typeof d === 'string' ? { dimParam: d } : {};
+          const den = t.dimDenotations?.[i];
+          if (den) dp.denotation = den;
+          return dp;
+        }),
+      };
+    }
+    const p: P = { tensorType: tt };
+    if (t.denotation) p.denotation = t.denotation;
+    return p;
+  };
+  const valueInfo = (v: Value): P => {
+    const p: P = { name: v.name };
+    if (v.type) p.type = typeProto(v.type);
+    if (v.docString) p.docString = v.docString;
+    if (v.metadataProps.length) p.metadataProps = v.metadataProps;
+    return p;
+  };
+  const attribute = (a: Attribute & AttributeMeta): P => {
+    const p: P = { name: a.name, type: a.type };
+    if (a.docString) p.docString = a.docString;
+    if (a.refAttrName) p.refAttrName = a.refAttrName;
+    switch (a.type) {
+      case AttrType.FLOAT: p.f = a.value; break;
+      case AttrType.INT: p.i = toProtoInt64(a.value); break;
+      case AttrType.STRING: p.s = a.value; break;
+      case AttrType.TENSOR: p.t = tensorProto(a.value); break;
+      case AttrType.GRAPH: p.g = graphProto(a.value); break;
+      case AttrType.FLOATS: p.floats = a.value; break;
+      case AttrType.INTS: p.ints = a.value.map(toProtoInt64); break;
+      case AttrType.STRINGS: p.strings = a.value; break;
+      case AttrType.TENSORS: p.tensors = a.value.map(tensorProto); break;
+      case AttrType.GRAPHS: p.graphs = a.value.map(graphProto); break;
+      default: return a.value; // carried verbatim as decoded
+    }
+    return p;
+  };
+  const graphProto = (g: Graph): P => {
+    const p: P = { name: g.name };
+    if (g.docString) p.docString = g.docString;
+    p.node = g.nodes.map((n) => {
+      const np: P = {
+        input: n.inputs.map((v) => (v ? v.name : '')),
+        output: n.outputs.map((v) => (v.omitted ? '' : v.name)),
+        name: n.name,
+        opType: n.opType,
+        attribute: [...n.attrs.values()].map(attribute),
+      };
+      if (n.domain) np.domain = n.domain;
+      if (n.overload) np.overload = n.overload;
+      if (n.docString) np.docString = n.docString;
+      if (n.metadataProps.length) np.metadataProps = n.metadataProps;
+      if (n.extra.deviceConfigurations) np.deviceConfigurations = n.extra.deviceConfigurations;
+      return np;
+    });
+    p.initializer = g.initializers().map((v) => tensorProto(v.initializer!));
+    p.input = g.inputs.map(valueInfo);
+    p.output = g.outputs.map(valueInfo);
+    const io = new Set([...g.inputs, ...g.outputs]);
+    p.valueInfo = [...g.values.values()]
+      .filter((v) => v.type && v.producer && !v.omitted && !io.has(v) && !v.initializer)
+      .map(valueInfo)
+      .concat((g.extra.orphanValueInfo as P[]) ?? []);
+    for (const key of ['sparseInitializer', 'quantizationAnnotation', 'metadataProps']) if (g.extra[key]) p[key] = g.extra[key];
+    return p;
+  };
+  const kvs = (l: KeyValue[]) => l.map((e) => ({ key: e.key, value: e.value }));
+  return {
+    irVersion: toProtoInt64(model.irVersion),
+    opsetImport: [...model.opsets].map(([domain, version]) => ({ domain, version: toProtoInt64(version) })),
+    producerName: model.producerName,
+    producerVersion: model.producerVersion,
+    domain: model.domain,
+    modelVersion: toProtoInt64(model.modelVersion),
+    docString: model.docString,
+    graph: graphProto(model.graph),
+    metadataProps: kvs(model.metadataProps),
+    trainingInfo: model.trainingInfo,
+    functions: model.functions,
+    configuration: model.configuration,
+  };
+}
+
+/** Serialize one tensor as a TensorProto (for test data and the cache). */
+export function encodeTensor(t: Tensor): Uint8Array {
+  const p: P = { name: t.name, dims: t.dims, dataType: t.dtype };
+  if (t.data.kind === 'strings') p.stringData = t.data.strings;
+  else p.rawData = t.bytes();
+  return TensorProto.encode(p).finish();
+}
+
+/** Write a model built in code (tests, probes) and return its path. */
+export function saveModel(model: Model, file: string, opts?: WriteOptions): string {
+  writeModel(model, file, opts);
+  return file;
+}

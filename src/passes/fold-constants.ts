@@ -1,0 +1,64 @@
+import { arrOf, evaluate, Arr, tensorOf } from '../analysis/evaluate';
+import { AttrType, Graph, Node } from '../ir/graph';
+import { Pass } from '../rewrite/pass';
+import { byteSize } from '../ir/dtype';
+
+/** Constants folding may create: at most this many bytes, and no more than its inputs for growth ops. */
+export const FOLD_LIMIT_BYTES = 1 << 20;
+const GROWTH = new Set(['Expand', 'Tile', 'ConstantOfShape', 'Range', 'Resize', 'Upsample', 'Pad']);
+const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
+
+/**
+ * Evaluate every node whose inputs are all constant, and turn Constant nodes into initializers. The
+ * result replaces the node's outputs under the same names. Big results are left to run time: folding must
+ * never make the model much larger than it was.
+ */
+export const foldConstants: Pass = {
+  name: 'fold-constants',
+  description: 'evaluate nodes whose inputs are all constant (size-guarded); Constant nodes become initializers',
+  targets: ['cpu', 'webgpu', 'cuda'],
+  run(graph, ctx) {
+    let folded = 0;
+    let tooBig = 0;
+    const opset = ctx.model.opset('') ?? 17;
+    for (const g of graph.allGraphs()) {
+      g.topoSort();
+      for (const n of [...g.nodes]) {
+        const r = foldNode(g, n, opset);
+        if (r === 'folded') folded++;
+        else if (r === 'too-big') tooBig++;
+      }
+    }
+    return { changed: folded > 0, counts: { folded, leftTooBig: tooBig } };
+  },
+};
+
+function foldNode(g: Graph, n: Node, opset: number): 'folded' | 'too-big' | 'no' {
+  if (NONDETERMINISTIC.has(n.opType) || n.subgraphs().length) return 'no';
+  if (n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx')) {
+    // The tensor moves as it is (any dtype, any size): no evaluation, no copy.
+    const a = n.attr('value');
+    if (a && a.type === AttrType.TENSOR) {
+      g.makeConstant(n.outputs[0], a.value);
+      return 'folded';
+    }
+  }
+  if (n.opType !== 'Constant' && n.inputs.length === 0) return 'no';
+  if (n.outputs.some((o) => o.omitted) && n.opType !== 'Dropout') return 'no';
+  const consts = n.inputs.map((v) => (v ? v.constant : null));
+  if (n.inputs.some((v, i) => v && !consts[i])) return 'no';
+  let inBytes = 0;
+  for (const t of consts) if (t) inBytes += t.byteLength;
+  // Read no large weights: folding is for shapes, scales and masks.
+  if (consts.some((t) => t && t.byteLength > FOLD_LIMIT_BYTES)) return 'no';
+  const arrs: (Arr | null)[] = consts.map((t) => (t ? arrOf(t) : null));
+  if (arrs.some((a, i) => consts[i] && !a)) return 'no';
+  const outs = evaluate(n, arrs, opset);
+  if (!outs || outs.length < n.outputs.filter((o) => !o.omitted).length) return 'no';
+  const bytes = outs.reduce((s, a) => s + byteSize(a.dtype, a.data.length), 0);
+  if (n.opType !== 'Constant' && (bytes > FOLD_LIMIT_BYTES || (GROWTH.has(n.opType) && bytes > Math.max(inBytes, 64)))) return 'too-big';
+  const targets = n.outputs.map((o, i) => [o, outs[i]] as const).filter(([o, a]) => !o.omitted && a);
+  for (const [o, a] of targets) g.makeConstant(o, tensorOf(a, o.name));
+  if (g.nodes.includes(n)) g.removeNode(n);
+  return 'folded';
+}

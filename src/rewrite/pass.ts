@@ -1,0 +1,37 @@
+import { Graph, Node } from '../ir/graph';
+import { Model } from '../ir/model';
+import { Target, TargetName } from '../targets/targets';
+
+export type Mode = 'default' | 'reduce-overhead' | 'max-autotune';
+export const MODES: Mode[] = ['default', 'reduce-overhead', 'max-autotune'];
+
+/** What a pass did: whether anything changed, and counts worth reporting (sites fused, nodes folded...). */
+export interface PassResult {
+  changed: boolean;
+  counts?: Record<string, number>;
+}
+
+/** One site a pass considered, for `--explain`: done, or why not. */
+export interface Explanation {
+  pass: string;
+  site: string;
+  status: 'applied' | 'skipped';
+  reason?: string;
+}
+
+export interface PassContext {
+  model: Model;
+  target: Target;
+  mode: Mode;
+  /** Static dims by graph input name (reduce-overhead specialization), when a shape key was given. */
+  shapes: Map<string, number[]> | null;
+  explain(node: Node | string, status: 'applied' | 'skipped', reason?: string): void;
+}
+
+export interface Pass {
+  name: string;
+  /** One line for --help and the report. */
+  description: string;
+  targets: TargetName[];
+  run(graph: Graph, ctx: PassContext): PassResult;
+}

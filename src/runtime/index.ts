@@ -1,0 +1,302 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { compile } from '../compiler/compile';
+import { Dim } from '../ir/graph';
+import { readModel } from '../onnx/read';
+import { Mode } from '../rewrite/pass';
+import { TargetName } from '../targets/targets';
+import { SDC_VERSION } from '../compiler/version';
+import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
+import { ORT_VERSION, openSession, webgpuUnavailable } from './session';
+
+export interface LoadOptions {
+  target?: TargetName;
+  /** 'reduce-overhead' (default): one static specialization per input shape; 'default': one generic model. */
+  mode?: Exclude<Mode, 'max-autotune'>;
+  /** Folder of compiled models (default SDC_CACHE_DIR or ~/.cache/sdc); null keeps them for this process only. */
+  cacheDir?: string | null;
+  /** Distinct shape keys that get their own specialization; later keys run the generic model. */
+  maxSpecializations?: number;
+  /** Sessions kept open at once (least recently used are released; their models stay on disk). */
+  maxSessions?: number;
+  /** Dim names (as the model declares them, e.g. 'sequence') left dynamic: not part of the shape key. */
+  dynamic?: string[];
+  /** Where warnings go (default stderr). */
+  warn?: (msg: string) => void;
+  sessionOptions?: ort.InferenceSession.SessionOptions;
+}
+
+export interface RuntimeStats {
+  calls: number;
+  memoryHits: number;
+  diskHits: number;
+  compiles: number;
+  genericRuns: number;
+  specializations: number;
+  openSessions: number;
+  provider: string | null;
+}
+
+interface Entry {
+  session: ort.InferenceSession;
+  provider: string;
+  lastUsed: number;
+}
+
+/** What a compiled model's metadata says about opening it and capturing it. */
+interface ModelMeta {
+  level: 'disabled' | 'basic' | 'extended' | 'all';
+  capture: { capturable: boolean; blockers: string[] } | null;
+}
+
+interface InputSpec {
+  name: string;
+  dims: Dim[] | null;
+}
+
+type Event = { key: string; outcome: 'compiled' | 'disk' | 'generic'; why: string };
+
+const GENERIC = 'generic';
+
+/**
+ * A model that compiles itself on demand. Each distinct input shape (the shape key) gets a static
+ * specialization — every shape computation folded, capturable — stored on disk and kept in a bounded
+ * set of open sessions. Every miss is explained; past `maxSpecializations` keys run on the generic model
+ * with one warning, never silently.
+ */
+export class SdcModel {
+  private sessions = new Map<string, Entry>();
+  private specialized = new Set<string>();
+  private events: Event[] = [];
+  private counters = { calls: 0, memoryHits: 0, diskHits: 0, compiles: 0, genericRuns: 0 };
+  private warnedLimit = false;
+  private captures = new Map<string, ModelMeta['capture']>();
+  private lastProvider: string | null = null;
+  private clock = 0;
+
+  private constructor(
+    readonly source: string,
+    private readonly fingerprint: string,
+    private readonly inputs: InputSpec[],
+    private readonly opts: Required<Omit<LoadOptions, 'cacheDir' | 'sessionOptions'>> & { sessionOptions: ort.InferenceSession.SessionOptions },
+    private readonly cache: DiskCache,
+  ) {}
+
+  static async load(modelPath: string, o: LoadOptions = {}): Promise<SdcModel> {
+    const warn = o.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
+    const source = path.resolve(modelPath);
+    const model = readModel(source);
+    const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape }));
+    const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
+    let target: TargetName = o.target ?? 'cpu';
+    if (target === 'webgpu') {
+      // Decide once, before anything is compiled: a WebGPU model can hold ops the CPU cannot run.
+      const why = await webgpuUnavailable();
+      if (why) {
+        warn(`sdc: the WebGPU provider cannot start here (${why}); compiling for and running on the CPU instead`);
+        target = 'cpu';
+      }
+    }
+    const opts = {
+      target,
+      mode: o.mode ?? 'reduce-overhead',
+      maxSpecializations: o.maxSpecializations ?? 8,
+      maxSessions: o.maxSessions ?? 4,
+      dynamic: o.dynamic ?? [],
+      warn,
+      sessionOptions: o.sessionOptions ?? {},
+    };
+    return new SdcModel(source, sourceFingerprint(source), inputs, opts, cache);
+  }
+
+  /** The shape key of a call: dtype and dims of every input, with dims named in `dynamic` left as '*'. */
+  shapeKey(feeds: Record<string, ort.Tensor>): string {
+    return this.inputs
+      .map((i) => {
+        const t = feeds[i.name];
+        if (!t) throw new Error(`sdc: missing input '${i.name}' (inputs: ${this.inputs.map((x) => x.name).join(', ')})`);
+        const dims = t.dims.map((d, k) => (typeof i.dims?.[k] === 'string' && this.opts.dynamic.includes(i.dims[k] as string) ? '*' : String(d)));
+        return `${i.name}:${t.type}[${dims.join('x')}]`;
+      })
+      .join(',');
+  }
+
+  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    this.counters.calls++;
+    const key = this.opts.mode === 'default' ? GENERIC : this.shapeKey(feeds);
+    const entry = await this.sessionFor(key, feeds);
+    return (await entry.session.run(feeds)) as Record<string, ort.Tensor>;
+  }
+
+  private async sessionFor(key: string, feeds: Record<string, ort.Tensor>): Promise<Entry> {
+    const open = this.sessions.get(key);
+    if (open) {
+      this.counters.memoryHits++;
+      open.lastUsed = ++this.clock;
+      return open;
+    }
+    if (key !== GENERIC && !this.specialized.has(key) && this.specialized.size >= this.opts.maxSpecializations) {
+      if (!this.warnedLimit) {
+        this.warnedLimit = true;
+        this.opts.warn(`sdc: shape key ${key} would be specialization ${this.specialized.size + 1}, over the limit of ${this.opts.maxSpecializations} (maxSpecializations); this and later new keys run on the generic model`);
+      }
+      this.counters.genericRuns++;
+      this.events.push({ key, outcome: 'generic', why: `over maxSpecializations=${this.opts.maxSpecializations}` });
+      return this.sessionFor(GENERIC, feeds);
+    }
+    const file = await this.ensureCompiled(key, feeds);
+    if (key !== GENERIC) this.specialized.add(key);
+    // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
+    const meta = modelMeta(file);
+    this.captures.set(key, meta.capture);
+    const { session, provider } = await openSession(file, this.opts.target, { graphOptimizationLevel: meta.level, ...this.opts.sessionOptions }, this.opts.warn);
+    this.lastProvider = provider;
+    const entry: Entry = { session, provider, lastUsed: ++this.clock };
+    this.sessions.set(key, entry);
+    await this.evict();
+    return entry;
+  }
+
+  /** The cached model file that serves these inputs (compiling it if needed), e.g. for benchmarks. */
+  async modelFileFor(feeds: Record<string, ort.Tensor>): Promise<string> {
+    return this.ensureCompiled(this.opts.mode === 'default' ? GENERIC : this.shapeKey(feeds), feeds);
+  }
+
+  /** The compiled model for a key, from the disk cache or compiled now. */
+  private async ensureCompiled(key: string, feeds: Record<string, ort.Tensor>): Promise<string> {
+    const shapes = key === GENERIC ? null : this.staticShapes(feeds);
+    const describe = { source: this.source, mode: key === GENERIC ? 'default' : 'reduce-overhead', target: this.opts.target, shapeKey: key };
+    // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
+    const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, dynamic: this.opts.dynamic, sdc: SDC_VERSION, ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
+    const hit = this.cache.lookup(cacheKey, this.opts.warn);
+    const why = this.whyMiss(key);
+    if (hit) {
+      this.counters.diskHits++;
+      this.events.push({ key, outcome: 'disk', why });
+      return hit;
+    }
+    this.counters.compiles++;
+    this.events.push({ key, outcome: 'compiled', why });
+    if (process.env.SDC_LOG?.split(',').includes('recompiles')) this.opts.warn(`sdc: compiling ${key}: ${why}`);
+    return this.cache.store(cacheKey, describe, async (folder, dataName) => {
+      const mode = key === GENERIC ? 'default' : 'reduce-overhead';
+      if (this.opts.target !== 'cpu') {
+        compile(this.source, { output: path.join(folder, 'model.onnx'), mode, target: this.opts.target, shapes, dataFileName: dataName });
+        return;
+      }
+      const sdcOut = path.join(folder, 'sdc.onnx');
+      compile(this.source, { output: sdcOut, mode, target: this.opts.target, shapes, sessionLevel: 'disabled' });
+      await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
+      for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
+    });
+  }
+
+  private staticShapes(feeds: Record<string, ort.Tensor>): Map<string, number[]> {
+    return new Map(
+      this.inputs.map((i) => [
+        i.name,
+        feeds[i.name].dims.map((d, k) => (typeof i.dims?.[k] === 'string' && this.opts.dynamic.includes(i.dims[k] as string) ? -1 : d)),
+      ]),
+    );
+  }
+
+  /** Which dims differ from the nearest key seen before (torch.compile's "why did this recompile"). */
+  private whyMiss(key: string): string {
+    if (key === GENERIC) return 'generic model (symbolic shapes)';
+    const seen = [...new Set(this.events.map((e) => e.key))].filter((k) => k !== key && k !== GENERIC);
+    if (!seen.length) return 'first call';
+    const parse = (k: string) => new Map(k.split(',').map((p) => { const m = /^(.*):(\w+)\[(.*)\]$/.exec(p)!; return [m[1], { type: m[2], dims: m[3].split('x') }]; }));
+    const cur = parse(key);
+    let best = '';
+    let bestCount = Infinity;
+    for (const k of seen) {
+      const prev = parse(k);
+      const diffs: string[] = [];
+      for (const [name, c] of cur) {
+        const p = prev.get(name);
+        if (!p) continue;
+        if (p.type !== c.type) diffs.push(`${name} dtype ${p.type}→${c.type}`);
+        const decl = this.inputs.find((i) => i.name === name)?.dims;
+        c.dims.forEach((d, i) => {
+          if (p.dims[i] !== d) diffs.push(`${name}[${i}]${typeof decl?.[i] === 'string' ? ` (${decl[i]})` : ''} ${p.dims[i]}→${d}`);
+        });
+        if (p.dims.length !== c.dims.length) diffs.push(`${name} rank ${p.dims.length}→${c.dims.length}`);
+      }
+      if (diffs.length < bestCount) {
+        bestCount = diffs.length;
+        best = diffs.join(', ');
+      }
+    }
+    return `new shape: ${best}`;
+  }
+
+  private async evict(): Promise<void> {
+    while (this.sessions.size > this.opts.maxSessions) {
+      const [oldest] = [...this.sessions].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
+      const e = this.sessions.get(oldest)!;
+      this.sessions.delete(oldest);
+      await e.session.release();
+    }
+  }
+
+  /** Every miss and fallback so far, and what graph capture can do here, as sentences. */
+  explain(): string[] {
+    const lines = this.events.map((e) =>
+      e.outcome === 'generic' ? `${e.key}: ran on the generic model (${e.why})` : `${e.key}: ${e.outcome === 'disk' ? 'loaded from the disk cache' : 'compiled'} (${e.why})`,
+    );
+    lines.push(this.captureSentence());
+    return lines;
+  }
+
+  private captureSentence(): string {
+    const models = [...this.captures].map(([key, c]) => `${key === GENERIC ? 'generic model' : key}: ${!c ? 'no capture report' : c.capturable ? 'capturable' : `not capturable (${c.blockers[0]}${c.blockers.length > 1 ? `, +${c.blockers.length - 1} more` : ''})`}`);
+    return `graph capture: not enabled: onnxruntime-node ${ORT_VERSION} ignores enableGraphCapture; onnxruntime-web with WebGPU and GPU-resident inputs/outputs honors it (webCaptureOptions() gives its session options from a model's capture report).${models.length ? ` ${models.join('; ')}.` : ''}`;
+  }
+
+  /** The capture report of the model serving each key opened so far. */
+  captureReports(): Map<string, ModelMeta['capture']> {
+    return new Map(this.captures);
+  }
+
+  stats(): RuntimeStats {
+    return { ...this.counters, specializations: this.specialized.size, openSessions: this.sessions.size, provider: this.lastProvider };
+  }
+
+  async release(): Promise<void> {
+    for (const e of this.sessions.values()) await e.session.release();
+    this.sessions.clear();
+    this.cache.dispose();
+  }
+}
+
+function modelMeta(file: string): ModelMeta {
+  const model = readModel(file, { allowMissingData: true });
+  const l = model.getMetadata('sdc.session.graphOptimizationLevel');
+  let capture: ModelMeta['capture'] = null;
+  try {
+    capture = JSON.parse(model.getMetadata('sdc.capture') ?? 'null');
+  } catch {
+    capture = null;
+  }
+  return { level: l === 'disabled' || l === 'basic' || l === 'extended' ? l : 'all', capture };
+}
+
+/**
+ * Let onnxruntime apply its level-"all" rewrites (NCHWc layouts and fusions for this CPU) once, and
+ * save the result: opening it later with optimizations disabled skips the slowest part of session
+ * creation (about 9 of 11 s for SD1.5 here) and keeps the speed.
+ */
+async function finalizeForCpu(input: string, output: string, dataName: string): Promise<void> {
+  const s = await ort.InferenceSession.create(input, {
+    graphOptimizationLevel: 'all',
+    optimizedModelFilePath: output,
+    logSeverityLevel: 3,
+    extra: { session: { optimized_model_external_initializers_file_name: dataName, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+  });
+  await s.release();
+}
+
+export const load = SdcModel.load;
+export { webCaptureOptions } from './session';
