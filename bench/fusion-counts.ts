@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { compile } from '../src/compiler/compile';
-import { TARGETS } from '../src/targets/targets';
+import { TARGETS } from '../src/targets';
 
 /** The counters each fusion pass reports, in table order. */
 const COLUMNS: [string, string][] = [

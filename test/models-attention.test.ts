@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../src/compiler/compile';
-import { TargetName } from '../src/targets/targets';
+import { TargetName } from '../src/targets';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();

@@ -1,5 +1,5 @@
 import { Node, Value } from '../ir/graph';
-import { ShapeAnalysis } from './shapes';
+import { ShapeLookup } from './shapes';
 import { Sym } from './symbolic';
 
 /**
@@ -126,7 +126,7 @@ export function traceBack(v: Value, max = 12): { source: Value; steps: Step[] } 
 }
 
 /** Apply steps to a layout; returns the final layout and the product of the scales, or null. */
-export function replay(l: Layout, steps: Step[], sa: ShapeAnalysis): { layout: Layout; scale: number } | null {
+export function replay(l: Layout, steps: Step[], sa: ShapeLookup): { layout: Layout; scale: number } | null {
   let cur: Layout | null = l;
   let scale = 1;
   for (const s of steps) {

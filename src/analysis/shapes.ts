@@ -29,7 +29,12 @@ const SAME_SHAPE = new Set([
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Where', 'Max', 'Min', 'Sum', 'Mod', 'PRelu', 'BitShift']);
 const BOOL_OUT = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
 
-export class ShapeAnalysis {
+/** Read access to shape facts: what rules and layout tracking need. */
+export interface ShapeLookup {
+  get(v: Value | null | undefined): Info;
+}
+
+export class ShapeAnalysis implements ShapeLookup {
   private info = new Map<Value, Info>();
   private freshCount = 0;
 

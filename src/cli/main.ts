@@ -5,7 +5,7 @@ import { formatInspect, inspect } from '../compiler/inspect';
 import { readModel } from '../onnx/read';
 import { MODES, Mode } from '../rewrite/pass';
 import { terminalProgress } from '../compiler/progress';
-import { TARGETS, TargetName } from '../targets/targets';
+import { TARGETS, Target, TargetName } from '../targets';
 import { ALL_PASSES } from '../passes';
 import { SDC_VERSION } from '../compiler/version';
 import { CompileReport } from '../compiler/compile';
@@ -24,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
       code = 1;
     }
   };
-  const passList = ALL_PASSES.map((p) => `  ${p.name.padEnd(22)} ${p.description} [${p.targets.join(', ')}]`).join('\n');
+  const passList = ALL_PASSES.map((p) => `  ${p.name.padEnd(22)} ${p.description} [${TARGETS.filter((t) => !p.appliesTo?.(new Target(t))).join(', ')}]`).join('\n');
   await yargs(argv)
     .scriptName('sdc')
     .version(SDC_VERSION)

@@ -8,7 +8,7 @@ import { alternateRuns, median } from '../runtime/timing';
 import { syntheticFeeds } from '../runtime/feeds';
 import { compile, parseShapes } from '../compiler/compile';
 import { readModel } from '../onnx/read';
-import { TargetName } from '../targets/targets';
+import { TargetName } from '../targets';
 
 function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, number[]>; types: Map<string, string> } {
   const m = readModel(model);

@@ -9,7 +9,7 @@ import { WriteOptions, writeModel } from '../onnx/write';
 import { Explanation, MODES, Mode } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
-import { TargetName, parseTarget } from '../targets/targets';
+import { TargetName, parseTarget } from '../targets';
 import { SDC_VERSION } from './version';
 
 export interface CompileOptions {

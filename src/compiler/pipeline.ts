@@ -1,7 +1,7 @@
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { Explanation, Mode, Pass, PassContext } from '../rewrite/pass';
-import { Target } from '../targets/targets';
+import { Target } from '../targets';
 import { ALL_PASSES, passByName } from '../passes';
 import { SdcError } from '../ir/errors';
 import { Node } from '../ir/graph';
@@ -56,15 +56,25 @@ function resolve(name: string): Pass {
  */
 export function pipelineFor(mode: Mode, target: Target, explicit?: string[]): Resolved[] {
   if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' && typeof CLEANUP !== 'string' ? { repeat: CLEANUP.repeat.map(resolve), max: CLEANUP.max } : resolve(n)));
-  const applies = (p: Pass) => p.targets.includes(target.name);
+  const applies = (p: Pass) => !p.appliesTo?.(target);
   return MODE_PIPELINES[mode].map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
     .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));
+}
+
+/** The mode's passes that the target drops, each with why (reported in --explain). */
+export function droppedPasses(mode: Mode, target: Target, explicit?: string[]): { pass: string; reason: string }[] {
+  if (explicit) return [];
+  const names = MODE_PIPELINES[mode].flatMap((s) => (typeof s === 'string' ? [s] : s.repeat));
+  return [...new Set(names)].map(resolve).flatMap((p) => {
+    const reason = p.appliesTo?.(target);
+    return reason ? [{ pass: p.name, reason }] : [];
+  });
 }
 
 export function runPipeline(model: Model, opts: PipelineOptions): { passes: PassReport[]; explanations: Explanation[] } {
   const steps = pipelineFor(opts.mode, opts.target, opts.passes);
   const reports: PassReport[] = [];
-  const explanations: Explanation[] = [];
+  const explanations: Explanation[] = droppedPasses(opts.mode, opts.target, opts.passes).map((d) => ({ pass: d.pass, site: '(pass)', status: 'skipped', reason: d.reason }));
   let index = 0;
   const runOne = (pass: Pass): boolean => {
     opts.onPass?.(pass.name, index++, steps.length);
@@ -73,8 +83,8 @@ export function runPipeline(model: Model, opts: PipelineOptions): { passes: Pass
       target: opts.target,
       mode: opts.mode,
       shapes: opts.shapes ?? null,
-      explain: (site: Node | string, status, reason) =>
-        explanations.push({ pass: pass.name, site: typeof site === 'string' ? site : site.name, status, reason }),
+      explain: (site: Node | string, status, reason, rule) =>
+        explanations.push({ pass: pass.name, ...(rule ? { rule } : {}), site: typeof site === 'string' ? site : site.name, status, reason }),
     };
     const before = model.graph.countNodes();
     const t0 = performance.now();

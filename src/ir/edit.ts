@@ -13,4 +13,3 @@ export function replaceOutput(graph: Graph, n: Node, to: Value): boolean {
   return true;
 }
 
-export const isDefaultDomain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';

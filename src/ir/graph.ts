@@ -89,7 +89,7 @@ export class Node {
 
   /** Domain spelled for people and histograms: the default domain is `ai.onnx`. */
   get qualifiedOp(): string {
-    return `${this.domain === '' || this.domain === 'ai.onnx' ? 'ai.onnx' : this.domain}::${this.opType}`;
+    return `${this.domain === '' ? 'ai.onnx' : this.domain}::${this.opType}`;
   }
 
   attr(name: string): (Attribute & AttributeMeta) | undefined {
@@ -279,6 +279,30 @@ export class Graph {
       for (const o of node.outputs) if (o.producer === node) o.producer = null;
     }
     this.nodes = this.nodes.filter((n) => !dead.has(n));
+  }
+
+  private erased = new Set<Node>();
+
+  /**
+   * Detach a node now (its inputs lose this use, its outputs their producer) and drop it from `nodes` at
+   * the next compact(): constant time per node, for drivers that erase many while walking `nodes`.
+   */
+  erase(node: Node): void {
+    node.inputs.forEach((v, i) => {
+      if (v) removeUse(v, node, i);
+    });
+    for (const o of node.outputs) if (o.producer === node) o.producer = null;
+    this.erased.add(node);
+  }
+
+  isErased(node: Node): boolean {
+    return this.erased.has(node);
+  }
+
+  compact(): void {
+    if (!this.erased.size) return;
+    this.nodes = this.nodes.filter((n) => !this.erased.has(n));
+    this.erased.clear();
   }
 
   setInput(node: Node, index: number, v: Value | null): void {

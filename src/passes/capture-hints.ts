@@ -22,7 +22,6 @@ export const CAPTURE_KEY = 'sdc.capture';
 export const captureHints: Pass = {
   name: 'capture-hints',
   description: 'record in the metadata whether the graph is capturable (CUDA graphs / WebGPU capture) and what blocks it',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph, ctx) {
     const sa = analyzeShapes(ctx.model, graph);
     const blockers: string[] = [];

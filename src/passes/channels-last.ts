@@ -3,6 +3,7 @@ import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { Pass, PassContext } from '../rewrite/pass';
+import { isDefaultDomain } from '../ir/query';
 
 const TO_NHWC = [0, 2, 3, 1];
 const TO_NCHW = [0, 3, 1, 2];
@@ -20,10 +21,8 @@ const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sigmoid', 'Relu', 'Tan
 export const channelsLast: Pass = {
   name: 'channels-last',
   description: 'cuda: Conv → NhwcConv in NHWC, transposes sunk through elementwise ops and cancelled in pairs',
-  targets: ['cuda'],
+  appliesTo: (target) => target.accepts('com.microsoft', 'NhwcConv', { layout: 'NHWC' }),
   run(graph, ctx) {
-    const lacks = ctx.target.lacks('com.microsoft', 'NhwcConv');
-    if (lacks) return { changed: false };
     const before = countTransposes(graph);
     const convs = convertConvs(graph, ctx);
     let sunk = 0;
@@ -54,7 +53,7 @@ const transposeAttr = (p: number[]) => [{ name: 'perm', type: AttrType.INTS as c
 function convertConvs(g: Graph, ctx: PassContext): number {
   const sa = analyzeShapes(ctx.model, g);
   let n = 0;
-  for (const conv of g.nodes.filter((x) => x.opType === 'Conv' && (x.domain === '' || x.domain === 'ai.onnx'))) {
+  for (const conv of g.nodes.filter((x) => x.opType === 'Conv' && isDefaultDomain(x))) {
     const w = conv.inputs[1]?.constant;
     const xs = sa.get(conv.inputs[0]).shape;
     if (!w || w.dims.length !== 4 || w.dtype !== DataType.FLOAT || !xs || xs.length !== 4) {
@@ -102,14 +101,14 @@ function sinkTransposes(g: Graph, ctx: PassContext): number {
   };
   let moved = 0;
   for (const n of [...g.nodes]) {
-    if (!g.nodes.includes(n) || !(ELEMENTWISE.has(n.opType) || n.opType === 'Concat') || (n.domain !== '' && n.domain !== 'ai.onnx') || n.outputs.length !== 1) continue;
+    if (!g.nodes.includes(n) || !(ELEMENTWISE.has(n.opType) || n.opType === 'Concat') || !isDefaultDomain(n) || n.outputs.length !== 1) continue;
     let p: number[] | null = null;
     const sources: (Value | null)[] = [];
     const needInverse: number[] = [];
     let ok = true;
     for (const v of n.inputs) {
       const t = v?.producer;
-      if (t && t.opType === 'Transpose' && (t.domain === '' || t.domain === 'ai.onnx')) {
+      if (t && t.opType === 'Transpose' && isDefaultDomain(t)) {
         if (p && !same(p, perm(t))) ok = false;
         p = perm(t);
         sources.push(t.inputs[0]);

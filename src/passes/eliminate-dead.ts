@@ -5,7 +5,6 @@ import { Pass } from '../rewrite/pass';
 export const eliminateDead: Pass = {
   name: 'eliminate-dead',
   description: 'remove nodes whose outputs nobody reads and unused initializers',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph) {
     let nodes = 0;
     let inits = 0;

@@ -2,10 +2,10 @@ import { createHash } from 'crypto';
 import { AttrType, Attribute, Graph, Value } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { Pass } from '../rewrite/pass';
+import { isNondeterministic } from '../ir/query';
 
 /** Constants at most this large are compared by content (big weights are never read for this). */
 const CONST_LIMIT = 64 * 1024;
-const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
 
 /**
  * Common subexpressions: identical small constants merge, then nodes with the same op, attributes and
@@ -14,7 +14,6 @@ const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormal
 export const eliminateDuplicates: Pass = {
   name: 'eliminate-duplicates',
   description: 'merge identical small constants and nodes computing the same thing (CSE)',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph) {
     let constants = 0;
     let nodes = 0;
@@ -70,7 +69,7 @@ function mergeNodes(g: Graph): number {
   const seen = new Map<string, Graph['nodes'][number]>();
   const dead: Graph['nodes'][number][] = [];
   for (const n of g.nodes) {
-    if (NONDETERMINISTIC.has(n.opType) || n.subgraphs().length || n.outputs.some((o) => o.isGraphOutput)) continue;
+    if (isNondeterministic(n) || n.subgraphs().length || n.outputs.some((o) => o.isGraphOutput)) continue;
     const key = [n.domain, n.opType, n.overload, n.inputs.map((v) => (v ? v.name : '')).join(','), [...n.attrs.values()].map(attrKey).sort().join(';'), n.outputs.length].join('|');
     const first = seen.get(key);
     if (!first) {

@@ -1,7 +1,8 @@
 import { analyzeShapes, ShapeAnalysis } from '../analysis/shapes';
 import { Sym } from '../analysis/symbolic';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
-import { isDefaultDomain, replaceOutput } from '../ir/edit';
+import { replaceOutput } from '../ir/edit';
+import { isDefaultDomain } from '../ir/query';
 import { Pass } from '../rewrite/pass';
 
 /** Ops that only move data: when the output shape equals the input shape they copy it unchanged. */
@@ -23,7 +24,6 @@ const NEUTRAL: Record<string, { value: number; either: boolean }> = {
 export const eliminateNoops: Pass = {
   name: 'eliminate-noops',
   description: 'drop Identity, Dropout, same-type Cast, same-shape Reshape/Expand, x*1, x+0, x+zeros; merge Transpose and Reshape chains',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph, ctx) {
     const sa = analyzeShapes(ctx.model, graph);
     const counts: Record<string, number> = {};

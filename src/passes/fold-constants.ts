@@ -1,12 +1,12 @@
 import { arrOf, evaluate, Arr, tensorOf } from '../analysis/evaluate';
 import { AttrType, Graph, Node } from '../ir/graph';
 import { Pass } from '../rewrite/pass';
+import { isDefaultDomain, isNondeterministic } from '../ir/query';
 import { byteSize } from '../ir/dtype';
 
 /** Constants folding may create: at most this many bytes, and no more than its inputs for growth ops. */
 export const FOLD_LIMIT_BYTES = 1 << 20;
 const GROWTH = new Set(['Expand', 'Tile', 'ConstantOfShape', 'Range', 'Resize', 'Upsample', 'Pad']);
-const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
 
 /**
  * Evaluate every node whose inputs are all constant, and turn Constant nodes into initializers. The
@@ -16,7 +16,6 @@ const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormal
 export const foldConstants: Pass = {
   name: 'fold-constants',
   description: 'evaluate nodes whose inputs are all constant (size-guarded); Constant nodes become initializers',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph, ctx) {
     let folded = 0;
     let tooBig = 0;
@@ -34,8 +33,8 @@ export const foldConstants: Pass = {
 };
 
 function foldNode(g: Graph, n: Node, opset: number): 'folded' | 'too-big' | 'no' {
-  if (NONDETERMINISTIC.has(n.opType) || n.subgraphs().length) return 'no';
-  if (n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx')) {
+  if (isNondeterministic(n) || n.subgraphs().length) return 'no';
+  if (n.opType === 'Constant' && isDefaultDomain(n)) {
     // The tensor moves as it is (any dtype, any size): no evaluation, no copy.
     const a = n.attr('value');
     if (a && a.type === AttrType.TENSOR) {

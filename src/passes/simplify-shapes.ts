@@ -1,10 +1,11 @@
 import { analyzeShapes } from '../analysis/shapes';
 import { Sym } from '../analysis/symbolic';
 import { DataType } from '../ir/dtype';
-import { Graph, Node } from '../ir/graph';
+import { Graph } from '../ir/graph';
 import { replaceOutput } from '../ir/edit';
 import { Tensor } from '../ir/tensor';
 import { Pass } from '../rewrite/pass';
+import { isDefaultDomain } from '../ir/query';
 
 /**
  * Shape bookkeeping becomes constants. Exporters compute reshape targets at run time
@@ -17,7 +18,6 @@ import { Pass } from '../rewrite/pass';
 export const simplifyShapes: Pass = {
   name: 'simplify-shapes',
   description: 'replace shape computations by constants (numbers, or 0/-1 reshape targets for symbolic dims)',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph, ctx) {
     const sa = analyzeShapes(ctx.model, graph);
     let materialized = 0;
@@ -38,7 +38,7 @@ export const simplifyShapes: Pass = {
       }
     }
     for (const n of [...graph.nodes]) {
-      if (n.opType === 'Reshape' && isDefault(n) && n.inputs[1] && !n.inputs[1].constant) {
+      if (n.opType === 'Reshape' && isDefaultDomain(n) && n.inputs[1] && !n.inputs[1].constant) {
         const target = reshapeTarget(sa.get(n.inputs[0]).shape, sa.get(n.inputs[1]).content, n.int('allowzero', 0) === 1);
         if (target) {
           const c = graph.addInitializer(`${n.name}_shape`, Tensor.fromValues(`${n.name}_shape`, DataType.INT64, [target.length], target.map(BigInt)));
@@ -46,7 +46,7 @@ export const simplifyShapes: Pass = {
           reshapes++;
         }
       }
-      if (n.opType === 'Expand' && isDefault(n)) {
+      if (n.opType === 'Expand' && isDefaultDomain(n)) {
         const x = sa.get(n.inputs[0]).shape;
         const target = sa.get(n.inputs[1]).content;
         if (x && target && target.length <= x.length && sameAfterBroadcast(x, target) && replaceOutput(graph, n, n.inputs[0]!)) expands++;
@@ -57,7 +57,6 @@ export const simplifyShapes: Pass = {
   },
 };
 
-const isDefault = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
 
 /** [0 | -1 | n ...] equal to `content` for an input of shape `input`, or null when it cannot be said. */
 function reshapeTarget(input: Sym[] | null, content: Sym[] | null, allowzero: boolean): number[] | null {

@@ -9,7 +9,6 @@ import { Pass } from '../rewrite/pass';
 export const specializeShapes: Pass = {
   name: 'specialize-shapes',
   description: 'set graph input dims from --shape (reduce-overhead); later passes fold every shape computation',
-  targets: ['cpu', 'webgpu', 'cuda'],
   run(graph, ctx) {
     if (!ctx.shapes || ctx.shapes.size === 0) return { changed: false };
     const file = ctx.model.source;

@@ -1,4 +1,5 @@
 import { Node, Value } from '../ir/graph';
+import { isDefaultDomain } from '../ir/query';
 
 /**
  * One matcher for every fusion. A pattern is a small tree describing the math backwards from a root
@@ -9,7 +10,7 @@ export type Pattern =
   | { kind: 'op'; ops: string[]; domain: string; inputs: Pattern[] | null; capture?: string; commutative: boolean; where?: (n: Node, m: Match) => boolean; singleUse: boolean }
   | { kind: 'any'; capture?: string; where?: (v: Value, m: Match) => boolean }
   | { kind: 'alt'; options: Pattern[] }
-  | { kind: 'chain'; capture: string; step: (n: Node) => number | null; inner: Pattern; max: number };
+  | { kind: 'chain'; capture: string; step: (n: Node) => number | null; inner: Pattern; max: number; ops: string[] | null; singleUse: boolean };
 
 export interface Match {
   /** Captured values (from any/op patterns: the op's output) and nodes, by name. */
@@ -43,14 +44,17 @@ export const p = {
   },
   /**
    * Zero or more nodes of a chain, each continuing through the input index `step` returns (null: not a
-   * chain node), ending at `inner`. For scale multiplications and masks between two anchors.
+   * chain node), ending at `inner`. For scale multiplications and masks between two anchors, and for the
+   * reshapes that merge a result back. `ops` names the op types `step` accepts (so a driver knows which
+   * nodes can root the pattern); `singleUse: false` lets walked values have other readers, for rules that
+   * check what really dies.
    */
-  chain(capture: string, step: (n: Node) => number | null, inner: Pattern, max = 8): Pattern {
-    return { kind: 'chain', capture, step, inner, max };
+  chain(capture: string, step: (n: Node) => number | null, inner: Pattern, o: { max?: number; ops?: string[]; singleUse?: boolean } = {}): Pattern {
+    return { kind: 'chain', capture, step, inner, max: o.max ?? 8, ops: o.ops ?? null, singleUse: o.singleUse ?? true };
   },
 };
 
-const isDomain = (n: Node, d: string) => (d === '' ? n.domain === '' || n.domain === 'ai.onnx' : n.domain === d);
+const isDomain = (n: Node, d: string) => (d === '' ? isDefaultDomain(n) : n.domain === d);
 
 function clone(m: Match): Match {
   return { values: { ...m.values }, nodes: { ...m.nodes }, chains: { ...m.chains }, covered: [...m.covered] };
@@ -84,7 +88,9 @@ export function matchValue(pat: Pattern, v: Value | null, m: Match = { values: {
           return r;
         }
         const n = cur.producer;
-        if (!n || i === pat.max || cur.uses.length !== 1 || cur.isGraphOutput) return null;
+        // the root value's readers are outside the pattern; a walked value inside it is read once
+        const inside = i > 0 || user !== null;
+        if (!n || i === pat.max || (inside && pat.singleUse && (cur.uses.length !== 1 || cur.isGraphOutput))) return null;
         const next = pat.step(n);
         if (next === null || !n.inputs[next]) return null;
         walked.push(n);
@@ -121,4 +127,25 @@ export function matchValue(pat: Pattern, v: Value | null, m: Match = { values: {
 /** Match rooted at a node's first output. */
 export function matchNode(pat: Pattern, n: Node): Match | null {
   return matchValue(pat, n.outputs[0]);
+}
+
+/**
+ * The op types a node must have to root `pat` (its output is the root value), or null when any node
+ * may. A driver tries a rule only at such nodes.
+ */
+export function rootOps(pat: Pattern): string[] | null {
+  switch (pat.kind) {
+    case 'op':
+      return pat.ops;
+    case 'any':
+      return null;
+    case 'alt': {
+      const all = pat.options.map(rootOps);
+      return all.some((o) => o === null) ? null : [...new Set(all.flat() as string[])];
+    }
+    case 'chain': {
+      const inner = rootOps(pat.inner);
+      return pat.ops && inner ? [...new Set([...pat.ops, ...inner])] : null;
+    }
+  }
 }

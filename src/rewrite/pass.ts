@@ -1,6 +1,6 @@
 import { Graph, Node } from '../ir/graph';
 import { Model } from '../ir/model';
-import { Target, TargetName } from '../targets/targets';
+import { Target } from '../targets';
 
 export type Mode = 'default' | 'reduce-overhead' | 'max-autotune';
 export const MODES: Mode[] = ['default', 'reduce-overhead', 'max-autotune'];
@@ -14,6 +14,8 @@ export interface PassResult {
 /** One site a pass considered, for `--explain`: done, or why not. */
 export interface Explanation {
   pass: string;
+  /** The rule that considered the site (fusion passes). */
+  rule?: string;
   site: string;
   status: 'applied' | 'skipped';
   reason?: string;
@@ -25,13 +27,14 @@ export interface PassContext {
   mode: Mode;
   /** Static dims by graph input name (reduce-overhead specialization), when a shape key was given. */
   shapes: Map<string, number[]> | null;
-  explain(node: Node | string, status: 'applied' | 'skipped', reason?: string): void;
+  explain(node: Node | string, status: 'applied' | 'skipped', reason?: string, rule?: string): void;
 }
 
 export interface Pass {
   name: string;
   /** One line for --help and the report. */
   description: string;
-  targets: TargetName[];
+  /** null when the pass can do something on this target, else why not (the pipeline then drops it and says so). */
+  appliesTo?(target: Target): string | null;
   run(graph: Graph, ctx: PassContext): PassResult;
 }

@@ -6,7 +6,7 @@ import { compile } from '../compiler/compile';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { Mode } from '../rewrite/pass';
-import { TargetName } from '../targets/targets';
+import { TargetName } from '../targets';
 import { SDC_VERSION } from '../compiler/version';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
 import { ORT_VERSION, openSession, webgpuUnavailable } from './session';

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../ir/builder';
-import { TargetName } from '../targets/targets';
+import { TargetName } from '../targets';
 import { saveModel } from '../onnx/write';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
-import { FUSED_OPS, TARGETS } from '../../src/targets/targets';
+import { FUSED_OPS, TARGETS } from '../../src/targets';
 import { sd15Model } from '../../fixtures/materialize';
 import { SHARED } from '../helpers/ort';
 

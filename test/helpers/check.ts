@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { compile, CompileReport } from '../../src/compiler/compile';
 import { Mode } from '../../src/rewrite/pass';
-import { TargetName } from '../../src/targets/targets';
+import { TargetName } from '../../src/targets';
 import { ModelBuilder } from '../../src/ir/builder';
 import { Feeds, relError, runModel } from './ort';
 import { saveModel } from '../../src/onnx/write';

@@ -33,7 +33,8 @@ describe('fuse-group-norm', () => {
     const src = saveModel(groupNorm(17, { affine: true, silu: true }).model, path.join(dir, 'gncuda.onnx'));
     const r = compile(src, { output: path.join(dir, 'gncuda.out.onnx'), target: 'cuda' });
     expect(r.opsAfter).toEqual({ 'ai.onnx::Transpose': 2, 'com.microsoft::GroupNorm': 1 });
-    expect(r.explanations.find((e) => e.pass === 'fuse-group-norm')!.reason).toMatch(/groups=4 channels=8 \+ SiLU/);
+    expect(r.explanations.find((e) => e.rule === 'group-norm')!.reason).toMatch(/groups=4 channels=8/);
+    expect(r.explanations.find((e) => e.rule === 'group-norm-silu')!.reason).toMatch(/GroupNorm \+ SiLU/);
   });
 
   test('cpu and webgpu keep the InstanceNormalization form (no kernel there for a fused GroupNorm)', async () => {

@@ -1,0 +1,47 @@
+import { Node, Value } from './graph';
+
+/**
+ * Questions every pass and rule asks of nodes and constants, answered in one place so that they answer
+ * alike: which domain an op is in, what a small constant holds, whether an op may be removed or merged.
+ */
+
+/** ONNX's default domain is spelled '' or 'ai.onnx'. */
+export const isDefaultDomain = (n: Node): boolean => n.domain === '' || n.domain === 'ai.onnx';
+
+/** Ops whose result differs from call to call: never folded, never merged with a twin. */
+const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
+/** Checked by name in any domain: a custom op called RandomNormal is taken at its word. */
+export const isNondeterministic = (n: Node): boolean => NONDETERMINISTIC.has(n.opType);
+
+/** Largest constant read whole by these helpers: a pattern predicate must stay cheap. */
+const SMALL_BYTES = 1 << 16;
+
+/** The elements of a small numeric constant as numbers (int64 beyond 2^53 lose precision), else null. */
+export function constValues(v: Value | null | undefined): number[] | null {
+  const t = v?.constant;
+  if (!t || t.data.kind === 'strings' || t.byteLength > SMALL_BYTES) return null;
+  return Array.from(t.values() as ArrayLike<number | bigint>, Number);
+}
+
+/** The value of a one-element constant (any rank) when finite, else null. */
+export function constScalar(v: Value | null | undefined): number | null {
+  const t = v?.constant;
+  if (!t || t.size !== 1) return null;
+  const vals = constValues(v);
+  return vals && Number.isFinite(vals[0]) ? vals[0] : null;
+}
+
+/** The single value of a constant whose elements are all equal (within 1e-6 relative), else null. */
+export function uniformConst(v: Value | null | undefined): number | null {
+  const vals = constValues(v);
+  if (!vals || !vals.length) return null;
+  return vals.every((x) => Math.abs(x - vals[0]) <= 1e-6 * Math.max(1, Math.abs(vals[0]))) ? vals[0] : null;
+}
+
+/** A constant 1-D (or scalar) integer list, such as axes, starts or split sizes, else null. */
+export function constInts(v: Value | null | undefined): number[] | null {
+  const t = v?.constant;
+  if (!t || t.dims.length > 1) return null;
+  const vals = constValues(v);
+  return vals && vals.every(Number.isInteger) ? vals : null;
+}

@@ -1,0 +1,53 @@
+import { RuleSet } from '../rewrite/rule';
+import { attention } from './attention';
+import { biasAdd } from './bias-add';
+import { biasSplitGelu } from './bias-split-gelu';
+import { gelu } from './gelu';
+import { groupNorm } from './group-norm';
+import { groupNormSilu } from './group-norm-silu';
+import { layerNorm } from './layer-norm';
+import { skipGroupNorm } from './skip-group-norm';
+import { skipLayerNorm } from './skip-layer-norm';
+
+/**
+ * The fusion rule sets, one pipeline pass each. The pipeline runs them in this order: group norms before
+ * layer norms (so residual Adds are settled), layer norms before bias add (a residual Add feeding a
+ * LayerNorm belongs to SkipLayerNormalization).
+ */
+export const ATTENTION: RuleSet = {
+  name: 'fuse-attention',
+  description: 'MatMul→scale→Softmax→MatMul with head splits → one MultiHeadAttention (or Attention-23) per site',
+  rules: [attention],
+  anchors: [
+    { op: 'Softmax', reason: 'not softmax(scale·QKᵀ [+ mask]) V with a single reader at each step (pattern did not match)' },
+    { op: 'Attention', reason: 'already a fused ai.onnx::Attention (opset 23), runs on every target', counter: 'alreadyFused' },
+  ],
+};
+
+export const GROUP_NORM: RuleSet = {
+  name: 'fuse-group-norm',
+  description: 'Reshape→InstanceNorm→Reshape (+affine, +SiLU, of a residual sum) → com.microsoft GroupNorm / SkipGroupNorm, NHWC',
+  rules: [groupNorm, groupNormSilu, skipGroupNorm],
+  anchors: [{ op: 'InstanceNormalization', reason: 'not Reshape → InstanceNormalization → Reshape' }],
+};
+
+export const LAYER_NORM: RuleSet = {
+  name: 'fuse-layer-norm',
+  description: 'decomposed LayerNorm → LayerNormalization; residual Add + LayerNormalization → SkipLayerNormalization',
+  rules: [layerNorm, skipLayerNorm],
+};
+
+export const GELU: RuleSet = {
+  name: 'fuse-gelu',
+  description: 'erf GELU → Gelu; GEGLU (bias, split, left·gelu(right)) → BiasSplitGelu',
+  rules: [biasSplitGelu, gelu],
+  anchors: [{ op: 'Erf', reason: 'Erf is not part of x·½·(1+erf(x/√2))' }],
+};
+
+export const BIAS_ADD: RuleSet = {
+  name: 'fuse-bias-add',
+  description: 'x + bias + residual → com.microsoft BiasAdd (3-D)',
+  rules: [biasAdd],
+};
+
+export const RULE_SETS: RuleSet[] = [ATTENTION, GROUP_NORM, LAYER_NORM, GELU, BIAS_ADD];
