@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../src/ir/builder';
-import { sd15Model } from '../fixtures/materialize';
+import { fixturesDir, sd15Model } from '../fixtures/materialize';
 import { terminalProgress } from '../src/compiler/progress';
 import { SDC_VERSION } from '../src/compiler/version';
 import { countGflop } from './flops';
@@ -21,7 +21,7 @@ import { saveModel } from '../src/onnx/write';
  * A variant whose outputs differ from the original beyond tolerance is reported as refused, never timed.
  */
 const ROOT = path.resolve(__dirname, '..', '..');
-const SHARED = process.env.SDC_SHARED ?? path.resolve(ROOT, '..', 'shared');
+const FIXTURES = fixturesDir();
 const TOLERANCE = 1e-4;
 
 export interface StepStats { wallMs: number; maxRssMb: number }
@@ -81,12 +81,12 @@ const STUDY: [string, string[]][] = [
 
 function specs(quick: boolean): Spec[] {
   const tiny = (s: string): Spec => ({
-    id: `tiny ${s}`, file: () => path.join(SHARED, 'models', 'tiny', `unet_${s}.onnx`), big: false, study: true,
+    id: `tiny ${s}`, file: () => path.join(FIXTURES, 'models', 'tiny', `unet_${s}.onnx`), big: false, study: true,
     shapes: { sample: [2, 4, 32, 32], timestep: [2], encoder_hidden_states: [2, 16, 32] },
-    peer: s === 'vanilla_op17' ? path.join(SHARED, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx') : undefined,
+    peer: s === 'vanilla_op17' ? path.join(FIXTURES, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx') : undefined,
   });
   const sd = (s: 'sdpa_op17' | 'vanilla_op17' | 'dynamo_op18'): Spec => ({
-    id: `SD1.5 ${s}`, file: () => sd15Model(s, SHARED, terminalProgress()), big: true, study: s === 'sdpa_op17',
+    id: `SD1.5 ${s}`, file: () => sd15Model(s, terminalProgress()), big: true, study: s === 'sdpa_op17',
     shapes: s === 'dynamo_op18' ? { sample: [2, 4, 64, 64], timestep: [2], encoder_hidden_states: [2, 77, 768] } : { sample: [1, 4, 32, 32], timestep: [1], encoder_hidden_states: [1, 77, 768] },
   });
   const all = [tiny('sdpa_op17'), tiny('vanilla_op17'), tiny('dynamo_op18'), sd('sdpa_op17'), sd('vanilla_op17'), sd('dynamo_op18')];

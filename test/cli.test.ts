@@ -1,7 +1,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { SHARED, TINY, tinyPath, tmpDir } from './helpers/ort';
+import { FIXTURES, TINY, tinyPath, tmpDir } from './helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -49,13 +49,13 @@ test('--shape in mode default is said to have no effect, not silently dropped', 
 });
 
 test('inspect describes a graph whose weights are absent, and says they are', () => {
-  const r = sdc('inspect', path.join(SHARED, 'models', 'sd15', 'unet_sdpa_op17.graph.onnx'), '--json');
+  const r = sdc('inspect', path.join(FIXTURES, 'models', 'sd15', 'unet_sdpa_op17.graph.onnx'), '--json');
   expect(r.status).toBe(0);
   const j = JSON.parse(r.stdout);
   expect(j.nodes).toBe(4493);
   expect(j.weights.externalBytes).toBeGreaterThan(3_000_000_000);
   expect(j.externalFiles.every((f: { exists: boolean }) => !f.exists)).toBe(true);
-  const c = sdc('compile', path.join(SHARED, 'models', 'sd15', 'unet_sdpa_op17.graph.onnx'), '-o', path.join(dir, 'nope.onnx'));
+  const c = sdc('compile', path.join(FIXTURES, 'models', 'sd15', 'unet_sdpa_op17.graph.onnx'), '-o', path.join(dir, 'nope.onnx'));
   expect(c.status).toBe(2);
   expect(c.stderr).toMatch(/external data file .* is missing/);
 });

@@ -5,7 +5,7 @@ import { inspect } from '../src/compiler/inspect';
 import { readModel } from '../src/onnx/read';
 import { writeModel } from '../src/onnx/write';
 import { conformanceCases, loadDataSet } from './helpers/conformance';
-import { SHARED, TINY, bitEqual, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { FIXTURES, TINY, bitEqual, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -68,7 +68,7 @@ describe('read then write changes nothing onnxruntime can see', () => {
   }, 600000);
 
   test('the peer optimizer\'s tiny output (CUDA-only ops) round-trips: same ops, same refusal on the CPU', async () => {
-    const src = path.join(SHARED, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx');
+    const src = path.join(FIXTURES, 'models', 'peer', 'tiny_unet_vanilla_op17.ortopt.onnx');
     const out = path.join(dir, 'peer.onnx');
     writeModel(readModel(src), out);
     expect(inspect(readModel(out)).ops).toEqual(inspect(readModel(src)).ops);

@@ -2,14 +2,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
 import { sd15Model } from '../../fixtures/materialize';
-import { SHARED, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
+import { FIXTURES, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 
 const STYLES = ['sdpa_op17', 'vanilla_op17', 'dynamo_op18'] as const;
 const dir = tmpDir('sdc-e2e-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test.each(STYLES)('SD1.5 %s: 32 of 32 attention sites fused for cpu, outputs within 1e-4', async (style) => {
-  const src = sd15Model(style, SHARED);
+  const src = sd15Model(style);
   const out = path.join(dir, `${style}.onnx`);
   const report = compile(src, { output: out, mode: 'default', target: 'cpu' });
   const fused = report.passes.filter((p) => p.name === 'fuse-attention').reduce((s, p) => s + (p.counts?.attention ?? 0), 0);

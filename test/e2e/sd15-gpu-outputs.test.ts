@@ -3,7 +3,7 @@ import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
 import { sd15Model } from '../../fixtures/materialize';
 import { lowerToCpu } from '../helpers/lower';
-import { SHARED, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
+import { FIXTURES, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 
 const dir = tmpDir('sdc-e2e-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -15,7 +15,7 @@ test.each([
   ['dynamo_op18', 'cuda'],
   ['sdpa_op17', 'webgpu'],
 ] as const)('SD1.5 %s, %s output lowered to CPU ops: same numbers within 1e-4', async (style, target) => {
-  const src = sd15Model(style, SHARED);
+  const src = sd15Model(style);
   const out = path.join(dir, `${style}.${target}.onnx`);
   const r = compile(src, { output: out, target });
   expect(r.opsAfter['com.microsoft::BiasSplitGelu']).toBe(16);

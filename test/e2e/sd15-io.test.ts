@@ -4,7 +4,7 @@ import { compile } from '../../src/compiler/compile';
 import { inspect } from '../../src/compiler/inspect';
 import { readModel } from '../../src/onnx/read';
 import { sd15Model } from '../../fixtures/materialize';
-import { SHARED, bitEqual, runModel, tmpDir, unetFeeds } from '../helpers/ort';
+import { FIXTURES, bitEqual, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 
 /** SD1.5 scale: 3.4 GB of synthesized weights per style (made once, cached outside the repo). */
 const STYLES = ['sdpa_op17', 'vanilla_op17', 'dynamo_op18'] as const;
@@ -15,7 +15,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 export const sd15Feeds = (style: string) => (style === 'dynamo_op18' ? unetFeeds(2, 64, 77, 768) : unetFeeds(1, 32, 77, 768));
 
 test.each(STYLES)('SD1.5 %s: compile --passes none is bit-exact and keeps every op', async (style) => {
-  const src = sd15Model(style, SHARED);
+  const src = sd15Model(style);
   const out = path.join(dir, `${style}.onnx`);
   const report = compile(src, { output: out, passes: [] });
   expect(report.dataFile).toBe(`${out}.data`);
@@ -31,7 +31,7 @@ test.each(STYLES)('SD1.5 %s: compile --passes none is bit-exact and keeps every 
 
 test('the peer optimizer\'s SD1.5 WebGPU graph (weights synthesized N(0, 0.02)) round-trips with the same ops', () => {
   const { materialize, modelCacheDir } = require('../../fixtures/materialize');
-  const src = materialize(path.join(SHARED, 'models', 'peer', 'sd15_unet_vanilla_op17.ortopt_webgpu.graph.onnx'), null, path.join(modelCacheDir(), 'sd15_peer_webgpu'));
+  const src = materialize(path.join(FIXTURES, 'models', 'peer', 'sd15_unet_vanilla_op17.ortopt_webgpu.graph.onnx'), null, path.join(modelCacheDir(), 'sd15_peer_webgpu'));
   const out = path.join(dir, 'peer.onnx');
   compile(src, { output: out, passes: [] });
   expect(inspect(readModel(out)).ops).toEqual(inspect(readModel(src)).ops);

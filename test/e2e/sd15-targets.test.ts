@@ -2,13 +2,13 @@ import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
 import { FUSED_OPS, TARGETS } from '../../src/targets';
 import { sd15Model } from '../../fixtures/materialize';
-import { SHARED } from '../helpers/ort';
+import { FIXTURES } from '../helpers/ort';
 
 const STYLES = ['sdpa_op17', 'vanilla_op17', 'dynamo_op18'] as const;
 
 describe.each(STYLES)('SD1.5 %s', (style) => {
   test.each(TARGETS)('target %s: every fusion finds all its sites, and only ops the target runs are emitted', (target) => {
-    const src = sd15Model(style, SHARED);
+    const src = sd15Model(style);
     const r = compile(src, { output: path.join(path.dirname(src), 'dry.onnx'), target, dryRun: true });
     const ops = r.opsAfter;
     expect(ops['com.microsoft::MultiHeadAttention']).toBe(32);

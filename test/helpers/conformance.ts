@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ORT_TYPE } from '../../src/ir/dtype';
 import { readTensorFile } from '../../src/onnx/read';
-import { SHARED } from './ort';
+import { FIXTURES } from './ort';
 
 export interface Case {
   name: string;
@@ -12,7 +12,7 @@ export interface Case {
 }
 
 export function conformanceCases(): Case[] {
-  const root = path.join(SHARED, 'conformance');
+  const root = path.join(FIXTURES, 'conformance');
   const out: Case[] = [];
   for (const suite of fs.readdirSync(root).sort()) {
     const sdir = path.join(root, suite);

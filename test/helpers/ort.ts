@@ -57,7 +57,7 @@ export function tmpDir(prefix = 'sdc-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** ../shared beside the checkout (CI lays it there), or SDC_SHARED. */
-export const SHARED = process.env.SDC_SHARED ?? path.resolve(__dirname, '..', '..', '..', 'shared');
+/** What the tests read lives in the repository: real exports, conformance cases (fixtures/README.md). */
+export const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures');
 export const TINY = ['unet_sdpa_op17', 'unet_vanilla_op17', 'unet_dynamo_op18'] as const;
-export const tinyPath = (name: string) => path.join(SHARED, 'models', 'tiny', `${name}.onnx`);
+export const tinyPath = (name: string) => path.join(FIXTURES, 'models', 'tiny', `${name}.onnx`);
