@@ -59,3 +59,36 @@ test('inspect describes a graph whose weights are absent, and says they are', ()
   expect(c.status).toBe(2);
   expect(c.stderr).toMatch(/external data file .* is missing/);
 });
+
+describe('argument mistakes: one message, the usage line, exit 2, nothing written, no stack', () => {
+  test.each([
+    ['a misspelt option', ['--mdoe', 'reduce-overhead'], /Unknown argument: mdoe/],
+    ['a mode that does not exist', ['--mode', 'fast'], /Invalid values:[\s\S]*mode/],
+    ['no -o', [], /compile needs -o OUT \(or --dry-run\)/],
+  ])('compile with %s', (_what, extra, message) => {
+    const out = path.join(dir, `usage-${extra.join('')}.onnx`);
+    const r = sdc('compile', tinyPath('unet_sdpa_op17'), ...(extra.length ? ['-o', out] : []), ...extra);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/^usage: sdc compile <input> \[options\]/m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr.match(/^sdc: /gm)).toHaveLength(1);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('run and bench without --shape say so instead of crashing', () => {
+    for (const cmd of ['run', 'bench']) {
+      const r = sdc(cmd, tinyPath('unet_sdpa_op17'));
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/Missing required argument: shape/);
+      expect(r.stderr).not.toMatch(/TypeError/);
+    }
+  });
+
+  test('--dry-run needs no -o and writes nothing', () => {
+    const r = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/1860 -> 518 nodes/);
+    expect(fs.existsSync(`${tinyPath('unet_sdpa_op17')}.sdc.onnx`)).toBe(false);
+  });
+});

@@ -12,8 +12,27 @@ import { CompileReport } from '../compiler/compile';
 import { benchCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
 
+/** An argument mistake: reported with the usage line, exit 2, and no command runs. */
+class UsageError extends Error {}
+
 /** The command line: a thin door onto compile() and inspect(). */
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await parse(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    return usage(argv, e.message);
+  }
+}
+
+function usage(argv: string[], message: string): number {
+  const command = ['compile', 'inspect', 'run', 'bench'].find((c) => argv[0] === c);
+  const line = command ? `sdc ${command} <input> [options] (sdc ${command} --help lists them)` : 'sdc <command> [options] (sdc --help lists them)';
+  process.stderr.write(`sdc: ${message}\nusage: ${line}\n`);
+  return 2;
+}
+
+async function parse(argv: string[]): Promise<number> {
   let code = 0;
   const fail = (e: unknown) => {
     if (e instanceof SdcError) {
@@ -35,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('input', { type: 'string', describe: 'the .onnx model to compile (external data is found beside it)' })
-          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the compiled .onnx (its weights go to <output>.data when external)' })
+          .option('output', { alias: 'o', type: 'string', describe: 'where to write the compiled .onnx (its weights go to <output>.data when external); not needed with --dry-run' })
           .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: cleanups and the fusions the target runs; reduce-overhead: also specialize to --shape, fold every shape computation, report capturability; max-autotune: compile several pipelines, time them on the target at --shape, keep the fastest' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
           .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
@@ -50,11 +69,15 @@ export async function main(argv: string[]): Promise<number> {
           .example('$0 compile unet.onnx -o unet.webgpu.onnx --target webgpu --mode reduce-overhead --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768', 'a static, capturable WebGPU model')
           .example('$0 compile unet.onnx -o copy.onnx --passes none', 'read and re-write only (checks the model loads and round-trips)'),
       async (args) => {
+        if (!args.output && !args['dry-run']) {
+          code = usage(argv, 'compile needs -o OUT (or --dry-run)');
+          return;
+        }
         try {
           const passes = args.passes === undefined ? undefined : args.passes === 'none' ? [] : args.passes.split(',').map((s) => s.trim()).filter(Boolean);
           const run = args.mode === 'max-autotune' ? autotune : compile;
           const report = await run(args.input!, {
-            output: args.output,
+            output: args.output ?? `${args.input}.sdc.onnx`,
             mode: args.mode,
             target: args.target,
             passes,
@@ -137,10 +160,10 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .help()
     .wrap(Math.min(120, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`${y.help()}\n\nsdc: ${msg}\n`);
-      code = 2;
+    .exitProcess(false)
+    // yargs goes on to run the command after a failed check unless the handler throws
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
     })
     .parseAsync();
   return code;
