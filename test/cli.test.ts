@@ -92,3 +92,26 @@ describe('argument mistakes: one message, the usage line, exit 2, nothing writte
     expect(fs.existsSync(`${tinyPath('unet_sdpa_op17')}.sdc.onnx`)).toBe(false);
   });
 });
+
+describe('shapes that cannot hold are refused before anything is written', () => {
+  test('--shape that the graph cannot compute with (odd latent through the down/up path) names the node', () => {
+    const out = path.join(dir, 'odd.onnx');
+    const r = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', out, '--mode', 'reduce-overhead', '--shape', 'sample=1x4x31x31,timestep=1,encoder_hidden_states=1x16x32');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/contradicts the model at node '\/m\/up_blocks\.1\/Concat' \(Concat\): concatenates tensors whose dim 2 differs/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('reduce-overhead without --shape on a model with symbolic dims', () => {
+    const out = path.join(dir, 'nodims.onnx');
+    const r = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', out, '--mode', 'reduce-overhead');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/reduce-overhead specializes the model to static shapes: give --shape for sample \[batch/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('reduce-overhead without --shape is fine when every input is already static (dynamo export)', () => {
+    const r = sdc('compile', tinyPath('unet_dynamo_op18'), '--dry-run', '--mode', 'reduce-overhead');
+    expect(r.status).toBe(0);
+  });
+});

@@ -34,9 +34,18 @@ export interface ShapeLookup {
   get(v: Value | null | undefined): Info;
 }
 
+/** Two static dims that cannot both hold: the model, or the shapes it was specialized to, are inconsistent. */
+export interface Conflict {
+  node: Node;
+  problem: string;
+}
+
 export class ShapeAnalysis implements ShapeLookup {
   private info = new Map<Value, Info>();
   private freshCount = 0;
+  /** Contradictions between known dims found on the way (first per node). */
+  readonly conflicts: Conflict[] = [];
+  private current: Node | null = null;
 
   constructor(readonly model: Model, readonly graph: Graph) {}
 
@@ -75,6 +84,7 @@ export class ShapeAnalysis implements ShapeLookup {
     const opset = this.model.opset('') ?? 17;
     for (const n of this.graph.nodes) {
       let outs: Info[];
+      this.current = n;
       try {
         outs = this.infer(n, opset);
       } catch {
@@ -84,6 +94,10 @@ export class ShapeAnalysis implements ShapeLookup {
         const inferred = outs[i] ?? UNKNOWN;
         // Fall back to what the exporter wrote in value_info when inference knows nothing.
         const declared = o.type?.kind === 'tensor' ? o.type : null;
+        const clash = inferred.shape && declared?.shape && declared.shape.length === inferred.shape.length
+          ? declared.shape.findIndex((d, k) => typeof d === 'number' && inferred.shape![k].value !== null && inferred.shape![k].value !== d)
+          : -1;
+        if (clash >= 0) this.conflict(`output '${o.name}' is declared with dim ${clash} = ${declared!.shape![clash]} but computes ${inferred.shape![clash].value}`);
         const shape = inferred.shape ?? (declared?.shape ? declared.shape.map((d, k) => symOfDim(d, () => `unk__${o.name}_${k}`)) : null);
         this.info.set(o, { ...inferred, dtype: inferred.dtype ?? declared?.elemType ?? null, shape });
       });
@@ -174,6 +188,11 @@ export class ShapeAnalysis implements ShapeLookup {
         let axis = n.int('axis', 0);
         if (axis < 0) axis += r;
         const shape = [...x.shape!];
+        for (const other of ins.slice(1)) {
+          const k = other.shape!.findIndex((d, i) => i !== axis && d.value !== null && shape[i]?.value !== null && shape[i] !== undefined && d.value !== shape[i].value);
+          if (other.shape!.length !== r) this.conflict(`concatenates tensors of rank ${r} and ${other.shape!.length}`);
+          else if (k >= 0) this.conflict(`concatenates tensors whose dim ${k} differs (${shape[k].value} and ${other.shape![k].value})`);
+        }
         shape[axis] = ins.reduce((s, i) => s.add(i.shape![axis]), Sym.const(0));
         const content = r === 1 && ins.every((i) => i.content) ? ins.flatMap((i) => i.content!) : null;
         return [{ dtype: x.dtype, shape, content: content && content.length <= MAX_CONTENT ? content : null, constant: null }];
@@ -293,6 +312,11 @@ export class ShapeAnalysis implements ShapeLookup {
     return n.outputs.map(() => UNKNOWN);
   }
 
+  private conflict(problem: string): void {
+    const n = this.current;
+    if (n && !this.conflicts.some((c) => c.node === n)) this.conflicts.push({ node: n, problem });
+  }
+
   /** Numpy broadcasting over symbolic dims; two different symbols give a fresh one (never a guess). */
   broadcast(a: Sym[], b: Sym[]): Sym[] {
     const r = Math.max(a.length, b.length);
@@ -302,7 +326,10 @@ export class ShapeAnalysis implements ShapeLookup {
       const y = b[b.length - r + i] ?? Sym.const(1);
       if (x.equals(y) || y.value === 1) out.push(x);
       else if (x.value === 1) out.push(y);
-      else out.push(this.fresh('bcast'));
+      else {
+        if (x.value !== null && y.value !== null) this.conflict(`cannot broadcast dim ${x.value} with ${y.value}`);
+        out.push(this.fresh('bcast'));
+      }
     }
     return out;
   }

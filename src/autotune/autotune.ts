@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { compile, CompileOptions, CompileReport, parseShapes, writeJsonAtomic } from '../compiler/compile';
+import { compile, CompileOptions, CompileReport, toShapeMap, writeJsonAtomic } from '../compiler/compile';
 import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
 import { syntheticFeeds } from '../runtime/feeds';
-import { openSession } from '../runtime/session';
+import { openSession, webgpuUnavailable } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
 
 /** The variants max-autotune times: the whole pipeline, and the same with fewer rewrites. */
@@ -16,8 +16,13 @@ export const CANDIDATES: { name: string; passes: string[] | undefined }[] = [
 ];
 
 export interface AutotuneResult {
-  candidates: { name: string; runMs: number; nodes: number }[];
+  /** runMs is null when the candidates could not be timed on the target here. */
+  candidates: { name: string; runMs: number | null; nodes: number }[];
   chosen: string;
+  /** The execution provider the candidates were timed on, or null when none was timed. */
+  timedOn: string | null;
+  /** Why the choice was not made by timing, when it was not. */
+  untimed?: string;
 }
 
 /**
@@ -29,7 +34,7 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
   const target = opts.target ?? 'cpu';
   if (target === 'cuda') throw new SdcError(input, 'max-autotune times candidates on the target, and onnxruntime-node here has no CUDA provider; use --mode default for cuda');
   const model = readModel(input);
-  const shapes = typeof opts.shapes === 'string' ? parseShapes(opts.shapes, input, model) : opts.shapes ?? null;
+  const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
   const inputs = model.graph.inputs.filter((v) => !v.initializer);
   const dims = new Map<string, number[]>();
   for (const v of inputs) {
@@ -41,25 +46,40 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
   const outDir = path.dirname(path.resolve(opts.output));
   const work = fs.mkdtempSync(path.join(outDir, `.${path.basename(opts.output)}.autotune-`));
   try {
+    // Each candidate is specialized to the timed shapes (reduce-overhead's specialize-shapes first).
     const built = CANDIDATES.map((c, i) => {
       const file = path.join(work, String(i), path.basename(opts.output));
       fs.mkdirSync(path.dirname(file));
-      const report = compile(input, { ...opts, report: undefined, mode: 'default', passes: c.passes, output: file });
+      const passes = c.passes && shapes ? ['specialize-shapes', ...c.passes] : c.passes;
+      const report = compile(input, { ...opts, report: undefined, mode: shapes ? 'reduce-overhead' : 'default', shapes, passes, output: file });
       return { ...c, file, report };
     });
-    const warn = (m: string) => process.stderr.write(`${m}\n`);
-    const sessions: ort.InferenceSession[] = [];
-    for (const b of built) sessions.push((await openSession(b.file, target, { graphOptimizationLevel: 'all' }, warn)).session);
-    const times = await alternateRuns(sessions, feeds, opts.runs ?? 7);
-    for (const s of sessions) await s.release();
-    const candidates = built.map((b, i) => ({ name: b.name, runMs: Math.round(median(times[i]) * 10) / 10, nodes: b.report.nodesAfter }));
-    const best = candidates.reduce((a, b) => (b.runMs < a.runMs ? b : a));
-    const winner = built.find((b) => b.name === best.name)!;
+    // A model compiled for the GPU may hold ops the CPU cannot run: without the provider, nothing is
+    // timed and the full pipeline is kept, said once.
+    const missing = target === 'webgpu' ? await webgpuUnavailable() : null;
+    let result: AutotuneResult;
+    if (missing) {
+      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `the WebGPU provider could not start here (${missing}); kept '${built[0].name}' without timing` };
+      process.stderr.write(`sdc: ${result.untimed}\n`);
+    } else {
+      const sessions: ort.InferenceSession[] = [];
+      let provider = target as string;
+      for (const b of built) {
+        const opened = await openSession(b.file, target, { graphOptimizationLevel: 'all' }, (m) => process.stderr.write(`${m}\n`));
+        provider = opened.provider;
+        sessions.push(opened.session);
+      }
+      const times = await alternateRuns(sessions, feeds, opts.runs ?? 7);
+      for (const s of sessions) await s.release();
+      const candidates = built.map((b, i) => ({ name: b.name, runMs: Math.round(median(times[i]) * 10) / 10, nodes: b.report.nodesAfter }));
+      const best = candidates.reduce((a, b) => (b.runMs! < a.runMs! ? b : a));
+      result = { candidates, chosen: best.name, timedOn: provider };
+    }
+    const winner = built.find((b) => b.name === result.chosen)!;
     // Move the winner (model, then its data file first) into place.
     const data = `${winner.file}.data`;
     if (fs.existsSync(data)) fs.renameSync(data, `${path.resolve(opts.output)}.data`);
     fs.renameSync(winner.file, path.resolve(opts.output));
-    const result: AutotuneResult = { candidates, chosen: best.name };
     const report = { ...winner.report, mode: 'max-autotune' as const, output: path.resolve(opts.output), dataFile: fs.existsSync(`${path.resolve(opts.output)}.data`) ? `${path.resolve(opts.output)}.data` : null, autotune: result };
     if (opts.report) writeJsonAtomic(opts.report, report);
     return report;

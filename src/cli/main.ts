@@ -92,7 +92,7 @@ async function parse(argv: string[]): Promise<number> {
           process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain) + '\n');
           if (!args.json && 'autotune' in report) {
             const a = (report as { autotune: AutotuneResult }).autotune;
-            process.stdout.write(`autotune (median ms per run on ${args.target}): ${a.candidates.map((c) => `${c.name} ${c.runMs}`).join(', ')}; kept: ${a.chosen}\n`);
+            process.stdout.write(a.timedOn ? `autotune (median ms per run on ${a.timedOn}): ${a.candidates.map((c) => `${c.name} ${c.runMs}`).join(', ')}; kept: ${a.chosen}\n` : `autotune: ${a.untimed}\n`);
           }
         } catch (e) {
           fail(e);

@@ -19,8 +19,8 @@ export interface CompileOptions {
   /** Explicit pass names instead of the mode's pipeline; [] runs none. */
   passes?: string[];
   verifyEach?: boolean;
-  /** Static input dims for specialization: `sample=2x4x64x64,...` or a map. */
-  shapes?: string | Map<string, number[]> | null;
+  /** Static input dims for specialization: `sample=2x4x64x64,...`, a Map, or a plain object. */
+  shapes?: ShapeSpec | null;
   /** Where to write the JSON report (optional; the report is also returned). */
   report?: string;
   externalData?: WriteOptions['externalData'];
@@ -77,7 +77,11 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
   const readMs = performance.now() - t0;
   const nodesBefore = model.graph.countNodes();
   const opsBefore = opHistogram(model.graph);
-  const shapes = typeof opts.shapes === 'string' ? parseShapes(opts.shapes, input, model) : opts.shapes ?? null;
+  const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
+  if (mode === 'reduce-overhead' && !opts.passes && !shapes) {
+    const dynamic = model.graph.inputs.filter((v) => !v.initializer && v.shape?.some((d) => typeof d !== 'number'));
+    if (dynamic.length) throw new SdcError(input, `reduce-overhead specializes the model to static shapes: give --shape for ${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}`);
+  }
   const warnings: string[] = [];
   if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
     warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
@@ -131,6 +135,23 @@ function stampMetadata(model: Model, mode: Mode, target: TargetName, passes: Pas
   model.setMetadata('sdc.mode', mode);
   model.setMetadata('sdc.target', target);
   model.setMetadata('sdc.passes', passes.map((p) => p.name).join(','));
+}
+
+export type ShapeSpec = string | Map<string, number[]> | Record<string, number[]>;
+
+/** Any spelling of static input dims → a map, checked against the model's inputs. */
+export function toShapeMap(spec: ShapeSpec, file: string, model?: Model): Map<string, number[]> {
+  if (typeof spec === 'string') return parseShapes(spec, file, model);
+  const map = spec instanceof Map ? new Map(spec) : new Map(Object.entries(spec));
+  for (const [name, dims] of map) {
+    if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && (d > 0 || d === -1))) {
+      throw new SdcError(file, `shapes['${name}'] must be an array of positive integers (got ${JSON.stringify(dims)})`);
+    }
+    if (model && !model.graph.inputs.some((v) => v.name === name)) {
+      throw new SdcError(file, `shapes names '${name}', which is not an input (inputs: ${model.graph.inputs.map((v) => v.name).join(', ')})`);
+    }
+  }
+  return map;
 }
 
 /** `sample=2x4x64x64,timestep=2` → map; names must be graph inputs. */

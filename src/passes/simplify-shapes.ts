@@ -1,4 +1,5 @@
-import { analyzeShapes } from '../analysis/shapes';
+import { analyzeShapes, Conflict } from '../analysis/shapes';
+import { SdcError } from '../ir/errors';
 import { Sym } from '../analysis/symbolic';
 import { DataType } from '../ir/dtype';
 import { Graph } from '../ir/graph';
@@ -20,6 +21,7 @@ export const simplifyShapes: Pass = {
   description: 'replace shape computations by constants (numbers, or 0/-1 reshape targets for symbolic dims)',
   run(graph, ctx) {
     const sa = analyzeShapes(ctx.model, graph);
+    if (ctx.shapes) refuseConflicts(sa.conflicts, ctx.shapes, ctx.model.source);
     let materialized = 0;
     let reshapes = 0;
     let expands = 0;
@@ -83,6 +85,18 @@ function reshapeTarget(input: Sym[] | null, content: Sym[] | null, allowzero: bo
 function sameAfterBroadcast(x: Sym[], target: Sym[]): boolean {
   const off = x.length - target.length;
   return target.every((t, i) => t.value === 1 || t.equals(x[off + i]));
+}
+
+/**
+ * Specialized dims must hold everywhere, not only at the inputs: a size the graph cannot compute with (an
+ * odd latent through a stride-2 down/up path) is the user's mistake, said here, naming the node, rather
+ * than by onnxruntime when it loads the output. Checked once the shape computations have folded.
+ */
+function refuseConflicts(conflicts: Conflict[], shapes: Map<string, number[]>, file: string): void {
+  const c = conflicts[0];
+  if (!c) return;
+  const given = [...shapes].map(([k, d]) => `${k}=${d.join('x')}`).join(',');
+  throw new SdcError(file, `--shape ${given} contradicts the model at node '${c.node.name}' (${c.node.opType}): ${c.problem}`);
 }
 
 /** With static inputs, outputs get their numeric shapes and stale symbolic value_info is dropped. */

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile, CompileOptions } from '../compiler/compile';
+import { compile, CompileOptions, ShapeSpec } from '../compiler/compile';
 import { DiskCache, hashKey, sourceFingerprint } from '../runtime/cache';
 import { SDC_VERSION } from '../compiler/version';
 
@@ -13,7 +13,7 @@ export interface AssetOptions {
   include?: RegExp;
   mode?: CompileOptions['mode'];
   target?: CompileOptions['target'];
-  shapes?: string;
+  shapes?: ShapeSpec;
   /** Compiled models by content hash (default node_modules/.cache/sdc-assets). */
   cacheDir?: string;
   log?: (msg: string) => void;
