@@ -445,10 +445,17 @@ export class ShapeAnalysis implements ShapeLookup {
     const r = x.shape.length;
     let axis = n.int('axis', 0);
     if (axis < 0) axis += r;
+    const given = opset >= 13 ? !!n.inputs[1] : !!n.ints('split');
     const sizes = opset >= 13 ? (n.inputs[1] ? ins[1].content : null) : n.ints('split')?.map((s) => Sym.const(s)) ?? null;
+    const whole = x.shape[axis];
+    // Without sizes the split is even, the last part smaller when it cannot be (opset 18's num_outputs).
+    const chunk = whole.value !== null ? Math.ceil(whole.value / outs) : null;
     return n.outputs.map((_, i) => {
       const shape = [...x.shape!];
-      shape[axis] = sizes ? sizes[i] : x.shape![axis].floorDiv(Sym.const(outs));
+      if (sizes) shape[axis] = sizes[i] ?? this.fresh('split');
+      else if (given) shape[axis] = this.fresh('split'); // sizes computed at run time: unknown, never a guess
+      else if (chunk !== null) shape[axis] = Sym.const(Math.max(0, Math.min(chunk, whole.value! - chunk * i)));
+      else shape[axis] = whole.floorDiv(Sym.const(outs));
       return { dtype: x.dtype, shape, content: null, constant: null };
     });
   }

@@ -144,8 +144,8 @@ export function toShapeMap(spec: ShapeSpec, file: string, model?: Model): Map<st
   if (typeof spec === 'string') return parseShapes(spec, file, model);
   const map = spec instanceof Map ? new Map(spec) : new Map(Object.entries(spec));
   for (const [name, dims] of map) {
-    if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && (d > 0 || d === -1))) {
-      throw new SdcError(file, `shapes['${name}'] must be an array of positive integers (got ${JSON.stringify(dims)})`);
+    if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && d >= -1)) {
+      throw new SdcError(file, `shapes['${name}'] must be an array of dims, each a whole number ≥ 0 (got ${JSON.stringify(dims)})`);
     }
     if (model && !model.graph.inputs.some((v) => v.name === name)) {
       throw new SdcError(file, `shapes names '${name}', which is not an input (inputs: ${model.graph.inputs.map((v) => v.name).join(', ')})`);
