@@ -115,3 +115,12 @@ describe('shapes that cannot hold are refused before anything is written', () =>
     expect(r.status).toBe(0);
   });
 });
+
+test('compile --check N verifies the output before writing it and says how', () => {
+  const out = path.join(dir, 'checked.onnx');
+  const r = sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '1');
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^verified before writing: onnxruntime cpu$/m);
+  expect(r.stdout).toMatch(/^check: 1 input set at sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok$/m);
+  expect(sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '-1').status).toBe(2);
+});

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../src/compiler/compile';
-import { lowerToCpu } from './helpers/lower';
+import { lowerToCpu } from '../src/verify/lower';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();

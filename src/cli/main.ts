@@ -1,5 +1,4 @@
 import yargs from 'yargs';
-import { compile } from '../compiler/compile';
 import { SdcError } from '../ir/errors';
 import { formatInspect, inspect } from '../compiler/inspect';
 import { readModel } from '../onnx/read';
@@ -11,6 +10,7 @@ import { SDC_VERSION } from '../compiler/version';
 import { CompileReport } from '../compiler/compile';
 import { benchCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
+import { CheckedReport, compileChecked } from '../verify/check';
 
 /** An argument mistake: reported with the usage line, exit 2, and no command runs. */
 class UsageError extends Error {}
@@ -65,6 +65,8 @@ async function parse(argv: string[]): Promise<number> {
           .option('dry-run', { type: 'boolean', default: false, describe: 'run the passes and print the report, but write no model' })
           .option('external-data', { choices: ['auto', 'always', 'never'] as const, default: 'auto' as const, describe: 'auto: weights go to <output>.data when the input had external data or exceeds 2 GB' })
           .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout instead of a summary' })
+          .option('check', { type: 'number', default: 0, describe: 'before keeping the output, run it and the original on N random input sets (at --shape, or small dims said in the report) and compare; beyond tolerance: exit 3, nothing written. webgpu runs on the WebGPU provider when an adapter exists; otherwise, and for cuda, GPU-only ops are lowered to CPU ops' })
+          .option('check-tolerance', { type: 'number', default: 1e-3, describe: 'largest max-relative difference --check accepts' })
           .example('$0 compile unet.onnx -o unet.sdc.onnx', 'default pipeline for the CPU')
           .example('$0 compile unet.onnx -o unet.webgpu.onnx --target webgpu --mode reduce-overhead --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768', 'a static, capturable WebGPU model')
           .example('$0 compile unet.onnx -o copy.onnx --passes none', 'read and re-write only (checks the model loads and round-trips)'),
@@ -75,8 +77,11 @@ async function parse(argv: string[]): Promise<number> {
         }
         try {
           const passes = args.passes === undefined ? undefined : args.passes === 'none' ? [] : args.passes.split(',').map((s) => s.trim()).filter(Boolean);
-          const run = args.mode === 'max-autotune' ? autotune : compile;
+          if (!Number.isInteger(args.check) || args.check < 0) throw new SdcError('', `--check takes a number of input sets (got ${args.check})`);
+          const run = args.mode === 'max-autotune' ? autotune : compileChecked;
           const report = await run(args.input!, {
+            check: args.check,
+            checkTolerance: args['check-tolerance'],
             output: args.output ?? `${args.input}.sdc.onnx`,
             mode: args.mode,
             target: args.target,
@@ -169,8 +174,14 @@ async function parse(argv: string[]): Promise<number> {
   return code;
 }
 
-function summary(r: CompileReport, explain: boolean): string {
+function summary(r: CompileReport & CheckedReport, explain: boolean): string {
   const lines = [`${r.input} -> ${r.output}${r.dataFile ? ` (+ ${r.dataFile})` : ''}`];
+  if (r.loaded) lines.push(`verified before writing: ${r.loaded.by}`);
+  if (r.check) {
+    const c = r.check;
+    const dims = Object.entries(c.dims).map(([k, d]) => `${k}=${d.join('x')}`).join(',');
+    lines.push(`check: ${c.sets} input set${c.sets === 1 ? '' : 's'} at ${dims}${c.derivedDims ? ' (dims chosen by sdc; give --shape for yours)' : ''} on ${c.ranOn}: max rel ${c.maxRel.toExponential(2)}, mean rel ${c.meanRel.toExponential(2)} (tolerance ${c.tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
+  }
   lines.push(`mode ${r.mode}, target ${r.target}: ${r.nodesBefore} -> ${r.nodesAfter} nodes in ${(r.compileMs / 1000).toFixed(2)} s`);
   for (const p of r.passes) {
     const counts = p.counts ? ' ' + Object.entries(p.counts).map(([k, v]) => `${k}=${v}`).join(' ') : '';

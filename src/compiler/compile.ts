@@ -5,7 +5,7 @@ import { opHistogram } from './inspect';
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { WriteOptions, writeModel } from '../onnx/write';
+import { refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
 import { Explanation, MODES, Mode } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
@@ -56,8 +56,31 @@ export interface CompileReport {
   warnings: string[];
 }
 
+/**
+ * A compiled model written into a private folder beside its destination, not yet visible there. The
+ * doors that check an output (load it, compare its numbers) do so here and then commit or discard.
+ */
+export interface StagedOutput {
+  modelFile: string;
+  dataFile: string | null;
+  /** Move the data file, then the model, into place. */
+  commit(): void;
+  discard(): void;
+}
+
 /** The one entry point every door (CLI, plugin, runtime, bench) goes through. */
 export function compile(input: string, opts: CompileOptions): CompileReport {
+  const { report, staged } = compileStaged(input, opts);
+  staged?.commit();
+  if (opts.report) writeJsonAtomic(opts.report, report);
+  return report;
+}
+
+/**
+ * compile() up to a staged output: the caller commits it (or discards it) and writes the report. The
+ * written files are read back and validated before this returns; nothing is at the output path yet.
+ */
+export function compileStaged(input: string, opts: CompileOptions): { report: CompileReport; staged: StagedOutput | null } {
   const t0 = performance.now();
   const mode = opts.mode ?? 'default';
   if (!MODES.includes(mode)) throw new SdcError('', `unknown mode '${mode}' (choose ${MODES.join(', ')})`);
@@ -106,13 +129,14 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
 
   progress.step('writing');
   const t1 = performance.now();
-  const written = opts.dryRun ? { modelFile: path.resolve(opts.output), dataFile: null } : writeModel(model, opts.output, { externalData: opts.externalData, dataFileName: opts.dataFileName, onProgress: (d, t) => progress.update(d, t) });
+  const staged = opts.dryRun ? null : stage(model, opts, progress);
   progress.done();
+  const outAbs = path.resolve(opts.output);
   const report: CompileReport = {
     sdcVersion: SDC_VERSION,
     input: path.resolve(input),
-    output: written.modelFile,
-    dataFile: written.dataFile,
+    output: outAbs,
+    dataFile: staged?.dataFile ? path.join(path.dirname(outAbs), path.basename(staged.dataFile)) : null,
     mode,
     target: target.name,
     compileMs: round(performance.now() - t0),
@@ -126,8 +150,41 @@ export function compile(input: string, opts: CompileOptions): CompileReport {
     explanations,
     warnings,
   };
-  if (opts.report) writeJsonAtomic(opts.report, report);
-  return report;
+  return { report, staged };
+}
+
+/** Write the model into a private folder beside the output, read it back, validate it. */
+function stage(model: Model, opts: CompileOptions, progress: Progress): StagedOutput {
+  const outAbs = path.resolve(opts.output);
+  const dir = path.dirname(outAbs);
+  const dataName = opts.dataFileName ?? `${path.basename(outAbs)}.data`;
+  refuseToClobber(model, outAbs, path.join(dir, dataName), opts.output);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new SdcError(opts.output, `cannot create the output folder ${dir} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  if (fs.existsSync(outAbs) && fs.statSync(outAbs).isDirectory()) throw new SdcError(opts.output, 'is a folder; -o names the model file to write');
+  const stageDir = fs.mkdtempSync(path.join(dir, `.${path.basename(outAbs)}.sdc-stage-`));
+  const discard = () => fs.rmSync(stageDir, { recursive: true, force: true });
+  try {
+    const written = writeModel(model, path.join(stageDir, path.basename(outAbs)), { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
+    const problems = validate(readModel(written.modelFile));
+    if (problems.length) throw new Error(`sdc wrote a model it cannot read back valid (a bug; please report it):\n  ${problems.slice(0, 10).join('\n  ')}`);
+    return {
+      modelFile: written.modelFile,
+      dataFile: written.dataFile,
+      commit() {
+        if (written.dataFile) fs.renameSync(written.dataFile, path.join(dir, dataName));
+        fs.renameSync(written.modelFile, outAbs);
+        discard();
+      },
+      discard,
+    };
+  } catch (e) {
+    discard();
+    throw e;
+  }
 }
 
 function stampMetadata(model: Model, mode: Mode, target: TargetName, passes: PassReport[]): void {

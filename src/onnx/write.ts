@@ -43,7 +43,7 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
   const outAbs = path.resolve(out);
   const dataName = opts.dataFileName ?? `${path.basename(outAbs)}.data`;
   const dataAbs = path.join(path.dirname(outAbs), dataName);
-  refuseToClobberSources(model, outAbs, dataAbs, out);
+  refuseToClobber(model, outAbs, dataAbs, out);
 
   const initializers = [...model.graph.allGraphs()].flatMap((g) => g.initializers().map((v) => v.initializer!));
   const weightBytes = initializers.reduce((s, t) => s + t.byteLength, 0);
@@ -81,7 +81,8 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
   }
 }
 
-function refuseToClobberSources(model: Model, outAbs: string, dataAbs: string, out: string): void {
+/** Refuse an output (model or data file) that is one of the model's own inputs, links resolved. */
+export function refuseToClobber(model: Model, outAbs: string, dataAbs: string, out: string): void {
   const real = (p: string) => {
     try {
       return fs.realpathSync(p);

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
 import { sd15Model } from '../../fixtures/materialize';
-import { lowerToCpu } from '../helpers/lower';
+import { lowerToCpu } from '../../src/verify/lower';
 import { FIXTURES, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 
 const dir = tmpDir('sdc-e2e-');

@@ -7,7 +7,7 @@ import { applyRuleSet } from '../../src/rewrite/driver';
 import { Explanation, PassContext } from '../../src/rewrite/pass';
 import { Rule } from '../../src/rewrite/rule';
 import { Target, TargetName } from '../../src/targets';
-import { lowerToCpu } from './lower';
+import { lowerToCpu } from '../../src/verify/lower';
 import { Feeds, relError, runModel } from './ort';
 
 export interface RuleRun {

@@ -1,14 +1,15 @@
-import { DataType } from '../../src/ir/dtype';
-import { AttrType, Graph, Node, Value } from '../../src/ir/graph';
-import { Tensor } from '../../src/ir/tensor';
-import { readModel } from '../../src/onnx/read';
-import { writeModel } from '../../src/onnx/write';
+import { DataType } from '../ir/dtype';
+import { AttrType, Graph, Node, Value } from '../ir/graph';
+import { Tensor } from '../ir/tensor';
+import { readModel } from '../onnx/read';
+import { writeModel } from '../onnx/write';
 
 /**
- * A test oracle for GPU-only outputs: rewrite the contrib ops sdc emits for webgpu/cuda (NhwcConv,
- * GroupNorm NHWC, BiasSplitGelu, BiasAdd) back into ops the CPU runs, with their documented semantics,
- * so the transformed graph — transposes sunk, weights re-laid out, affines and SiLU folded — can be
- * run and compared with the original model here. Returns how many nodes were lowered.
+ * The oracle for GPU-only outputs (`--check` and the tests): rewrite the contrib ops sdc emits for
+ * webgpu/cuda (NhwcConv, GroupNorm NHWC, SkipGroupNorm, BiasSplitGelu, BiasAdd) back into ops the CPU
+ * runs, with their documented semantics, so the transformed graph — transposes sunk, weights re-laid
+ * out, affines and SiLU folded — can be run and compared with the original model on a machine without
+ * the GPU. It checks sdc's algebra, not the provider's kernels. Returns how many nodes were lowered.
  */
 export function lowerToCpu(src: string, out: string): number {
   const model = readModel(src);
@@ -22,7 +23,7 @@ export function lowerToCpu(src: string, out: string): number {
       if (node.outputs[1] && !node.outputs[1].omitted) g.replaceAllUsesWith(node.outputs[1], sum);
       g.setInput(node, 0, sum);
     }
-    const lowered = { NhwcConv: nhwcConv, GroupNorm: groupNorm, SkipGroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd }[node.opType as 'NhwcConv'];
+    const lowered = LOWERINGS[node.opType];
     if (!lowered) continue;
     const result = lowered(g, node, model.opset('') ?? 17);
     result.type = node.outputs[0].type;
@@ -79,3 +80,7 @@ function biasSplitGelu(g: Graph, n: Node, opset: number): Value {
 function biasAdd(g: Graph, n: Node): Value {
   return op(g, 'Add', [op(g, 'Add', [n.inputs[0], n.inputs[1]], n), n.inputs[2]], n);
 }
+
+const LOWERINGS: Record<string, (g: Graph, n: Node, opset: number) => Value> = {
+  NhwcConv: nhwcConv, GroupNorm: groupNorm, SkipGroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd,
+};

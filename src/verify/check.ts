@@ -1,0 +1,237 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { CompileOptions, CompileReport, compileStaged, StagedOutput, ShapeSpec, toShapeMap, writeJsonAtomic } from '../compiler/compile';
+import { DataType } from '../ir/dtype';
+import { SdcError } from '../ir/errors';
+import { Model } from '../ir/model';
+import { readModel } from '../onnx/read';
+import { openSession, webgpuUnavailable } from '../runtime/session';
+import { Target, TargetName } from '../targets';
+import { lowerToCpu } from './lower';
+
+export interface CheckOptions {
+  /** How many random input sets to compare on. */
+  sets: number;
+  /** Input dims to check at; symbolic dims are given small values otherwise (said in the report). */
+  shapes?: ShapeSpec | null;
+  target: TargetName;
+  /** Largest max-relative difference accepted (default 1e-3). */
+  tolerance?: number;
+}
+
+export interface CheckReport {
+  sets: number;
+  dims: Record<string, number[]>;
+  /** True when the dims were chosen by sdc (no shapes given). */
+  derivedDims: boolean;
+  /** Where the compiled model ran: a provider, or the CPU after lowering GPU-only ops to CPU ops. */
+  ranOn: string;
+  /** Worst (max |a - b| / max |a|) over every output and input set. */
+  maxRel: number;
+  /** Worst (mean |a - b| / mean |a|) over every output and input set. */
+  meanRel: number;
+  tolerance: number;
+  passed: boolean;
+}
+
+/** What loading the output before it was moved into place showed. */
+export interface LoadReport {
+  /** 'onnxruntime cpu', or why the output was checked by structure only. */
+  by: string;
+}
+
+const DEFAULT_TOLERANCE = 1e-3;
+const TIMESTEPS = [500, 0, 999];
+const isTimestep = (name: string) => /timestep|^t$/i.test(name);
+
+/**
+ * Dims to check at: the given shapes, else each input's static dims with symbolic ones at 1 for a batch
+ * and 8 otherwise (8 survives three stride-2 downsamplings: SD1.5 latents, sequence lengths).
+ */
+export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, file: string): { dims: Map<string, number[]>; derived: boolean } {
+  const given = shapes ? toShapeMap(shapes, file, model) : null;
+  const dims = new Map<string, number[]>();
+  let derived = false;
+  for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
+    const g = given?.get(v.name);
+    if (g) {
+      dims.set(v.name, g);
+      continue;
+    }
+    if (!v.shape) throw new SdcError(file, `input '${v.name}' has no declared shape: give --shape to check at`);
+    dims.set(v.name, v.shape.map((d) => (typeof d === 'number' ? d : /batch|^n$|^b$/i.test(String(d)) ? 1 : 8)));
+    if (v.shape.some((d) => typeof d !== 'number')) derived = true;
+  }
+  return { dims, derived };
+}
+
+/** One deterministic input set: uniform [-1, 1) floats, timesteps across 0..999, small integers. */
+function feedsFor(model: Model, dims: Map<string, number[]>, set: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  let seed = 0x9e3779b9 ^ (set * 7919);
+  const next = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 31 - 1;
+  };
+  for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
+    const d = dims.get(v.name)!;
+    const n = d.reduce((a, b) => a * b, 1);
+    const t = TIMESTEPS[set % TIMESTEPS.length];
+    switch (v.elemType) {
+      case DataType.FLOAT:
+        feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => (isTimestep(v.name) ? t : next())), d);
+        break;
+      case DataType.INT64:
+        feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(isTimestep(v.name) ? t : 1)), d);
+        break;
+      case DataType.INT32:
+        feeds[v.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => (isTimestep(v.name) ? t : 1)), d);
+        break;
+      default:
+        throw new SdcError(model.source, `--check feeds float32, int64 and int32 inputs; '${v.name}' is ${DataType[v.elemType ?? 0] ?? v.elemType}`);
+    }
+  }
+  return feeds;
+}
+
+/** max |a-b| / max |a| and mean |a-b| / mean |a|; a NaN or an Inf the original lacks is Infinity. */
+function difference(a: ort.Tensor, b: ort.Tensor): { max: number; mean: number } {
+  const x = a.data as ArrayLike<number>;
+  const y = b.data as ArrayLike<number>;
+  if (x.length !== y.length || a.dims.join() !== b.dims.join()) return { max: Infinity, mean: Infinity };
+  let scale = 0;
+  let sumAbs = 0;
+  let worst = 0;
+  let sumDiff = 0;
+  for (let i = 0; i < x.length; i++) {
+    const xi = Number(x[i]);
+    const d = Math.abs(xi - Number(y[i]));
+    scale = Math.max(scale, Math.abs(xi));
+    sumAbs += Math.abs(xi);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? (Object.is(xi, Number(y[i])) || (Number.isNaN(xi) && Number.isNaN(Number(y[i]))) ? worst : Infinity) : d;
+    if (Number.isFinite(d)) sumDiff += d;
+  }
+  return { max: worst / (scale || 1), mean: sumDiff / (sumAbs || 1) };
+}
+
+/**
+ * Run the original on the CPU and the compiled model on its target's provider (WebGPU when an adapter
+ * exists; otherwise, and for cuda, on the CPU with the GPU-only ops lowered to CPU ops of the same
+ * semantics) on `sets` input sets, and compare every output.
+ */
+export async function checkOutput(original: string, compiled: string, o: CheckOptions): Promise<CheckReport> {
+  const model = readModel(original);
+  const { dims, derived } = checkDims(model, o.shapes, original);
+  const tolerance = o.tolerance ?? DEFAULT_TOLERANCE;
+  let runFile = compiled;
+  let ranOn = 'cpu';
+  let scratch: string | null = null;
+  const gpuOnly = (file: string) => Object.keys(opsOf(file)).some((op) => !new Target('cpu').runs(...splitQualified(op)));
+  if (o.target === 'webgpu' && !(await webgpuUnavailable())) ranOn = 'webgpu';
+  else if (gpuOnly(compiled)) {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
+    runFile = path.join(scratch, 'lowered.onnx');
+    lowerToCpu(compiled, runFile);
+    ranOn = 'cpu (GPU-only ops lowered to CPU ops)';
+  }
+  const quiet = () => {};
+  const a = await ort.InferenceSession.create(original, { executionProviders: ['cpu'], logSeverityLevel: 3 });
+  const b = (await openSession(runFile, ranOn === 'webgpu' ? 'webgpu' : 'cpu', {}, quiet)).session;
+  let maxRel = 0;
+  let meanRel = 0;
+  try {
+    for (let s = 0; s < o.sets; s++) {
+      const feeds = feedsFor(model, dims, s);
+      const ra = await a.run(feeds);
+      const rb = await b.run(feeds);
+      for (const k of a.outputNames) {
+        const d = difference(ra[k], rb[k]);
+        maxRel = Math.max(maxRel, d.max);
+        meanRel = Math.max(meanRel, d.mean);
+      }
+    }
+  } finally {
+    await a.release();
+    await b.release();
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, tolerance, passed: maxRel <= tolerance };
+}
+
+function opsOf(file: string): Record<string, number> {
+  const ops: Record<string, number> = {};
+  for (const g of readModel(file).graph.allGraphs()) for (const n of g.nodes) ops[n.qualifiedOp] = 1;
+  return ops;
+}
+
+const splitQualified = (op: string): [string, string] => {
+  const [d, o] = op.split('::');
+  return [d === 'ai.onnx' ? '' : d, o];
+};
+
+/**
+ * Open the staged output in onnxruntime on the CPU when every op has a CPU kernel there (a session that
+ * opens has checked every op, attribute and shape); an output with GPU-only ops was validated when it
+ * was staged. An output onnxruntime refuses is a bug in sdc, unless onnxruntime refuses the input too.
+ */
+export async function loadStaged(input: string, staged: StagedOutput): Promise<LoadReport> {
+  const needGpu = Object.keys(opsOf(staged.modelFile)).filter((op) => !new Target('cpu').runs(...splitQualified(op)));
+  if (needGpu.length) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel` };
+  const open = (file: string) => ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
+  try {
+    await open(staged.modelFile);
+    return { by: 'onnxruntime cpu' };
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0];
+    try {
+      await open(input);
+    } catch {
+      return { by: `not loaded: onnxruntime cannot load the input either (${why})` };
+    }
+    throw new Error(`onnxruntime cannot load the compiled model (a bug in sdc; nothing was written): ${why}`);
+  }
+}
+
+export interface CheckedCompileOptions extends CompileOptions {
+  /** Compare the output with the original on this many random input sets before keeping it (0: no). */
+  check?: number;
+  checkTolerance?: number;
+}
+
+export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: CheckReport };
+
+/**
+ * compile(), and before the output is moved into place: open it in onnxruntime (or validate it when
+ * its ops need a GPU), and with `check: N` compare its numbers with the original's on N input sets.
+ * An output beyond tolerance is refused (SdcError, exit code 3) and nothing is written.
+ */
+export async function compileChecked(input: string, opts: CheckedCompileOptions): Promise<CheckedReport> {
+  const { report, staged } = compileStaged(input, opts);
+  const out: CheckedReport = report;
+  if (staged) {
+    try {
+      out.loaded = await loadStaged(input, staged);
+      if (opts.check) {
+        opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
+        out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.shapes, target: report.target, tolerance: opts.checkTolerance });
+        opts.progress?.done();
+        const c = out.check;
+        if (!c.passed) {
+          throw new SdcError(input, `the compiled model differs from the original by ${c.maxRel.toExponential(2)} (max relative; tolerance ${c.tolerance}) on ${c.ranOn}; nothing was written`, 3);
+        }
+      }
+      staged.commit();
+    } catch (e) {
+      staged.discard();
+      throw e;
+    }
+  } else if (opts.check) {
+    report.warnings.push('--check needs a written model; --dry-run checked nothing');
+  }
+  if (opts.report) writeJsonAtomic(opts.report, out);
+  return out;
+}
