@@ -1,8 +1,14 @@
-/** The library entry: the one compile() every door uses, plus inspection and the runtime. */
-export { compile, CompileOptions, CompileReport } from './compiler/compile';
+/** The library entry (`import … from 'sdc'`): the one compile() every door uses, checking, the runtime. */
+export { compile, compileStaged, CompileOptions, CompileReport, ShapeSpec, StagedOutput } from './compiler/compile';
 export { inspect, formatInspect, InspectReport } from './compiler/inspect';
+export { PassReport } from './compiler/pipeline';
+export { SdcError } from './ir/errors';
 export { readModel } from './onnx/read';
 export { writeModel } from './onnx/write';
-export { load, SdcModel, LoadOptions } from './runtime';
-export { compileAssets, sdcPlugin, AssetOptions } from './plugin/plugin';
-export { autotune } from './autotune/autotune';
+export { Explanation, Mode, MODES } from './rewrite/pass';
+export { TargetName, TARGETS } from './targets';
+export { load, SdcModel, LoadOptions, RuntimeStats } from './runtime';
+export { webCaptureOptions } from './runtime/session';
+export { compileChecked, checkOutput, CheckedCompileOptions, CheckedReport, CheckOptions, CheckReport, LoadReport } from './verify/check';
+export { autotune, AutotuneResult } from './autotune/autotune';
+export { compileAssets, sdcPlugin, AssetOptions, AssetResult } from './plugin/plugin';

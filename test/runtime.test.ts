@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as ort from 'onnxruntime-node';
 import { readModel } from '../src/onnx/read';
 import { load } from '../src/runtime';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
@@ -138,8 +139,22 @@ test('browser session options turn WebGPU graph capture on only for a capturable
 
 test('inputs of a shape the model cannot take are refused with the model and the dim named', async () => {
   const m = await load(tinyPath('unet_dynamo_op18'), { cacheDir: path.join(dir, 'wrong'), warn: () => {} });
-  await expect(m.run(unetFeeds(1, 32, 16, 32))).rejects.toThrow(/unet_dynamo_op18\.onnx: --shape gives 'sample' dim 0 = 1, but the model fixes it at 2/);
+  await expect(m.run(unetFeeds(1, 32, 16, 32))).rejects.toThrow(/unet_dynamo_op18\.onnx: input 'sample' is \[1x4x32x32\], but the model fixes dim 0 at 2 \[2x4x32x32\]/);
   await m.release();
+});
+
+test('a wrong input type, an unknown or missing input, and run() after release() are refused by sdc, naming them', async () => {
+  const m = await load(MODEL, { cacheDir: path.join(dir, 'types'), warn: () => {} });
+  const feeds = unetFeeds(1, 32, 16, 32);
+  const int64Timestep = { ...feeds, timestep: new ort.Tensor('int64', BigInt64Array.from([500n]), [1]) };
+  await expect(m.run(int64Timestep)).rejects.toThrow(/unet_sdpa_op17\.onnx: input 'timestep' is int64, but the model takes float32/);
+  await expect(m.run({ ...feeds, extra: feeds.timestep })).rejects.toThrow(/'extra' is not an input of the model \(inputs: sample, timestep, encoder_hidden_states\)/);
+  const { timestep: _t, ...noTimestep } = feeds;
+  await expect(m.run(noTimestep)).rejects.toThrow(/missing input 'timestep'/);
+  await expect(m.run({ ...feeds, sample: new ort.Tensor('float32', new Float32Array(4 * 32 * 32), [4, 32, 32]) })).rejects.toThrow(/input 'sample' has 3 dims \[4x32x32\], but the model takes 4 \[batch x 4 x height x width\]|input 'sample' has 3 dims/);
+  expect(m.stats().compiles).toBe(0);
+  await m.release();
+  await expect(m.run(feeds)).rejects.toThrow(/run\(\) after release\(\)/);
 });
 
 test('target webgpu without an adapter: one warning, compiled for and run on the CPU', async () => {

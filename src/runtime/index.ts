@@ -3,6 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { compile } from '../compiler/compile';
+import { ORT_TYPE } from '../ir/dtype';
+import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { Mode } from '../rewrite/pass';
@@ -54,6 +56,8 @@ interface ModelMeta {
 interface InputSpec {
   name: string;
   dims: Dim[] | null;
+  /** onnxruntime's name for the element type, when the model declares one sdc knows. */
+  type: string | null;
 }
 
 type Event = { key: string; outcome: 'compiled' | 'disk' | 'generic'; why: string };
@@ -88,7 +92,7 @@ export class SdcModel {
     const warn = o.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
     const source = path.resolve(modelPath);
     const model = readModel(source);
-    const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape }));
+    const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
     let target: TargetName = o.target ?? 'cpu';
     if (target === 'webgpu') {
@@ -116,7 +120,7 @@ export class SdcModel {
     return this.inputs
       .map((i) => {
         const t = feeds[i.name];
-        if (!t) throw new Error(`sdc: missing input '${i.name}' (inputs: ${this.inputs.map((x) => x.name).join(', ')})`);
+        if (!t) throw new SdcError(this.source, `missing input '${i.name}' (inputs: ${this.inputs.map((x) => x.name).join(', ')})`);
         const dims = t.dims.map((d, k) => (typeof i.dims?.[k] === 'string' && this.opts.dynamic.includes(i.dims[k] as string) ? '*' : String(d)));
         return `${i.name}:${t.type}[${dims.join('x')}]`;
       })
@@ -124,10 +128,30 @@ export class SdcModel {
   }
 
   async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    if (this.released) throw new SdcError(this.source, 'run() after release(): load() the model again');
+    this.checkFeeds(feeds);
     this.counters.calls++;
     const key = this.opts.mode === 'default' ? GENERIC : this.shapeKey(feeds);
     const entry = await this.sessionFor(key, feeds);
     return (await entry.session.run(feeds)) as Record<string, ort.Tensor>;
+  }
+
+  /** A feed the model cannot take is the caller's mistake: say which input and why, before any compile. */
+  private checkFeeds(feeds: Record<string, ort.Tensor>): void {
+    const names = this.inputs.map((i) => i.name);
+    for (const name of Object.keys(feeds)) {
+      if (!names.includes(name)) throw new SdcError(this.source, `'${name}' is not an input of the model (inputs: ${names.join(', ')})`);
+    }
+    for (const i of this.inputs) {
+      const t = feeds[i.name];
+      if (!t) throw new SdcError(this.source, `missing input '${i.name}' (inputs: ${names.join(', ')})`);
+      if (i.type && t.type !== i.type) throw new SdcError(this.source, `input '${i.name}' is ${t.type}, but the model takes ${i.type}`);
+      if (!i.dims) continue;
+      const want = i.dims.map((d) => d ?? '?').join('x');
+      if (t.dims.length !== i.dims.length) throw new SdcError(this.source, `input '${i.name}' has ${t.dims.length} dims [${t.dims.join('x')}], but the model takes ${i.dims.length} [${want}]`);
+      const k = i.dims.findIndex((d, j) => typeof d === 'number' && d !== t.dims[j]);
+      if (k >= 0) throw new SdcError(this.source, `input '${i.name}' is [${t.dims.join('x')}], but the model fixes dim ${k} at ${i.dims[k]} [${want}]`);
+    }
   }
 
   private async sessionFor(key: string, feeds: Record<string, ort.Tensor>): Promise<Entry> {
@@ -264,7 +288,10 @@ export class SdcModel {
     return { ...this.counters, specializations: this.specialized.size, openSessions: this.sessions.size, provider: this.lastProvider };
   }
 
+  private released = false;
+
   async release(): Promise<void> {
+    this.released = true;
     for (const e of this.sessions.values()) await e.session.release();
     this.sessions.clear();
     this.cache.dispose();

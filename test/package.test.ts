@@ -1,0 +1,16 @@
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+/** What an app gets from `require('sdc')` through the package's exports map (the built package). */
+test('the package entry exports the library API', () => {
+  const script = `const s = require('sdc'); console.log(JSON.stringify(Object.keys(s).sort()));
+    try { require('sdc/dist/src/compiler/compile'); console.log('deep import allowed'); } catch (e) { console.log(e.code); }`;
+  const r = spawnSync(process.execPath, ['-e', script], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  const [keys, deep] = r.stdout.trim().split('\n');
+  expect(JSON.parse(keys)).toEqual(expect.arrayContaining([
+    'MODES', 'SdcError', 'TARGETS', 'autotune', 'checkOutput', 'compile', 'compileAssets', 'compileChecked', 'compileStaged',
+    'formatInspect', 'inspect', 'load', 'readModel', 'sdcPlugin', 'webCaptureOptions', 'writeModel',
+  ]));
+  expect(deep).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED'); // internals stay internal
+});
