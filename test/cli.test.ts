@@ -124,3 +124,34 @@ test('compile --check N verifies the output before writing it and says how', () 
   expect(r.stdout).toMatch(/^check: 1 input set at sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok$/m);
   expect(sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '-1').status).toBe(2);
 });
+
+describe('what compile prints', () => {
+  const model = () => tinyPath('unet_sdpa_op17');
+  test('by default a short summary: nodes, time, memory, fused sites, op changes; no per-pass rows', () => {
+    const r = sdc('compile', model(), '-o', path.join(dir, 'summary.onnx'));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^default for cpu: 1860 -> 518 nodes in \d+\.\d\d s, peak memory \d+ MB$/m);
+    expect(r.stdout).toMatch(/^fused: attention 12, skipLayerNorm 12, gelu 6$/m);
+    expect(r.stdout).toMatch(/^ops: .*Softmax 12 -> 0|^ops: .*Shape \d+ -> \d+/m);
+    expect(r.stdout).not.toMatch(/fold-constants/);
+    expect(r.stdout.trim().split('\n').length).toBeLessThanOrEqual(6);
+  });
+
+  test('--verbose adds a row per pass; --quiet prints nothing', () => {
+    const v = sdc('compile', model(), '-o', path.join(dir, 'verbose.onnx'), '--verbose');
+    expect(v.stdout).toMatch(/^ {2}fuse-attention +\d+ -> \d+ +\d+ ms attention=12/m);
+    const q = sdc('compile', model(), '-o', path.join(dir, 'quiet.onnx'), '--quiet', '--mode', 'default', '--shape', 'sample=1x4x32x32');
+    expect(q.status).toBe(0);
+    expect(q.stdout).toBe('');
+    expect(q.stderr).toBe(''); // not even the note that default mode keeps dims symbolic
+    expect(fs.existsSync(path.join(dir, 'quiet.onnx'))).toBe(true);
+  });
+
+  test('SDC_LOG=passes,fusions streams pass rows and fusion sites to stderr', () => {
+    const r = spawnSync(SDC, ['compile', model(), '-o', path.join(dir, 'logged.onnx'), '--quiet'], { encoding: 'utf8', env: { ...process.env, SDC_LOG: 'passes,fusions' } });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^sdc\[passes\]: fold-constants +1860 -> /m);
+    expect(r.stderr).toMatch(/^sdc\[fusions\]: \[fuse-attention\/attention\] \S+: applied \(4d heads=/m);
+    expect(r.stderr.match(/^sdc\[fusions\]: \[fuse-attention\/attention\].*applied/gm)).toHaveLength(12);
+  });
+});

@@ -8,6 +8,7 @@ import { TARGETS, Target, TargetName } from '../targets';
 import { ALL_PASSES } from '../passes';
 import { SDC_VERSION } from '../compiler/version';
 import { CompileReport } from '../compiler/compile';
+import { formatExplanation, formatPassRow } from '../compiler/pipeline';
 import { benchCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
 import { CheckedReport, compileChecked } from '../verify/check';
@@ -65,11 +66,21 @@ async function parse(argv: string[]): Promise<number> {
           .option('dry-run', { type: 'boolean', default: false, describe: 'run the passes and print the report, but write no model' })
           .option('external-data', { choices: ['auto', 'always', 'never'] as const, default: 'auto' as const, describe: 'auto: weights go to <output>.data when the input had external data or exceeds 2 GB' })
           .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout instead of a summary' })
+          .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'also print one row per pass (nodes before -> after, time, counts)' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors' })
           .option('check', { type: 'number', default: 0, describe: 'before keeping the output, run it and the original on N random input sets (at --shape, or small dims said in the report) and compare; beyond tolerance: exit 3, nothing written. webgpu runs on the WebGPU provider when an adapter exists; otherwise, and for cuda, GPU-only ops are lowered to CPU ops' })
           .option('check-tolerance', { type: 'number', default: 1e-3, describe: 'largest max-relative difference --check accepts' })
-          .example('$0 compile unet.onnx -o unet.sdc.onnx', 'default pipeline for the CPU')
-          .example('$0 compile unet.onnx -o unet.webgpu.onnx --target webgpu --mode reduce-overhead --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768', 'a static, capturable WebGPU model')
-          .example('$0 compile unet.onnx -o copy.onnx --passes none', 'read and re-write only (checks the model loads and round-trips)'),
+          // examples as an epilog: yargs' example column breaks long commands mid-token
+          .epilog([
+            'Examples:',
+            '  # default pipeline for the CPU, checked on 2 input sets before it is written',
+            '  sdc compile unet.onnx -o unet.sdc.onnx --check 2',
+            '  # a static, capturable WebGPU model',
+            '  sdc compile unet.onnx -o unet.webgpu.onnx --target webgpu --mode reduce-overhead \\',
+            '    --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768',
+            '  # read and re-write only (checks the model loads and round-trips)',
+            '  sdc compile unet.onnx -o copy.onnx --passes none',
+          ].join('\n')),
       async (args) => {
         if (!args.output && !args['dry-run']) {
           code = usage(argv, 'compile needs -o OUT (or --dry-run)');
@@ -93,8 +104,9 @@ async function parse(argv: string[]): Promise<number> {
             dryRun: args['dry-run'],
             progress: terminalProgress(),
           });
+          if (args.quiet) return;
           for (const w of report.warnings) process.stderr.write(`sdc: note: ${w}\n`);
-          process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain) + '\n');
+          process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : summary(report, args.explain, args.verbose) + '\n');
           if (!args.json && 'autotune' in report) {
             const a = (report as { autotune: AutotuneResult }).autotune;
             process.stdout.write(a.timedOn ? `autotune (median ms per run on ${a.timedOn}): ${a.candidates.map((c) => `${c.name} ${c.runMs}`).join(', ')}; kept: ${a.chosen}\n` : `autotune: ${a.untimed}\n`);
@@ -174,22 +186,46 @@ async function parse(argv: string[]): Promise<number> {
   return code;
 }
 
-function summary(r: CompileReport & CheckedReport, explain: boolean): string {
+/** Node-count changes per op, largest first: what a person wants to see of a compile. */
+function opChanges(before: Record<string, number>, after: Record<string, number>, most = 8): string {
+  const short = (op: string) => op.replace(/^ai\.onnx::/, '').replace(/^com\.microsoft::/, 'ms.');
+  const changes = [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .map((op) => ({ op, a: before[op] ?? 0, b: after[op] ?? 0 }))
+    .filter((c) => c.a !== c.b)
+    .sort((x, y) => Math.abs(y.b - y.a) - Math.abs(x.b - x.a) || x.op.localeCompare(y.op));
+  const shown = changes.slice(0, most).map((c) => `${short(c.op)} ${c.a} -> ${c.b}`);
+  return shown.length ? `${shown.join(', ')}${changes.length > most ? `, … (${changes.length - most} more; --json has all)` : ''}` : 'none';
+}
+
+/** Sites fused, summed over the fusion passes' counts. */
+function fusedSites(r: CompileReport): string {
+  const sites: Record<string, number> = {};
+  for (const p of r.passes) {
+    if (!p.name.startsWith('fuse-') && p.name !== 'channels-last') continue;
+    for (const [k, v] of Object.entries(p.counts ?? {})) if (!['notFused', 'alreadyFused', 'transposesBefore', 'transposesAfter', 'sunk', 'asReshape'].includes(k) && v) sites[k] = (sites[k] ?? 0) + v;
+  }
+  const list = Object.entries(sites).map(([k, v]) => `${k} ${v}`);
+  return list.length ? list.join(', ') : 'none';
+}
+
+function summary(r: CompileReport & CheckedReport, explain: boolean, verbose: boolean): string {
   const lines = [`${r.input} -> ${r.output}${r.dataFile ? ` (+ ${r.dataFile})` : ''}`];
+  lines.push(`${r.mode} for ${r.target}: ${r.nodesBefore} -> ${r.nodesAfter} nodes in ${(r.compileMs / 1000).toFixed(2)} s, peak memory ${r.peakMemoryMb} MB`);
+  lines.push(`fused: ${fusedSites(r)}`);
+  lines.push(`ops: ${opChanges(r.opsBefore, r.opsAfter)}`);
   if (r.loaded) lines.push(`verified before writing: ${r.loaded.by}`);
   if (r.check) {
     const c = r.check;
     const dims = Object.entries(c.dims).map(([k, d]) => `${k}=${d.join('x')}`).join(',');
     lines.push(`check: ${c.sets} input set${c.sets === 1 ? '' : 's'} at ${dims}${c.derivedDims ? ' (dims chosen by sdc; give --shape for yours)' : ''} on ${c.ranOn}: max rel ${c.maxRel.toExponential(2)}, mean rel ${c.meanRel.toExponential(2)} (tolerance ${c.tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
   }
-  lines.push(`mode ${r.mode}, target ${r.target}: ${r.nodesBefore} -> ${r.nodesAfter} nodes in ${(r.compileMs / 1000).toFixed(2)} s`);
-  for (const p of r.passes) {
-    const counts = p.counts ? ' ' + Object.entries(p.counts).map(([k, v]) => `${k}=${v}`).join(' ') : '';
-    lines.push(`  ${p.name.padEnd(22)} ${String(p.nodesBefore).padStart(6)} -> ${String(p.nodesAfter).padEnd(6)} ${p.ms.toFixed(0).padStart(6)} ms${counts}`);
+  if (verbose) {
+    lines.push('passes:');
+    for (const p of r.passes) lines.push(`  ${formatPassRow(p)}`);
   }
   if (explain) {
     lines.push('sites:');
-    for (const e of r.explanations) lines.push(`  [${e.pass}] ${e.site}: ${e.status}${e.reason ? ` (${e.reason})` : ''}`);
+    for (const e of r.explanations) lines.push(`  ${formatExplanation(e)}`);
   }
   return lines.join('\n');
 }

@@ -54,6 +54,8 @@ export interface CompileReport {
   explanations: Explanation[];
   /** Things the user asked for that had no effect, said rather than ignored. */
   warnings: string[];
+  /** Peak resident memory of this process so far (MB): the compile's, when it runs alone. */
+  peakMemoryMb: number;
 }
 
 /**
@@ -149,6 +151,7 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     passes,
     explanations,
     warnings,
+    peakMemoryMb: Math.round(process.resourceUsage().maxRSS / 1024),
   };
   return { report, staged };
 }

@@ -5,6 +5,7 @@ import { Target } from '../targets';
 import { ALL_PASSES, passByName } from '../passes';
 import { SdcError } from '../ir/errors';
 import { Node } from '../ir/graph';
+import { log, logEnabled } from './log';
 
 /** A step of a pipeline: one pass, or a group repeated until nothing in it changes (at most `max` rounds). */
 export type Step = string | { repeat: string[]; max: number };
@@ -87,10 +88,14 @@ export function runPipeline(model: Model, opts: PipelineOptions): { passes: Pass
         explanations.push({ pass: pass.name, ...(rule ? { rule } : {}), site: typeof site === 'string' ? site : site.name, status, reason }),
     };
     const before = model.graph.countNodes();
+    const explained = explanations.length;
     const t0 = performance.now();
     const result = pass.run(model.graph, ctx);
     const ms = performance.now() - t0;
-    reports.push({ name: pass.name, ms: round(ms), nodesBefore: before, nodesAfter: model.graph.countNodes(), changed: result.changed, counts: result.counts });
+    const report: PassReport = { name: pass.name, ms: round(ms), nodesBefore: before, nodesAfter: model.graph.countNodes(), changed: result.changed, counts: result.counts };
+    reports.push(report);
+    log('passes', formatPassRow(report));
+    if (logEnabled('fusions')) for (const e of explanations.slice(explained)) log('fusions', formatExplanation(e));
     if (opts.verifyEach) {
       const problems = validate(model);
       if (problems.length) throw new Error(`pass ${pass.name} left an invalid graph:\n  ${problems.slice(0, 10).join('\n  ')}`);
@@ -109,6 +114,17 @@ export function runPipeline(model: Model, opts: PipelineOptions): { passes: Pass
     }
   }
   return { passes: reports, explanations };
+}
+
+/** One line per pass: name, nodes before -> after, time, counts (the CLI's --verbose and SDC_LOG=passes). */
+export function formatPassRow(p: PassReport): string {
+  const counts = p.counts ? ' ' + Object.entries(p.counts).map(([k, v]) => `${k}=${v}`).join(' ') : '';
+  return `${p.name.padEnd(22)} ${String(p.nodesBefore).padStart(6)} -> ${String(p.nodesAfter).padEnd(6)} ${p.ms.toFixed(0).padStart(6)} ms${counts}`;
+}
+
+/** One line per fusion site (--explain and SDC_LOG=fusions). */
+export function formatExplanation(e: Explanation): string {
+  return `[${e.pass}${e.rule ? `/${e.rule}` : ''}] ${e.site}: ${e.status}${e.reason ? ` (${e.reason})` : ''}`;
 }
 
 export function round(ms: number): number {

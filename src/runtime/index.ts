@@ -10,6 +10,7 @@ import { readModel } from '../onnx/read';
 import { Mode } from '../rewrite/pass';
 import { TargetName } from '../targets';
 import { SDC_VERSION } from '../compiler/version';
+import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
 import { ORT_VERSION, openSession, webgpuUnavailable } from './session';
 
@@ -203,7 +204,7 @@ export class SdcModel {
     }
     this.counters.compiles++;
     this.events.push({ key, outcome: 'compiled', why });
-    if (process.env.SDC_LOG?.split(',').includes('recompiles')) this.opts.warn(`sdc: compiling ${key}: ${why}`);
+    log('recompiles', `compiling ${key}: ${why}`);
     return this.cache.store(cacheKey, describe, async (folder, dataName) => {
       const mode = key === GENERIC ? 'default' : 'reduce-overhead';
       if (this.opts.target !== 'cpu') {
