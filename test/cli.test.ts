@@ -155,3 +155,43 @@ describe('what compile prints', () => {
     expect(r.stderr.match(/^sdc\[fusions\]: \[fuse-attention\/attention\].*applied/gm)).toHaveLength(12);
   });
 });
+
+test("the README's first command runs on the model the repository ships", () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const first = /```sh\n(.*)\n/.exec(readme)![1];
+  const m = /^npm ci && \.\/bin\/sdc (.*?)(?:\s+#.*)?$/.exec(first);
+  expect(m).not.toBeNull();
+  const args = m![1].split(/\s+/).map((a) => (a === 'unet.sdc.onnx' ? path.join(dir, 'readme.onnx') : a));
+  const r = spawnSync(SDC, args, { encoding: 'utf8', cwd: path.join(__dirname, '..') });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(fs.existsSync(path.join(dir, 'readme.onnx'))).toBe(true);
+});
+
+test('sdc run with dims the model cannot take: exit 2 naming the node, no stack', () => {
+  const r = sdc('run', tinyPath('unet_sdpa_op17'), '--shape', 'sample=1x4x31x31,timestep=1,encoder_hidden_states=1x16x32', '--cache-dir', path.join(dir, 'run-cache'));
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/contradicts the model at node '\/m\/up_blocks\.1\/Concat'/);
+  expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+});
+
+test('compile() from code: dryRun needs no output', async () => {
+  const { compile } = await import('../src/compiler/compile');
+  const r = compile(tinyPath('unet_dynamo_op18'), { dryRun: true });
+  expect(r.nodesAfter).toBe(427);
+  expect(() => compile(tinyPath('unet_dynamo_op18'), {})).toThrow(/needs an output path/);
+});
+
+test('no test, benchmark or fixture code reads ../shared: the repository tests itself', () => {
+  const root = path.join(__dirname, '..');
+  const offenders: string[] = [];
+  const scan = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) scan(p);
+      else if (p !== __filename && /\.(ts|js)$/.test(e.name) && /['"`]\.\.\/shared|'\.\.', 'shared'|SDC_SHARED/.test(fs.readFileSync(p, 'utf8'))) offenders.push(path.relative(root, p));
+    }
+  };
+  for (const d of ['src', 'test', 'bench', 'fixtures']) scan(path.join(root, d));
+  expect(offenders).toEqual([]);
+});

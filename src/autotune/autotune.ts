@@ -43,12 +43,14 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
     dims.set(v.name, s);
   }
   const feeds = syntheticFeeds(dims, new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])));
-  const outDir = path.dirname(path.resolve(opts.output));
-  const work = fs.mkdtempSync(path.join(outDir, `.${path.basename(opts.output)}.autotune-`));
+  if (!opts.output) throw new SdcError(input, 'max-autotune needs an output path');
+  const output = opts.output;
+  const outDir = path.dirname(path.resolve(output));
+  const work = fs.mkdtempSync(path.join(outDir, `.${path.basename(output)}.autotune-`));
   try {
     // Each candidate is specialized to the timed shapes (reduce-overhead's specialize-shapes first).
     const built = CANDIDATES.map((c, i) => {
-      const file = path.join(work, String(i), path.basename(opts.output));
+      const file = path.join(work, String(i), path.basename(output));
       fs.mkdirSync(path.dirname(file));
       const passes = c.passes && shapes ? ['specialize-shapes', ...c.passes] : c.passes;
       const report = compile(input, { ...opts, report: undefined, mode: shapes ? 'reduce-overhead' : 'default', shapes, passes, output: file });
@@ -78,9 +80,9 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
     const winner = built.find((b) => b.name === result.chosen)!;
     // Move the winner (model, then its data file first) into place.
     const data = `${winner.file}.data`;
-    if (fs.existsSync(data)) fs.renameSync(data, `${path.resolve(opts.output)}.data`);
-    fs.renameSync(winner.file, path.resolve(opts.output));
-    const report = { ...winner.report, mode: 'max-autotune' as const, output: path.resolve(opts.output), dataFile: fs.existsSync(`${path.resolve(opts.output)}.data`) ? `${path.resolve(opts.output)}.data` : null, autotune: result };
+    if (fs.existsSync(data)) fs.renameSync(data, `${path.resolve(output)}.data`);
+    fs.renameSync(winner.file, path.resolve(output));
+    const report = { ...winner.report, mode: 'max-autotune' as const, output: path.resolve(output), dataFile: fs.existsSync(`${path.resolve(output)}.data`) ? `${path.resolve(output)}.data` : null, autotune: result };
     if (opts.report) writeJsonAtomic(opts.report, report);
     return report;
   } finally {

@@ -93,7 +93,7 @@ async function parse(argv: string[]): Promise<number> {
           const report = await run(args.input!, {
             check: args.check,
             checkTolerance: args['check-tolerance'],
-            output: args.output ?? `${args.input}.sdc.onnx`,
+            output: args.output,
             mode: args.mode,
             target: args.target,
             passes,
@@ -162,12 +162,13 @@ async function parse(argv: string[]): Promise<number> {
           .positional('input', { type: 'string', describe: 'the original .onnx model' })
           .option('shape', { type: 'string', demandOption: true, describe: 'every input\'s dims' })
           .option('runs', { type: 'number', default: 10, describe: 'timed runs of each, after one warm-up' })
+          .option('check', { type: 'number', default: 0, describe: 'compare the compiled model with the original on N input sets first (as compile --check)' })
           .option('mode', { choices: ['default', 'reduce-overhead'] as const, default: 'default' as const })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName })
           .example('$0 bench unet.onnx --shape sample=2x4x32x32,timestep=2,encoder_hidden_states=2x77x768', 'speed and session-creation ratios'),
       async (args) => {
         try {
-          process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs, mode: args.mode })) + '\n');
+          process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs, mode: args.mode, check: args.check })) + '\n');
         } catch (e) {
           fail(e);
         }

@@ -6,7 +6,8 @@ import { load } from '../runtime';
 import { openSession } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
 import { syntheticFeeds } from '../runtime/feeds';
-import { compile, parseShapes } from '../compiler/compile';
+import { parseShapes } from '../compiler/compile';
+import { compileChecked } from '../verify/check';
 import { readModel } from '../onnx/read';
 import { TargetName } from '../targets';
 
@@ -51,12 +52,12 @@ export async function runCommand(model: string, shapeSpec: string, o: { cacheDir
 }
 
 /** `sdc bench`: the original and the compiled model side by side in one process, runs alternated. */
-export async function benchCommand(model: string, shapeSpec: string, o: { target: TargetName; runs: number; mode: 'default' | 'reduce-overhead' }): Promise<string> {
+export async function benchCommand(model: string, shapeSpec: string, o: { target: TargetName; runs: number; mode: 'default' | 'reduce-overhead'; check?: number }): Promise<string> {
   const { shapes, types } = inputsOf(model, shapeSpec);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));
   try {
     const out = path.join(dir, 'model.onnx');
-    const report = compile(model, { output: out, mode: o.mode, target: o.target, shapes: o.mode === 'reduce-overhead' ? shapes : null });
+    const report = await compileChecked(model, { output: out, mode: o.mode, target: o.target, shapes: o.mode === 'reduce-overhead' ? shapes : null, check: o.check ?? 0 });
     const feeds = syntheticFeeds(shapes, types);
     const warn = (m: string) => process.stderr.write(`${m}\n`);
     const open = async (f: string) => {
@@ -74,6 +75,7 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
       `${model}: ${report.nodesBefore} -> ${report.nodesAfter} nodes (sdc ${o.mode}, ${o.target}, compiled in ${(report.compileMs / 1000).toFixed(1)} s)`,
       `session create: original ${a.createMs.toFixed(0)} ms, compiled ${b.createMs.toFixed(0)} ms (${(a.createMs / b.createMs).toFixed(2)}x)`,
       `run, median of ${o.runs} alternated: original ${med(ta).toFixed(1)} ms, compiled ${med(tb).toFixed(1)} ms (${(med(ta) / med(tb)).toFixed(2)}x)`,
+      ...(report.check ? [`check: ${report.check.sets} input sets on ${report.check.ranOn}: max rel ${report.check.maxRel.toExponential(2)} (tolerance ${report.check.tolerance}) ok`] : []),
     ].join('\n');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -13,7 +13,8 @@ import { TargetName, parseTarget } from '../targets';
 import { SDC_VERSION } from './version';
 
 export interface CompileOptions {
-  output: string;
+  /** Where to write the model; may be left out with dryRun. */
+  output?: string;
   mode?: Mode;
   target?: TargetName;
   /** Explicit pass names instead of the mode's pipeline; [] runs none. */
@@ -93,7 +94,9 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   } catch (e) {
     throw new SdcError('', (e as Error).message);
   }
-  if (path.resolve(opts.output) === path.resolve(input)) throw new SdcError(input, 'refusing to write the output over the input; choose another -o');
+  if (opts.output === undefined && !opts.dryRun) throw new SdcError(input, 'compile needs an output path (or dryRun)');
+  const output = opts.output ?? `${input}.sdc.onnx`;
+  if (path.resolve(output) === path.resolve(input)) throw new SdcError(input, 'refusing to write the output over the input; choose another -o');
   const progress = opts.progress ?? silentProgress;
   progress.step('reading');
   const model = readModel(input);
@@ -131,9 +134,9 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
 
   progress.step('writing');
   const t1 = performance.now();
-  const staged = opts.dryRun ? null : stage(model, opts, progress);
+  const staged = opts.dryRun ? null : stage(model, output, opts, progress);
   progress.done();
-  const outAbs = path.resolve(opts.output);
+  const outAbs = path.resolve(output);
   const report: CompileReport = {
     sdcVersion: SDC_VERSION,
     input: path.resolve(input),
@@ -157,17 +160,17 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
 }
 
 /** Write the model into a private folder beside the output, read it back, validate it. */
-function stage(model: Model, opts: CompileOptions, progress: Progress): StagedOutput {
-  const outAbs = path.resolve(opts.output);
+function stage(model: Model, output: string, opts: CompileOptions, progress: Progress): StagedOutput {
+  const outAbs = path.resolve(output);
   const dir = path.dirname(outAbs);
   const dataName = opts.dataFileName ?? `${path.basename(outAbs)}.data`;
-  refuseToClobber(model, outAbs, path.join(dir, dataName), opts.output);
+  refuseToClobber(model, outAbs, path.join(dir, dataName), output);
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw new SdcError(opts.output, `cannot create the output folder ${dir} (${(e as NodeJS.ErrnoException).code})`);
+    throw new SdcError(output, `cannot create the output folder ${dir} (${(e as NodeJS.ErrnoException).code})`);
   }
-  if (fs.existsSync(outAbs) && fs.statSync(outAbs).isDirectory()) throw new SdcError(opts.output, 'is a folder; -o names the model file to write');
+  if (fs.existsSync(outAbs) && fs.statSync(outAbs).isDirectory()) throw new SdcError(output, 'is a folder; -o names the model file to write');
   const stageDir = fs.mkdtempSync(path.join(dir, `.${path.basename(outAbs)}.sdc-stage-`));
   const discard = () => fs.rmSync(stageDir, { recursive: true, force: true });
   try {

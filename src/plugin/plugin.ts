@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile, CompileOptions, ShapeSpec } from '../compiler/compile';
+import { CompileOptions, ShapeSpec } from '../compiler/compile';
+import { compileChecked } from '../verify/check';
 import { DiskCache, hashKey, sourceFingerprint } from '../runtime/cache';
 import { SDC_VERSION } from '../compiler/version';
 
@@ -14,6 +15,8 @@ export interface AssetOptions {
   mode?: CompileOptions['mode'];
   target?: CompileOptions['target'];
   shapes?: ShapeSpec;
+  /** Compare each newly compiled model with its source on this many input sets before keeping it (0: no). */
+  check?: number;
   /** Compiled models by content hash (default node_modules/.cache/sdc-assets). */
   cacheDir?: string;
   log?: (msg: string) => void;
@@ -42,7 +45,7 @@ export async function compileAssets(o: AssetOptions): Promise<AssetResult[]> {
     const cached = file !== null;
     if (!file) {
       file = await cache.store(key, { source: rel, ...options }, async (folder, dataName) => {
-        compile(source, { output: path.join(folder, 'model.onnx'), ...options, dataFileName: dataName });
+        await compileChecked(source, { output: path.join(folder, 'model.onnx'), ...options, dataFileName: dataName, check: o.check ?? 0 });
       });
     }
     place(file, cache.dataFileOf(file), output);
