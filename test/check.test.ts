@@ -4,17 +4,19 @@ import { SdcError } from '../src/ir/errors';
 import { gelu } from '../src/rules/gelu';
 import { compileChecked } from '../src/verify/check';
 import { webgpuUnavailable } from '../src/runtime/session';
-import { tinyPath, tmpDir } from './helpers/ort';
+import { TINY, tinyPath, tmpDir } from './helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test.each(['cpu', 'webgpu', 'cuda'] as const)('--check passes the real tiny model compiled for %s, and says where it ran', async (target) => {
-  const out = path.join(dir, target, 'unet.onnx');
-  const r = await compileChecked(tinyPath('unet_vanilla_op17'), { output: out, target, check: 2 });
-  expect(r.check).toMatchObject({ sets: 2, derivedDims: true, passed: true });
+const CASES = TINY.flatMap((style) => (['cpu', 'webgpu', 'cuda'] as const).map((target) => [style, target] as const));
+test.each(CASES)('--check passes the real tiny %s compiled for %s, and says where it ran', async (style, target) => {
+  const out = path.join(dir, style, target, 'unet.onnx');
+  const r = await compileChecked(tinyPath(style), { output: out, target, check: 2 });
+  const dynamo = style === 'unet_dynamo_op18'; // static export: checked at its own dims
+  expect(r.check).toMatchObject({ sets: 2, derivedDims: !dynamo, passed: true });
   expect(r.check!.maxRel).toBeLessThan(1e-4);
-  expect(r.check!.dims.sample).toEqual([1, 4, 8, 8]);
+  expect(r.check!.dims.sample).toEqual(dynamo ? [2, 4, 32, 32] : [1, 4, 8, 8]);
   const webgpu = target === 'webgpu' && !(await webgpuUnavailable());
   expect(r.check!.ranOn).toBe(target === 'cuda' ? 'cpu (GPU-only ops lowered to CPU ops)' : webgpu ? 'webgpu' : 'cpu');
   if (target === 'cuda') expect(r.loaded!.by).toMatch(/^structure only: .*NhwcConv.* no CPU kernel/);

@@ -195,3 +195,9 @@ test('no test, benchmark or fixture code reads ../shared: the repository tests i
   for (const d of ['src', 'test', 'bench', 'fixtures']) scan(path.join(root, d));
   expect(offenders).toEqual([]);
 });
+
+test('compile --help keeps each example command whole on its lines', () => {
+  const r = spawnSync(SDC, ['compile', '--help'], { encoding: 'utf8', env: { ...process.env, COLUMNS: '80' } });
+  expect(r.stdout).toMatch(/^ {4}--shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768$/m);
+  expect(r.stdout).toMatch(/^ {2}sdc compile unet\.onnx -o unet\.sdc\.onnx --check 2$/m);
+});
