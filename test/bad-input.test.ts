@@ -39,7 +39,42 @@ function setExternal(m: any, key: string, value: string) {
   else m.graph.initializer[0].externalData.push({ key, value });
 }
 
+/** A small model whose one weight is inline (raw bytes), in its own folder. */
+function inlineModel(name: string): string {
+  const sub = path.join(dir, name);
+  fs.mkdirSync(sub, { recursive: true });
+  const b = new ModelBuilder();
+  const x = b.input('x', [4]);
+  b.output(b.op('Add', [x, b.const('w', [4], [1, 2, 3, 4])]), [4]);
+  return saveModel(b.model, path.join(sub, 'model.onnx'), { externalData: 'never' });
+}
+
+/** Plant a typed-field payload in the inline weight. */
+const typed = (name: string, edit: (t: any) => void) => () => tamper(inlineModel(name), (m) => { const t = m.graph.initializer[0]; t.rawData = new Uint8Array(0); edit(t); });
+
+/** External data reached through a link that leaves the model's folder. */
+function linked(name: string, folderLink: boolean): string {
+  const file = externalModel(name);
+  const outside = path.join(dir, `${name}-outside.bin`);
+  fs.writeFileSync(outside, Buffer.alloc(16, 7));
+  const link = path.join(path.dirname(file), folderLink ? 'lnk' : 'w.bin');
+  fs.rmSync(link, { force: true });
+  if (folderLink) {
+    fs.symlinkSync('..', link);
+    return tamper(file, (m) => setExternal(m, 'location', `lnk/${path.basename(outside)}`));
+  }
+  fs.symlinkSync(outside, link);
+  return tamper(file, (m) => setExternal(m, 'location', 'w.bin'));
+}
+
 const faults: [string, () => string, RegExp][] = [
+  ['external data through a file link that leaves the folder', () => linked('filelink', false), /external data 'w\.bin' leads outside the model's folder through a link/],
+  ['external data through a folder link to ..', () => linked('dirlink', true), /leads outside the model's folder through a link/],
+  ['more typed values than the dims hold', typed('many', (t) => { t.floatData = [1, 2, 3, 4, 5]; }), /tensor 'w' holds 5 values in floatData but FLOAT\[4\] needs 4/],
+  ['a 2^28-element tensor with one value (would allocate 1 GB)', typed('few', (t) => { t.dims = [2 ** 28]; t.floatData = [1]; }), /holds 1 values in floatData but FLOAT\[268435456\] needs 268435456/],
+  ['a negative dim', typed('neg', (t) => { t.dims = [-4]; t.floatData = [1, 2, 3, 4]; }), /tensor 'w' has an invalid dim -4/],
+  ['a dim of 2^40', typed('huge', (t) => { t.dims = [2 ** 40]; }), /1099511627776 elements, more than any model holds/],
+  ['a string tensor with fewer strings than its dims', typed('str', (t) => { t.dataType = 8; t.dims = [2]; t.stringData = [Buffer.from('a')]; }), /holds 1 strings but \[2\] needs 2/],
   ['not a protobuf', () => { const f = path.join(dir, 'text.onnx'); fs.writeFileSync(f, 'this is a README, not a model\n'.repeat(20)); return f; }, /not a valid ONNX protobuf|not an ONNX model/],
   ['truncated', () => { const f = path.join(dir, 'cut.onnx'); const b = fs.readFileSync(tinyPath('unet_sdpa_op17')); fs.writeFileSync(f, b.subarray(0, b.length >> 1)); return f; }, /truncated/],
   ['empty file', () => { const f = path.join(dir, 'empty.onnx'); fs.writeFileSync(f, ''); return f; }, /empty/],
@@ -112,4 +147,38 @@ test('a model whose weights are all small leaves no data file behind', () => {
   const out = path.join(path.dirname(file), 'small-out.onnx');
   compile(file, { output: out, passes: [] });
   expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['model.onnx', 'model.onnx.data', 'small-out.onnx']);
+});
+
+test('a FIFO as input is refused at once instead of hanging', () => {
+  const fifo = path.join(dir, 'pipe.onnx');
+  spawnSync('mkfifo', [fifo]);
+  const r = spawnSync(SDC, ['compile', fifo, '-o', path.join(dir, 'fifo-out.onnx')], { encoding: 'utf8', timeout: 20000 });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/pipe\.onnx: is not a regular file \(a FIFO, socket or device\)/);
+});
+
+test('-o naming a folder, or empty, is refused with exit 2', () => {
+  for (const o of [dir, '']) {
+    const r = spawnSync(SDC, ['compile', tinyPath('unet_dynamo_op18'), '-o', o], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(o ? /is a folder; -o names the model file to write/ : /compile needs -o OUT/);
+  }
+});
+
+test('--report naming the input, its weights or the output is refused, and nothing is overwritten', () => {
+  const file = externalModel('report');
+  const before = fs.readFileSync(`${file}.data`);
+  for (const report of [file, `${file}.data`, path.join(dir, 'report-out.onnx')]) {
+    expect(() => compile(file, { output: path.join(dir, 'report-out.onnx'), passes: [], report })).toThrow(/--report names a file this compile reads or writes/);
+  }
+  expect(fs.readFileSync(`${file}.data`)).toEqual(before);
+});
+
+test('--shape with a dim too large for a tensor, or an input given twice, is refused', () => {
+  const r1 = spawnSync(SDC, ['compile', tinyPath('unet_sdpa_op17'), '-o', path.join(dir, 's.onnx'), '--mode', 'reduce-overhead', '--shape', 'sample=99999999999999999999x4x32x32,timestep=1,encoder_hidden_states=1x16x32'], { encoding: 'utf8' });
+  expect(r1.status).toBe(2);
+  expect(r1.stderr).toMatch(/dim 99999999999999999999 is too large/);
+  const r2 = spawnSync(SDC, ['compile', tinyPath('unet_sdpa_op17'), '-o', path.join(dir, 's.onnx'), '--mode', 'reduce-overhead', '--shape', 'sample=1x4x32x32,sample=2x4x32x32'], { encoding: 'utf8' });
+  expect(r2.status).toBe(2);
+  expect(r2.stderr).toMatch(/--shape gives 'sample' twice/);
 });

@@ -73,6 +73,7 @@ export interface StagedOutput {
 
 /** The one entry point every door (CLI, plugin, runtime, bench) goes through. */
 export function compile(input: string, opts: CompileOptions): CompileReport {
+  refuseReportPath(input, opts);
   const { report, staged } = compileStaged(input, opts);
   staged?.commit();
   if (opts.report) writeJsonAtomic(opts.report, report);
@@ -224,12 +225,36 @@ export function parseShapes(spec: string, file: string, model?: Model): Map<stri
     const m = /^([^=]+)=(\d+(?:x\d+)*)?$/.exec(part);
     if (!m) throw new SdcError(file, `bad --shape entry '${part}': write name=DxDxD (for example sample=2x4x64x64)`);
     const dims = m[2] ? m[2].split('x').map(Number) : [];
+    const huge = dims.find((d) => !Number.isSafeInteger(d) || d > 2 ** 31);
+    if (huge !== undefined) throw new SdcError(file, `--shape '${part}': dim ${m[2].split('x')[dims.indexOf(huge)]} is too large for a tensor`);
+    if (out.has(m[1])) throw new SdcError(file, `--shape gives '${m[1]}' twice`);
     if (model && !model.graph.inputs.some((v) => v.name === m[1])) {
       throw new SdcError(file, `--shape names '${m[1]}', which is not an input (inputs: ${model.graph.inputs.map((v) => v.name).join(', ')})`);
     }
     out.set(m[1], dims);
   }
   return out;
+}
+
+/**
+ * The JSON report must not land on a file this compile reads or writes: the input, its weights, the
+ * output or the output's weights (checked with links resolved).
+ */
+export function refuseReportPath(input: string, opts: CompileOptions): void {
+  if (!opts.report) return;
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const weights = new Set<string>();
+  for (const g of readModel(input, { allowMissingData: true }).graph.allGraphs()) {
+    for (const v of g.initializers()) if (v.initializer!.data.kind === 'external') weights.add((v.initializer!.data as { file: string }).file);
+  }
+  const taken = [input, ...weights, ...(opts.output ? [opts.output, `${opts.output}.data`] : [])].map(real);
+  if (taken.includes(real(opts.report))) throw new SdcError(opts.report, '--report names a file this compile reads or writes (the model, its weights or the output); choose another path');
 }
 
 export function writeJsonAtomic(file: string, data: unknown): void {

@@ -1,11 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
-import { DataType, byteSize, dtypeName } from '../ir/dtype';
+import { DataType, bitsOf, byteSize, dtypeName } from '../ir/dtype';
 import { AttrType, Attribute, AttributeMeta, Dim, Graph, Node, Value, ValueType } from '../ir/graph';
 import { KeyValue, Tensor, TensorData } from '../ir/tensor';
 import { Model } from '../ir/model';
 import { MAX_IR_VERSION, ModelProto, TensorProto, int64 } from './schema';
+
+/** 2^34 elements (64 GB of float32): a declared size beyond it is corrupt, refused before allocating. */
+const MAX_ELEMENTS = 2 ** 34;
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type P = any;
@@ -28,8 +31,12 @@ export function readModel(file: string, opts: ReadOptions = {}): Model {
   const abs = path.resolve(file);
   let buf: Buffer;
   try {
+    // A FIFO or a device would block or never end: only regular files are models.
+    const st = fs.statSync(abs);
+    if (!st.isFile() && !st.isDirectory()) throw new SdcError(file, 'is not a regular file (a FIFO, socket or device); sdc reads model files');
     buf = fs.readFileSync(abs);
   } catch (e: any) {
+    if (e instanceof SdcError) throw e;
     throw new SdcError(file, e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a folder, not an ONNX file' : `cannot read: ${e.message}`);
   }
   return decodeModel(buf, file, opts.baseDir ?? path.dirname(abs), opts.allowMissingData);
@@ -209,13 +216,17 @@ class ReadContext {
 
   tensor(tp: P): Tensor {
     const dtype: DataType = tp.dataType ?? DataType.UNDEFINED;
-    const dims = (tp.dims ?? []).map((d: unknown) => Number(int64(d)));
     const name: string = tp.name ?? '';
+    const dims = (tp.dims ?? []).map((d: unknown) => Number(int64(d)));
+    const bad = dims.find((d: number) => !Number.isSafeInteger(d) || d < 0);
+    if (bad !== undefined) throw new SdcError(this.file, `tensor '${name}' has an invalid dim ${bad} in [${dims.join(',')}]`);
+    const count = dims.reduce((a: number, b: number) => a * b, 1);
+    if (count > MAX_ELEMENTS) throw new SdcError(this.file, `tensor '${name}' declares ${dims.join('x')} = ${count} elements, more than any model holds`);
     const t = new Tensor(name, dtype, dims, { kind: 'bytes', bytes: new Uint8Array(0) });
     t.docString = tp.docString ?? '';
     t.metadataProps = kv(tp.metadataProps);
     if (tp.segment) t.extra.segment = tp.segment;
-    t.data = tp.dataLocation === 1 ? this.externalData(t, tp) : inlineData(t, tp);
+    t.data = tp.dataLocation === 1 ? this.externalData(t, tp) : inlineData(t, tp, this.file);
     const want = t.expectedByteLength();
     if (want !== null && t.data.kind !== 'strings' && t.byteLength !== want && !tp.segment) {
       throw new SdcError(this.file, `tensor '${name}' holds ${t.byteLength} bytes but ${dtypeName(dtype)}[${dims.join(',')}] needs ${want}`);
@@ -236,6 +247,16 @@ class ReadContext {
     const rel = path.relative(this.baseDir, full);
     if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
       throw new SdcError(this.file, `${what}: external data location '${loc}' escapes the model's folder`);
+    }
+    // The path as written stays inside; so must the file it reaches through links (onnxruntime refuses
+    // both): a link to /etc/passwd or a folder link to .. must not be read into an output.
+    if (fs.existsSync(full)) {
+      const real = fs.realpathSync(full);
+      const realBase = fs.realpathSync(this.baseDir);
+      const realRel = path.relative(realBase, real);
+      if (realRel === '' || realRel.startsWith('..') || path.isAbsolute(realRel)) {
+        throw new SdcError(this.file, `${what}: external data '${loc}' leads outside the model's folder through a link (to ${real})`);
+      }
     }
     const offset0 = info.offset !== undefined ? Number(info.offset) : 0;
     if (this.allowMissing && !fs.existsSync(full)) {
@@ -272,11 +293,22 @@ class ReadContext {
 }
 
 /** Any typed field (float_data, int32_data, ...) becomes the raw little-endian bytes ONNX defines. */
-function inlineData(t: Tensor, tp: P): TensorData {
+function inlineData(t: Tensor, tp: P, file: string): TensorData {
   const dt = t.dtype;
-  if (dt === DataType.STRING) return { kind: 'strings', strings: tp.stringData ?? [] };
-  if (tp.rawData && tp.rawData.byteLength > 0) return { kind: 'bytes', bytes: tp.rawData };
   const count = t.size;
+  if (dt === DataType.STRING) {
+    const strings = tp.stringData ?? [];
+    if (strings.length !== count) throw new SdcError(file, `tensor '${t.name}' holds ${strings.length} strings but [${t.dims.join(',')}] needs ${count}`);
+    return { kind: 'strings', strings };
+  }
+  if (tp.rawData && tp.rawData.byteLength > 0) return { kind: 'bytes', bytes: tp.rawData };
+  // The typed field must hold exactly the declared count: checked before anything is allocated.
+  const field = typedField(dt);
+  const values: unknown[] = field ? tp[field] ?? [] : [];
+  const want = field === 'int32Data' && bitsOf(dt) < 8 ? byteSize(dt, count) : dt === DataType.COMPLEX64 || dt === DataType.COMPLEX128 ? count * 2 : count;
+  if (values.length !== want) {
+    throw new SdcError(file, `tensor '${t.name}' holds ${values.length} values in ${field ?? 'its data'} but ${dtypeName(dt)}[${t.dims.join(',')}] needs ${want}`);
+  }
   const nbytes = byteSize(dt, count);
   const out = new Uint8Array(nbytes);
   const dv = new DataView(out.buffer);
@@ -314,6 +346,18 @@ function inlineData(t: Tensor, tp: P): TensorData {
       });
   }
   return { kind: 'bytes', bytes: out };
+}
+
+/** Which typed field of a TensorProto carries this element type's values (ONNX's table). */
+function typedField(dt: DataType): string | null {
+  switch (dt) {
+    case DataType.FLOAT: case DataType.COMPLEX64: return 'floatData';
+    case DataType.DOUBLE: case DataType.COMPLEX128: return 'doubleData';
+    case DataType.INT64: return 'int64Data';
+    case DataType.UINT32: case DataType.UINT64: return 'uint64Data';
+    case DataType.UNDEFINED: return null;
+    default: return 'int32Data';
+  }
 }
 
 function inferAttrType(ap: P): AttrType {

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { CompileOptions, CompileReport, compileStaged, StagedOutput, ShapeSpec, toShapeMap, writeJsonAtomic } from '../compiler/compile';
+import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, toShapeMap, writeJsonAtomic } from '../compiler/compile';
 import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
@@ -210,6 +210,7 @@ export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: Check
  * An output beyond tolerance is refused (SdcError, exit code 3) and nothing is written.
  */
 export async function compileChecked(input: string, opts: CheckedCompileOptions): Promise<CheckedReport> {
+  refuseReportPath(input, opts);
   const { report, staged } = compileStaged(input, opts);
   const out: CheckedReport = report;
   if (staged) {
