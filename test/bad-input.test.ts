@@ -182,3 +182,67 @@ test('--shape with a dim too large for a tensor, or an input given twice, is ref
   expect(r2.status).toBe(2);
   expect(r2.stderr).toMatch(/--shape gives 'sample' twice/);
 });
+
+test('opsets that are not versions, or newer than sdc knows, and nodes without an op type are invalid', () => {
+  for (const [edit, message] of [
+    [(m: any) => { m.opsetImport[0].version = 0; }, /imports opset 0 of 'ai\.onnx', which is not a version/],
+    [(m: any) => { m.opsetImport[0].version = -5; }, /imports opset -5/],
+    [(m: any) => { m.opsetImport[0].version = 999; }, /imports ai\.onnx opset 999; sdc knows opsets up to \d+/],
+    [(m: any) => { m.graph.node[0].opType = ''; }, /has no op type/],
+  ] as const) {
+    const file = tamper(inlineModel(`opset-${String(message).length}`), edit);
+    expect(() => compile(file, { output: path.join(dir, 'opset-out.onnx'), passes: [] })).toThrow(message);
+  }
+});
+
+test('inspect validates: a dangling input is exit 2, not a description', () => {
+  const file = tamper(externalModel('inspect-dangle'), (m) => { m.graph.node[0].input[0] = 'nowhere'; });
+  const r = spawnSync(SDC, ['inspect', file], { encoding: 'utf8' });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/is not a valid model:\n {2}node .* reads 'nowhere'/);
+});
+
+// A hang guard, not a speed claim: validation is linear in the model's size (it was quadratic in the
+// readers of one value: 200k readers took about a minute), so this finishes far inside the limit.
+test('a value with 200k readers validates', () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [1]);
+  for (let i = 0; i < 200_000; i++) b.op('Neg', [x], {}, { name: `n${i}` });
+  b.output(x);
+  const { validate } = require('../src/ir/validate');
+  expect(validate(b.model)).toEqual([]);
+}, 10000);
+
+describe('replacing an output: readers see the old pair or the new pair, never a mix', () => {
+  test('the new weights get a name of their own; between the two renames the old model still runs on its own weights', async () => {
+    const { compileStaged } = await import('../src/compiler/compile');
+    const { runModel, unetFeeds, relError } = await import('./helpers/ort');
+    const folder = path.join(dir, 'pair');
+    const out = path.join(folder, 'unet.onnx');
+    const first = compile(tinyPath('unet_sdpa_op17'), { output: out, passes: [], externalData: 'always' });
+    expect(first.dataFile).toBe(`${out}.data`);
+    const feeds = unetFeeds(1, 32, 16, 32);
+    const want = (await runModel(tinyPath('unet_sdpa_op17'), feeds)).out_sample;
+
+    const { report, staged } = compileStaged(tinyPath('unet_sdpa_op17'), { output: out, externalData: 'always' });
+    expect(path.basename(report.dataFile!)).toMatch(/^unet\.onnx\.[0-9a-z]+\.data$/);
+    // a kill right after the first rename: the new data file is in place, the old model is still there
+    fs.linkSync(staged!.dataFile!, report.dataFile!);
+    expect(relError(want, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
+    staged!.commit();
+    expect(relError(want, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
+    // the old model's weights went with it; no stage folder is left
+    expect(fs.readdirSync(folder).sort()).toEqual(['unet.onnx', path.basename(report.dataFile!)].sort());
+  });
+
+  test('stage folders of a killed compile are removed by the next compile to that path', () => {
+    const folder = path.join(dir, 'stale');
+    fs.mkdirSync(folder, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim();
+    const stale = path.join(folder, `.m.onnx.sdc-stage-${dead}-abc123`);
+    fs.mkdirSync(stale);
+    fs.writeFileSync(path.join(stale, 'm.onnx.data'), Buffer.alloc(1024));
+    compile(tinyPath('unet_dynamo_op18'), { output: path.join(folder, 'm.onnx'), passes: [] });
+    expect(fs.readdirSync(folder)).toEqual(['m.onnx']);
+  });
+});

@@ -160,22 +160,30 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   return { report, staged };
 }
 
-/** Write the model into a private folder beside the output, read it back, validate it. */
+/**
+ * Write the model into a private folder beside the output, read it back, validate it. The data file is
+ * `<output>.data` for a new output; when an earlier output at that path is replaced, the new weights get
+ * a name of their own, so that no reader ever sees the old model beside the new weights (or the reverse):
+ * the model is renamed into place last, and only then are the old model's weights removed.
+ */
 function stage(model: Model, output: string, opts: CompileOptions, progress: Progress): StagedOutput {
   const outAbs = path.resolve(output);
   const dir = path.dirname(outAbs);
-  const dataName = opts.dataFileName ?? `${path.basename(outAbs)}.data`;
-  refuseToClobber(model, outAbs, path.join(dir, dataName), output);
+  const base = path.basename(outAbs);
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new SdcError(output, `cannot create the output folder ${dir} (${(e as NodeJS.ErrnoException).code})`);
   }
   if (fs.existsSync(outAbs) && fs.statSync(outAbs).isDirectory()) throw new SdcError(output, 'is a folder; -o names the model file to write');
-  const stageDir = fs.mkdtempSync(path.join(dir, `.${path.basename(outAbs)}.sdc-stage-`));
+  removeStaleStages(dir, base);
+  const previous = previousWeights(outAbs);
+  const dataName = opts.dataFileName ?? (previous.size ? `${base}.${process.pid.toString(36)}${Date.now().toString(36)}.data` : `${base}.data`);
+  refuseToClobber(model, outAbs, path.join(dir, dataName), output);
+  const stageDir = fs.mkdtempSync(path.join(dir, `.${base}.sdc-stage-${process.pid}-`));
   const discard = () => fs.rmSync(stageDir, { recursive: true, force: true });
   try {
-    const written = writeModel(model, path.join(stageDir, path.basename(outAbs)), { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
+    const written = writeModel(model, path.join(stageDir, base), { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
     const problems = validate(readModel(written.modelFile));
     if (problems.length) throw new Error(`sdc wrote a model it cannot read back valid (a bug; please report it):\n  ${problems.slice(0, 10).join('\n  ')}`);
     return {
@@ -184,6 +192,7 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
       commit() {
         if (written.dataFile) fs.renameSync(written.dataFile, path.join(dir, dataName));
         fs.renameSync(written.modelFile, outAbs);
+        for (const old of previous) if (path.basename(old) !== dataName) fs.rmSync(old, { force: true });
         discard();
       },
       discard,
@@ -191,6 +200,47 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
   } catch (e) {
     discard();
     throw e;
+  }
+}
+
+/** The data files (ours: `<name>.data`, `<name>.*.data`, beside it) the model now at `outAbs` reads. */
+function previousWeights(outAbs: string): Set<string> {
+  const files = new Set<string>();
+  if (!fs.existsSync(outAbs)) return files;
+  try {
+    const old = readModel(outAbs, { allowMissingData: true });
+    for (const g of old.graph.allGraphs()) {
+      for (const v of g.initializers()) {
+        const d = v.initializer!.data;
+        if (d.kind !== 'external' || path.dirname(d.file) !== path.dirname(outAbs)) continue;
+        const name = path.basename(d.file);
+        const base = path.basename(outAbs);
+        if (name === `${base}.data` || (name.startsWith(`${base}.`) && name.endsWith('.data'))) files.add(d.file);
+      }
+    }
+  } catch {
+    // not a model sdc can read: it is replaced, and nothing beside it is touched
+  }
+  return files;
+}
+
+/** Stage folders left by a compile that was killed (its process is gone) are removed. */
+function removeStaleStages(dir: string, base: string): void {
+  const prefix = `.${base}.sdc-stage-`;
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

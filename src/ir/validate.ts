@@ -1,5 +1,8 @@
-import { Graph, Value } from './graph';
+import { Graph, Node, Value } from './graph';
 import { Model } from './model';
+
+/** The newest opset of the default domain this sdc knows (ONNX 1.19); a newer one is refused, not guessed. */
+export const MAX_ONNX_OPSET = 25;
 
 /**
  * Structural checks: every value read is defined (by a node, a graph input, an initializer, or an
@@ -11,15 +14,35 @@ export function validate(model: Model): string[] {
   const functionDomains = new Set(
     (model.functions as { domain?: string }[]).map((f) => f.domain ?? ''),
   );
-  const defined = (v: Value) => v.producer !== null || v.initializer !== null || v.graph.inputs.includes(v);
+  for (const [domain, version] of model.opsets) {
+    const d = domain || 'ai.onnx';
+    if (!Number.isSafeInteger(version) || version < 1) problems.push(`imports opset ${version} of '${d}', which is not a version`);
+    else if ((domain === '' || domain === 'ai.onnx') && version > MAX_ONNX_OPSET) problems.push(`imports ai.onnx opset ${version}; sdc knows opsets up to ${MAX_ONNX_OPSET}`);
+  }
+  const graphInputs = new Set<Value>();
+  for (const g of model.graph.allGraphs()) for (const v of g.inputs) graphInputs.add(v);
+  const defined = (v: Value) => v.producer !== null || v.initializer !== null || graphInputs.has(v);
+  // Every recorded use, once: checking node inputs against it stays linear in the model's size even
+  // when one value has hundreds of thousands of readers.
+  const recorded = new Map<Node, Map<number, Value>>();
+  for (const g of model.graph.allGraphs()) {
+    for (const v of g.values.values()) {
+      for (const u of v.uses) {
+        let m = recorded.get(u.node);
+        if (!m) recorded.set(u.node, (m = new Map()));
+        m.set(u.index, v);
+      }
+    }
+  }
   for (const g of model.graph.allGraphs()) {
     const where = g === model.graph ? '' : ` (in subgraph '${g.name}')`;
     for (const n of g.nodes) {
-      const label = `node '${n.name || '(unnamed)'}' (${n.opType})`;
+      const label = `node '${n.name || '(unnamed)'}' (${n.opType || 'no op type'})`;
+      if (!n.opType) problems.push(`${label}${where} has no op type`);
       n.inputs.forEach((v, i) => {
         if (!v) return;
         if (!defined(v)) problems.push(`${label}${where} reads '${v.name}', which no node, input or initializer defines`);
-        if (!v.uses.some((u) => u.node === n && u.index === i)) problems.push(`internal: ${label} input ${i} missing from the use list of '${v.name}'`);
+        if (recorded.get(n)?.get(i) !== v) problems.push(`internal: ${label} input ${i} missing from the use list of '${v.name}'`);
       });
       for (const o of n.outputs) if (o.producer !== n) problems.push(`internal: ${label} output '${o.name}' names another producer`);
       const domain = n.domain === 'ai.onnx' ? '' : n.domain;
