@@ -1,3 +1,4 @@
+import { SdcError } from '../ir/errors';
 import { DataType } from '../ir/dtype';
 import { AttrType, Node, clampInt } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
@@ -25,8 +26,15 @@ export function arrOf(t: Tensor): Arr | null {
   return { dtype: t.dtype, dims: [...t.dims], data };
 }
 
+/** A value the evaluator computed that no tensor of its type can hold: the node is left unfolded. */
+export class NotFoldable extends Error {}
+
 export function tensorOf(a: Arr, name: string): Tensor {
   const n = a.data.length;
+  if (a.dtype !== DataType.FLOAT && a.dtype !== DataType.DOUBLE && a.dtype !== DataType.FLOAT16) {
+    // an integer result that is not a number (0/0 in an integer Div) has no value to store: a caller checks
+    for (let i = 0; i < n; i++) if (!Number.isFinite(a.data[i]) && !(a.dtype === DataType.INT64 && Math.abs(a.data[i]) === Infinity)) throw new NotFoldable();
+  }
   let out: ArrayLike<number> | BigInt64Array;
   switch (a.dtype) {
     case DataType.INT64: {
@@ -160,6 +168,20 @@ const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis)
 const ints = (a: Arr | null | undefined): number[] | null => (a ? Array.from(a.data) : null);
 
 /** Outputs of `node` from constant inputs, or null when the op (or this use of it) is not supported. */
+/** More elements than constant folding ever makes (the pass caps bytes too): not folded, not allocated. */
+const FOLD_ELEMENTS = 1 << 22;
+
+/** An op whose arguments cannot hold: the model is invalid (the file is added by compile()). */
+function invalid(node: Node, problem: string): SdcError {
+  return new SdcError('', `node '${node.name || '(unnamed)'}' (${node.opType}) ${problem}`);
+}
+
+/** An axis in [-rank, rank), normalized; anything else makes the model invalid. */
+function checkAxis(node: Node, axis: number, rank: number): number {
+  if (!(axis >= -rank && axis < rank)) throw invalid(node, `has axis ${axis} for a tensor of rank ${rank}`);
+  return axis < 0 ? axis + rank : axis;
+}
+
 export function evaluate(node: Node, inputs: (Arr | null)[], opset: number): Arr[] | null {
   const op = node.opType;
   if (node.domain !== '' && node.domain !== 'ai.onnx') return null;
@@ -216,7 +238,8 @@ export function evaluate(node: Node, inputs: (Arr | null)[], opset: number): Arr
     case 'Squeeze': {
       if (!x) return null;
       const axes = (opset >= 13 ? ints(inputs[1]) : node.ints('axes')) ?? x.dims.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
-      const drop = new Set(axes.map((a) => normAxis(a, x.dims.length)));
+      const drop = new Set(axes.map((a) => checkAxis(node, a, x.dims.length)));
+      for (const a of drop) if (x.dims[a] !== 1) throw invalid(node, `squeezes axis ${a} of size ${x.dims[a]}`);
       return [{ ...x, dims: x.dims.filter((_, i) => !drop.has(i)) }];
     }
     case 'Unsqueeze': {
@@ -224,7 +247,8 @@ export function evaluate(node: Node, inputs: (Arr | null)[], opset: number): Arr
       const axes = opset >= 13 ? ints(inputs[1]) : node.ints('axes') ?? null;
       if (!axes) return null;
       const r = x.dims.length + axes.length;
-      const set = new Set(axes.map((a) => normAxis(a, r)));
+      const set = new Set(axes.map((a) => checkAxis(node, a, r)));
+      if (set.size !== axes.length) throw invalid(node, `repeats an axis in [${axes.join(', ')}]`);
       const dims: number[] = [];
       let j = 0;
       for (let i = 0; i < r; i++) dims.push(set.has(i) ? 1 : x.dims[j++]);
@@ -233,25 +257,35 @@ export function evaluate(node: Node, inputs: (Arr | null)[], opset: number): Arr
     case 'Concat': {
       if (inputs.some((a) => !a)) return null;
       const list = inputs as Arr[];
-      const axis = normAxis(node.int('axis', 0), list[0].dims.length);
+      const r = list[0].dims.length;
+      const axis = checkAxis(node, node.int('axis', 0), r);
+      for (const a of list) {
+        if (a.dims.length !== r) throw invalid(node, `concatenates tensors of rank ${r} and ${a.dims.length}`);
+        if (a.dims.some((d, i) => i !== axis && d !== list[0].dims[i])) throw invalid(node, `concatenates [${list[0].dims.join(',')}] and [${a.dims.join(',')}] on axis ${axis}`);
+      }
       return [concat(list, axis)];
     }
     case 'Gather': {
       const idx = inputs[1];
       if (!x || !idx) return null;
-      const axis = normAxis(node.int('axis', 0), x.dims.length);
+      const axis = checkAxis(node, node.int('axis', 0), x.dims.length);
+      const n = x.dims[axis];
+      for (const i of idx.data) if (!(i >= -n && i < n)) throw invalid(node, `gathers index ${i} from a dim of ${n}`);
       return [gather(x, idx, axis)];
     }
     case 'Slice': return x ? slice(node, x, inputs, opset) : null;
     case 'Transpose': {
       if (!x) return null;
       const perm = node.ints('perm') ?? x.dims.map((_, i) => x.dims.length - 1 - i);
+      if (perm.length !== x.dims.length || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) throw invalid(node, `perm [${perm.join(', ')}] is not a permutation of ${x.dims.length} axes`);
       return [transpose(x, perm)];
     }
     case 'Range': {
       if (!x || !inputs[1] || !inputs[2]) return null;
       const [s, l, d] = [x.data[0], inputs[1].data[0], inputs[2].data[0]];
       const n = Math.max(Math.ceil((l - s) / d), 0);
+      if (!Number.isFinite(n)) throw invalid(node, `ranges from ${s} to ${l} by ${d}`);
+      if (n > FOLD_ELEMENTS) return null;
       return [arr(x.dtype, [n], Array.from({ length: n }, (_, i) => coerce(x.dtype, s + i * d)))];
     }
     case 'ConstantOfShape': {
@@ -260,17 +294,22 @@ export function evaluate(node: Node, inputs: (Arr | null)[], opset: number): Arr
       const v = node.attr('value');
       const fill = v && v.type === AttrType.TENSOR ? arrOf(v.value) : arr(DataType.FLOAT, [1], [0]);
       if (!fill) return null;
+      if (shape.some((d) => d < 0)) throw invalid(node, `makes a tensor of negative dims [${shape.join(', ')}]`);
+      if (count(shape) > FOLD_ELEMENTS) return null;
       return [{ dtype: fill.dtype, dims: shape, data: new Float64Array(count(shape)).fill(fill.data[0]) }];
     }
     case 'Expand': {
       const shape = ints(inputs[1]);
       if (!x || !shape) return null;
       const dims = broadcastDims(x.dims, shape);
+      if (dims && count(dims) > FOLD_ELEMENTS) return null;
       return dims ? [elementwise([x, { dtype: x.dtype, dims, data: new Float64Array(count(dims)) }], x.dtype, (a) => a)!] : null;
     }
     case 'Tile': {
       const reps = ints(inputs[1]);
       if (!x || !reps) return null;
+      if (reps.length !== x.dims.length || reps.some((k) => k < 0)) throw invalid(node, `repeats [${reps.join(', ')}] do not fit a tensor of rank ${x.dims.length}`);
+      if (count(x.dims.map((d, i) => d * reps[i])) > FOLD_ELEMENTS) return null;
       let cur = x;
       for (let ax = 0; ax < reps.length; ax++) cur = concat(Array(reps[ax]).fill(cur), ax);
       return [cur];

@@ -19,8 +19,13 @@ export function sourceLayout(shape: Sym[], names: string[]): Layout {
   return shape.map((d, i) => [{ id: names[i], size: d }]);
 }
 
+/** Is `perm` a reordering of 0..rank-1? */
+export function isPermutation(perm: number[], rank: number): boolean {
+  return perm.length === rank && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
+}
+
 export function transposeLayout(l: Layout, perm: number[]): Layout | null {
-  if (perm.length !== l.length) return null;
+  if (!isPermutation(perm, l.length)) return null;
   return perm.map((p) => l[p]);
 }
 

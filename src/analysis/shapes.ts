@@ -91,7 +91,12 @@ export class ShapeAnalysis implements ShapeLookup {
         outs = [];
       }
       n.outputs.forEach((o, i) => {
-        const inferred = outs[i] ?? UNKNOWN;
+        let inferred = outs[i] ?? UNKNOWN;
+        // An op argument out of range (a perm or axis past the rank) leaves holes: the shape is unknown.
+        if (inferred.shape && (inferred.shape.length !== Object.keys(inferred.shape).length || inferred.shape.some((d) => !d))) {
+          this.conflict(`its arguments do not fit its input's rank`);
+          inferred = { ...inferred, shape: null, content: null };
+        }
         // Fall back to what the exporter wrote in value_info when inference knows nothing.
         const declared = o.type?.kind === 'tensor' ? o.type : null;
         const clash = inferred.shape && declared?.shape && declared.shape.length === inferred.shape.length
@@ -160,6 +165,10 @@ export class ShapeAnalysis implements ShapeLookup {
       case 'Transpose': {
         if (!x.shape) return [{ ...UNKNOWN, dtype: x.dtype }];
         const perm = n.ints('perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
+        if (perm.length !== x.shape.length || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
+          this.conflict(`perm [${perm.join(', ')}] is not a permutation of its input's ${x.shape.length} axes`);
+          return [{ ...UNKNOWN, dtype: x.dtype }];
+        }
         return [{ dtype: x.dtype, shape: perm.map((p) => x.shape![p]), content: null, constant: null }];
       }
       case 'Unsqueeze':

@@ -116,14 +116,14 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
   }
 
-  const { passes, explanations } = runPipeline(model, {
+  const { passes, explanations } = withFile(input, () => runPipeline(model, {
     mode,
     target,
     passes: opts.passes,
     verifyEach: opts.verifyEach,
     shapes,
     onPass: (name) => progress.step(`pass ${name}`),
-  });
+  }));
   const after = validate(model);
   if (after.length) throw new Error(`sdc produced an invalid graph (a bug; please report it):\n  ${after.slice(0, 10).join('\n  ')}`);
   // A fused op the target cannot run is a bug, never a result: check every op sdc introduced.
@@ -241,6 +241,16 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** An SdcError raised without a file (an invalid node found by a pass) is about the input. */
+function withFile<T>(input: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof SdcError && !e.file) throw new SdcError(input, e.problem, e.exitCode);
+    throw e;
   }
 }
 

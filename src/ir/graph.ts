@@ -1,5 +1,6 @@
 import { DataType } from './dtype';
 import { KeyValue, Tensor } from './tensor';
+import { SdcError } from './errors';
 
 /** A dimension: a number when known, a symbol (`batch`, `height/2`) when named, null when unknown. */
 export type Dim = number | string | null;
@@ -101,15 +102,20 @@ export class Node {
   int(name: string, dflt?: number): number | undefined {
     const a = this.attrs.get(name);
     if (!a) return dflt;
-    if (a.type !== AttrType.INT) throw new Error(`${this.name}: attribute ${name} is not an int`);
+    if (a.type !== AttrType.INT) throw this.badAttr(name, a.type, 'an int');
     return Number(a.value);
   }
 
   ints(name: string): number[] | undefined {
     const a = this.attrs.get(name);
     if (!a) return undefined;
-    if (a.type !== AttrType.INTS) throw new Error(`${this.name}: attribute ${name} is not ints`);
+    if (a.type !== AttrType.INTS) throw this.badAttr(name, a.type, 'a list of ints');
     return a.value.map((x) => clampInt(x));
+  }
+
+  /** An attribute of the wrong type makes the model invalid: said naming the node (the file is added by compile()). */
+  private badAttr(name: string, type: AttrType, want: string): SdcError {
+    return new SdcError('', `node '${this.name || '(unnamed)'}' (${this.opType}): attribute '${name}' is ${AttrType[type] ?? type}, not ${want}`);
   }
 
   float(name: string, dflt: number): number {

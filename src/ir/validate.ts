@@ -1,4 +1,4 @@
-import { Graph, Node, Value } from './graph';
+import { AttrType, Graph, Node, Value } from './graph';
 import { Model } from './model';
 
 /** The newest opset of the default domain this sdc knows (ONNX 1.19); a newer one is refused, not guessed. */
@@ -39,6 +39,11 @@ export function validate(model: Model): string[] {
     for (const n of g.nodes) {
       const label = `node '${n.name || '(unnamed)'}' (${n.opType || 'no op type'})`;
       if (!n.opType) problems.push(`${label}${where} has no op type`);
+      // A Transpose's perm must reorder 0..n-1 whatever the rank: passes index shapes with it.
+      const perm = n.opType === 'Transpose' && n.attr('perm');
+      if (perm && (perm.type !== AttrType.INTS || ![...perm.value].map(Number).sort((a, b) => a - b).every((p, i) => p === i))) {
+        problems.push(`${label}${where} has perm ${perm.type === AttrType.INTS ? `[${perm.value.join(', ')}]` : 'of the wrong type'}, which is not a permutation`);
+      }
       n.inputs.forEach((v, i) => {
         if (!v) return;
         if (!defined(v)) problems.push(`${label}${where} reads '${v.name}', which no node, input or initializer defines`);

@@ -1,4 +1,4 @@
-import { arrOf, evaluate, Arr, tensorOf } from '../analysis/evaluate';
+import { arrOf, evaluate, Arr, NotFoldable, tensorOf } from '../analysis/evaluate';
 import { AttrType, Graph, Node } from '../ir/graph';
 import { Pass } from '../rewrite/pass';
 import { isDefaultDomain, isNondeterministic } from '../ir/query';
@@ -57,7 +57,14 @@ function foldNode(g: Graph, n: Node, opset: number): 'folded' | 'too-big' | 'no'
   const bytes = outs.reduce((s, a) => s + byteSize(a.dtype, a.data.length), 0);
   if (n.opType !== 'Constant' && (bytes > FOLD_LIMIT_BYTES || (GROWTH.has(n.opType) && bytes > Math.max(inBytes, 64)))) return 'too-big';
   const targets = n.outputs.map((o, i) => [o, outs[i]] as const).filter(([o, a]) => !o.omitted && a);
-  for (const [o, a] of targets) g.makeConstant(o, tensorOf(a, o.name));
+  let tensors;
+  try {
+    tensors = targets.map(([o, a]) => tensorOf(a, o.name));
+  } catch (e) {
+    if (e instanceof NotFoldable) return 'no';
+    throw e;
+  }
+  targets.forEach(([o], i) => g.makeConstant(o, tensors[i]));
   if (g.nodes.includes(n)) g.removeNode(n);
   return 'folded';
 }
