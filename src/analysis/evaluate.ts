@@ -419,8 +419,11 @@ function slice(node: Node, x: Arr, inputs: (Arr | null)[], opset: number): Arr[]
     steps = null;
     if (!starts || !ends) return null;
   }
-  const ax = (axes ?? starts.map((_, i) => i)).map((a) => normAxis(a, r));
+  const ax = (axes ?? starts.map((_, i) => i)).map((a) => checkAxis(node, a, r));
   const st = steps ?? starts.map(() => 1);
+  if (ends.length !== starts.length || ax.length !== starts.length || st.length !== starts.length) throw invalid(node, `has ${starts.length} starts, ${ends.length} ends, ${ax.length} axes and ${st.length} steps`);
+  if (new Set(ax).size !== ax.length) throw invalid(node, `repeats an axis in [${ax.join(', ')}]`);
+  if (st.some((s) => s === 0)) throw invalid(node, 'has a step of 0');
   const begin = new Array(r).fill(0);
   const step = new Array(r).fill(1);
   const dims = [...x.dims];
