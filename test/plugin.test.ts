@@ -53,3 +53,25 @@ test('the bundler plugin runs the same step when the build starts', async () => 
   log.mockRestore();
   expect(fs.existsSync(path.join(dir, 'pout', 'm.onnx'))).toBe(true);
 });
+
+test('a model with external weights that changes leaves exactly one data file beside it', async () => {
+  const src = path.join(dir, 'wsrc');
+  fs.mkdirSync(src);
+  const model = (scale: number) => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [4096]);
+    b.output(b.op('Mul', [x, b.const('w', [4096], new Float32Array(4096).fill(scale))]), [4096]);
+    saveModel(b.model, path.join(src, 'm.onnx'), { externalData: 'always', sizeThreshold: 0 });
+  };
+  const opts = { srcDir: src, outDir: path.join(dir, 'wout'), cacheDir: path.join(dir, 'wcache') };
+  const dataFiles = () => fs.readdirSync(opts.outDir).filter((f) => f.endsWith('.data'));
+  model(2);
+  await compileAssets(opts);
+  expect(dataFiles()).toHaveLength(1);
+  model(3);
+  const r = await compileAssets(opts);
+  expect(r[0].cached).toBe(false);
+  expect(dataFiles()).toHaveLength(1);
+  const out = await runModel(path.join(opts.outDir, 'm.onnx'), { x: new (require('onnxruntime-node').Tensor)('float32', new Float32Array(4096).fill(1), [4096]) });
+  expect(Array.from(out[Object.keys(out)[0]].data as Float32Array).every((v) => v === 3)).toBe(true);
+});

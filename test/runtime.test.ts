@@ -173,3 +173,19 @@ test('target webgpu without an adapter: one warning, compiled for and run on the
   }
   await m.release();
 });
+
+test('target cuda where onnxruntime-node has no CUDA provider: one warning, compiled for and run on the CPU', async () => {
+  const { providerUnavailable } = await import('../src/runtime/session');
+  const why = await providerUnavailable('cuda');
+  const warnings: string[] = [];
+  const m = await load(MODEL, { target: 'cuda', cacheDir: path.join(dir, 'cuda'), warn: (w) => warnings.push(w) });
+  const feeds = unetFeeds(1, 32, 16, 32);
+  expect(relError((await runModel(MODEL, feeds)).out_sample, (await m.run(feeds)).out_sample)).toBeLessThan(1e-4);
+  if (why) {
+    expect(warnings).toEqual([expect.stringMatching(/CUDA provider cannot start here.*compiling for and running on the CPU/)]);
+    expect(m.stats().provider).toBe('cpu');
+  } else {
+    expect(m.stats().provider).toBe('cuda'); // an onnxruntime-node with CUDA
+  }
+  await m.release();
+});

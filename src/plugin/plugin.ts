@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CompileOptions, ShapeSpec } from '../compiler/compile';
 import { compileChecked } from '../verify/check';
+import { readModel } from '../onnx/read';
 import { DiskCache, hashKey, sourceFingerprint } from '../runtime/cache';
 import { SDC_VERSION } from '../compiler/version';
 
@@ -55,9 +56,14 @@ export async function compileAssets(o: AssetOptions): Promise<AssetResult[]> {
   return results;
 }
 
-/** Put a cached model (and its data file, under the name the model refers to) at `output`. */
+/**
+ * Put a cached model (and its data file, under the name the model refers to) at `output`, data first and
+ * model last; the weights of the model that was there before, if they are not the new ones, are removed
+ * (only the file that model itself read, beside it), so the folder never ships stale weights.
+ */
 function place(file: string, data: string | null, output: string): void {
   fs.mkdirSync(path.dirname(output), { recursive: true });
+  const old = weightsBeside(output);
   const pairs: [string, string][] = [[file, output]];
   if (data) pairs.unshift([data, path.join(path.dirname(output), path.basename(data))]);
   for (const [from, to] of pairs) {
@@ -67,6 +73,24 @@ function place(file: string, data: string | null, output: string): void {
     } catch {
       fs.copyFileSync(from, to);
     }
+  }
+  for (const f of old) if (!pairs.some(([, to]) => path.resolve(to) === f)) fs.rmSync(f, { force: true });
+}
+
+/** The external data files beside `model` that it reads (none when it is absent or unreadable). */
+function weightsBeside(model: string): string[] {
+  if (!fs.existsSync(model)) return [];
+  try {
+    const files = new Set<string>();
+    for (const g of readModel(model, { allowMissingData: true }).graph.allGraphs()) {
+      for (const v of g.initializers()) {
+        const d = v.initializer!.data;
+        if (d.kind === 'external' && path.dirname(d.file) === path.dirname(path.resolve(model))) files.add(d.file);
+      }
+    }
+    return [...files];
+  } catch {
+    return [];
   }
 }
 

@@ -12,7 +12,7 @@ import { TargetName } from '../targets';
 import { SDC_VERSION } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
-import { ORT_VERSION, openSession, webgpuUnavailable } from './session';
+import { ORT_VERSION, openSession, providerUnavailable } from './session';
 
 export interface LoadOptions {
   target?: TargetName;
@@ -96,13 +96,12 @@ export class SdcModel {
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
     let target: TargetName = o.target ?? 'cpu';
-    if (target === 'webgpu') {
-      // Decide once, before anything is compiled: a WebGPU model can hold ops the CPU cannot run.
-      const why = await webgpuUnavailable();
-      if (why) {
-        warn(`sdc: the WebGPU provider cannot start here (${why}); compiling for and running on the CPU instead`);
-        target = 'cpu';
-      }
+    // Decide once, before anything is compiled: a GPU model can hold ops the CPU cannot run
+    // (BiasSplitGelu, NhwcConv), so without the provider the model is compiled for the CPU.
+    const why = await providerUnavailable(target);
+    if (why) {
+      warn(`sdc: the ${target === 'webgpu' ? 'WebGPU' : target.toUpperCase()} provider cannot start here (${why}); compiling for and running on the CPU instead`);
+      target = 'cpu';
     }
     const opts = {
       target,

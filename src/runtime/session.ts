@@ -8,34 +8,50 @@ import { saveModel } from '../onnx/write';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
 
-let webgpuProbe: Promise<string | null> | null = null;
+/** The onnxruntime execution provider each target runs on: adding a target adds its name here. */
+export const PROVIDER: Record<TargetName, string> = { cpu: 'cpu', webgpu: 'webgpu', cuda: 'cuda' };
+
+const probes = new Map<TargetName, Promise<string | null>>();
 
 /**
- * Can onnxruntime start its WebGPU provider here? Opens a one-node model once per process; null when it
- * can, else the provider's own reason (no adapter, no Vulkan loader, ...).
+ * Can onnxruntime start the target's provider here? Opens a one-node model once per process and
+ * target; null when it can, else the provider's own reason (no adapter, no Vulkan loader, a build of
+ * onnxruntime-node without CUDA, ...).
  */
-export function webgpuUnavailable(): Promise<string | null> {
-  webgpuProbe ??= (async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
-    try {
-      const b = new ModelBuilder();
-      const x = b.input('x', [1]);
-      b.output(b.op('Relu', [x]), [1]);
-      const file = saveModel(b.model, path.join(dir, 'probe.onnx'));
-      const s = await ort.InferenceSession.create(file, { executionProviders: ['webgpu'], logSeverityLevel: 4 });
-      await s.release();
-      return null;
-    } catch (e) {
-      return (e as Error).message.split('\n')[0];
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  })();
-  return webgpuProbe;
+export function providerUnavailable(target: TargetName): Promise<string | null> {
+  if (target === 'cpu') return Promise.resolve(null);
+  let probe = probes.get(target);
+  if (!probe) {
+    probe = (async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
+      try {
+        const b = new ModelBuilder();
+        const x = b.input('x', [1]);
+        b.output(b.op('Relu', [x]), [1]);
+        const file = saveModel(b.model, path.join(dir, 'probe.onnx'));
+        // the provider's failure is ours to report, once, in a sentence: not onnxruntime's log line
+        const level = ort.env.logLevel;
+        ort.env.logLevel = 'fatal';
+        const s = await ort.InferenceSession.create(file, { executionProviders: [PROVIDER[target]], logSeverityLevel: 4 }).finally(() => {
+          ort.env.logLevel = level;
+        });
+        await s.release();
+        return null;
+      } catch (e) {
+        return (e as Error).message.split('\n')[0];
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    })();
+    probes.set(target, probe);
+  }
+  return probe;
 }
 
+export const webgpuUnavailable = () => providerUnavailable('webgpu');
+
 /**
- * Open an onnxruntime session for a target. WebGPU without an adapter makes session creation throw
+ * Open an onnxruntime session for a target. A provider that cannot start makes session creation throw
  * (onnxruntime does not fall back by itself): we retry on the CPU and say so, never silently.
  */
 export async function openSession(
@@ -45,14 +61,11 @@ export async function openSession(
   warn: (msg: string) => void,
 ): Promise<{ session: ort.InferenceSession; provider: string }> {
   const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...options };
-  if (target === 'webgpu') {
-    try {
-      return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['webgpu'] }), provider: 'webgpu' };
-    } catch (e) {
-      warn(`sdc: the WebGPU provider could not start (${(e as Error).message.split('\n')[0]}); running on the CPU instead`);
-    }
+  if (target !== 'cpu') {
+    const why = await providerUnavailable(target);
+    if (!why) return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: [PROVIDER[target]] }), provider: PROVIDER[target] };
+    warn(`sdc: the ${target} provider cannot start here (${why}); running on the CPU instead`);
   }
-  if (target === 'cuda') warn('sdc: onnxruntime-node is installed without the CUDA provider here; running the cuda-targeted model on the CPU');
   return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
 }
 
