@@ -33,5 +33,6 @@ test('every conformance case the original passes still passes after compile --mo
   }
   console.log(`conformance: ${stillPasses}/${originalPasses} cases that onnxruntime passes with the original still pass`);
   expect(regressions).toEqual([]);
-  expect(originalPasses).toBeGreaterThan(800);
+  // exact: a case that stops passing with the original (a harness or reader change) must be looked at
+  expect(originalPasses).toBe(871);
 }, 600000);

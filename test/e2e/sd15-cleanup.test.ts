@@ -2,19 +2,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
 import { sd15Model } from '../../fixtures/materialize';
-import { FIXTURES, relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
+import { relError, runModel, tmpDir, unetFeeds } from '../helpers/ort';
 
 const STYLES = ['sdpa_op17', 'vanilla_op17', 'dynamo_op18'] as const;
 const CLEANUP = ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead', 'fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'];
 const dir = tmpDir('sdc-e2e-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test.each(STYLES)('SD1.5 %s: cleanup passes in under 5 s of passes, same outputs', async (style) => {
+// Pass times are printed for the record; speed is measured in npm run bench, never asserted in a test.
+test.each(STYLES)('SD1.5 %s: cleanup shrinks the graph, same outputs', async (style) => {
   const src = sd15Model(style);
   const out = path.join(dir, `${style}.onnx`);
   const report = compile(src, { output: out, passes: CLEANUP });
   const passMs = report.passes.reduce((s, p) => s + p.ms, 0);
-  expect(passMs).toBeLessThan(5000);
   expect(report.nodesAfter).toBeLessThan(report.nodesBefore);
   const feeds = style === 'dynamo_op18' ? unetFeeds(2, 64, 77, 768) : unetFeeds(1, 32, 77, 768);
   const a = await runModel(src, feeds);

@@ -2,7 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../../src/compiler/compile';
 import { ModelBuilder } from '../../src/ir/builder';
-import { randomFloats, tmpDir } from '../helpers/ort';
+import { randomFloats, tensor, tmpDir } from '../helpers/ort';
+import { applyRules, worstError } from '../helpers/rules';
+import { biasAdd } from '../../src/rules/bias-add';
 import { saveModel } from '../../src/onnx/write';
 
 const dir = tmpDir();
@@ -33,4 +35,11 @@ test('not at a channel count the kernel rejects, not with a broadcast residual, 
   expect(bcast.opsAfter['com.microsoft::BiasAdd']).toBeUndefined();
   const cpu = compile(saveModel(projection(320).model, path.join(dir, 'pc.onnx')), { output: path.join(dir, 'pc.out.onnx'), target: 'cpu', dryRun: true });
   expect(cpu.opsAfter['com.microsoft::BiasAdd']).toBeUndefined();
+});
+
+test('the BiasAdd rule alone, at 320 channels: the same numbers (BiasAdd lowered to CPU ops)', async () => {
+  const run = applyRules(projection(320), [biasAdd], dir, 'rule-320', 'webgpu');
+  expect(run.ops).toEqual({ 'ai.onnx::MatMul': 1, 'com.microsoft::BiasAdd': 1 });
+  expect(run.explanations[0]).toMatchObject({ rule: 'bias-add', status: 'applied', reason: 'BiasAdd (320 channels)' });
+  expect(await worstError(run, [{ x: tensor([1, 4, 8], 1), skip: tensor([1, 4, 320], 2) }])).toBeLessThan(1e-5);
 });
