@@ -201,3 +201,25 @@ test('compile --help keeps each example command whole on its lines', () => {
   expect(r.stdout).toMatch(/^ {4}--shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768$/m);
   expect(r.stdout).toMatch(/^ {2}sdc compile unet\.onnx -o unet\.sdc\.onnx --check 2$/m);
 });
+
+describe('the other outputs and commands', () => {
+  test('--explain lists every fusion site with its rule and status; --json is the whole report', () => {
+    const e = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run', '--explain', '--target', 'webgpu');
+    expect(e.status).toBe(0);
+    const sites = e.stdout.split('\n').filter((l) => l.startsWith('  [fuse-'));
+    expect(sites.filter((l) => /^ {2}\[fuse-attention\/attention\] .*: applied/.test(l))).toHaveLength(12);
+    expect(sites.some((l) => /\[fuse-gelu\/bias-split-gelu\] .*: skipped \(webgpu's BiasSplitGelu kernel takes hidden 2560\/5120\/10240 \(got 512\)\)/.test(l))).toBe(true);
+    const j = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run', '--json');
+    const report = JSON.parse(j.stdout);
+    expect(report).toMatchObject({ mode: 'default', target: 'cpu', nodesBefore: 1860, nodesAfter: 518 });
+    expect(report.explanations.length).toBeGreaterThan(12);
+  });
+
+  test('sdc bench times the original and the compiled model side by side and says the ratios', () => {
+    const r = sdc('bench', tinyPath('unet_dynamo_op18'), '--shape', 'sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32', '--runs', '2', '--check', '1');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^session create: original \d+ ms, compiled \d+ ms \(\d+\.\d\dx\)$/m);
+    expect(r.stdout).toMatch(/^run, median of 2 alternated: original \S+ ms, compiled \S+ ms \(\d+\.\d\dx\)$/m);
+    expect(r.stdout).toMatch(/^check: 1 input sets on cpu: max rel \S+ \(tolerance 0\.001\) ok$/m);
+  });
+});

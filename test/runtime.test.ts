@@ -189,3 +189,67 @@ test('target cuda where onnxruntime-node has no CUDA provider: one warning, comp
   }
   await m.release();
 });
+
+describe('runtime options and cache damage', () => {
+  test('maxSessions: the least recently used session is released and later reopened from disk', async () => {
+    const m = await load(MODEL, { cacheDir: path.join(dir, 'evict'), maxSessions: 1, warn: () => {} });
+    const a = unetFeeds(1, 32, 16, 32);
+    const b = unetFeeds(2, 32, 16, 32);
+    await m.run(a);
+    await m.run(b);
+    expect(m.stats()).toMatchObject({ openSessions: 1, compiles: 2, diskHits: 0 });
+    const again = await m.run(a); // evicted: reopened from the disk cache, not compiled
+    expect(m.stats()).toMatchObject({ openSessions: 1, compiles: 2, diskHits: 1 });
+    expect(relError((await runModel(MODEL, a)).out_sample, again.out_sample)).toBeLessThan(1e-4);
+    await m.release();
+  });
+
+  test('dynamic: a dim named there is not part of the shape key (one specialization for every sequence length)', async () => {
+    const m = await load(MODEL, { cacheDir: path.join(dir, 'dynamic'), dynamic: ['sequence'], warn: () => {} });
+    for (const seq of [8, 16, 24]) {
+      const feeds = unetFeeds(1, 32, seq, 32);
+      expect(relError((await runModel(MODEL, feeds)).out_sample, (await m.run(feeds)).out_sample)).toBeLessThan(1e-4);
+    }
+    expect(m.stats()).toMatchObject({ compiles: 1, specializations: 1 });
+    expect(m.shapeKey(unetFeeds(1, 32, 8, 32))).toMatch(/encoder_hidden_states:float32\[1x\*x32\]/);
+    await m.release();
+  });
+
+  const entryFiles = (cacheDir: string) => {
+    const [entry] = manifests(cacheDir);
+    const manifest = path.join(cacheDir, entry);
+    const files = fs.readdirSync(cacheDir).map((f) => path.join(cacheDir, f));
+    return { manifest, data: files.find((f) => f.endsWith('.data'))! };
+  };
+
+  test.each([
+    ['a damaged manifest', (e: { manifest: string; data: string }) => fs.writeFileSync(e.manifest, '{ not json'), ''],
+    ['a truncated data file', (e: { manifest: string; data: string }) => fs.truncateSync(e.data, fs.statSync(e.data).size - 64), ''],
+    ['same-size data tampering under SDC_CACHE_VERIFY=full', (e: { manifest: string; data: string }) => {
+      const fd = fs.openSync(e.data, 'r+');
+      fs.writeSync(fd, Buffer.alloc(64, 0x7f), 0, 64, 128);
+      fs.closeSync(fd);
+    }, 'full'],
+  ])('%s: the entry is rebuilt, with a warning', async (_what, damage, verify) => {
+    const cacheDir = path.join(dir, `damage-${String(_what).length}`);
+    const old = process.env.SDC_CACHE_VERIFY;
+    if (verify) process.env.SDC_CACHE_VERIFY = verify;
+    try {
+      const feeds = unetFeeds(1, 32, 16, 32);
+      const m1 = await load(MODEL, { cacheDir, warn: () => {} });
+      const good = await m1.run(feeds);
+      await m1.release();
+      damage(entryFiles(cacheDir));
+      const warnings: string[] = [];
+      const m2 = await load(MODEL, { cacheDir, warn: (w) => warnings.push(w) });
+      const again = await m2.run(feeds);
+      expect(m2.stats()).toMatchObject({ compiles: 1, diskHits: 0 });
+      expect(warnings.join('\n')).toMatch(/damaged/);
+      expect(relError(good.out_sample, again.out_sample)).toBe(0);
+      await m2.release();
+    } finally {
+      if (old === undefined) delete process.env.SDC_CACHE_VERIFY;
+      else process.env.SDC_CACHE_VERIFY = old;
+    }
+  });
+});
