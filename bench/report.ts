@@ -1,7 +1,12 @@
 import type { BenchResult, ModelResult, Variant } from './run';
+import type { Spread } from '../src/runtime/timing';
 
 const f = (x: number | undefined | null, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
-const ratio = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+/** A figure with its quartiles: `412 (398–430)`. */
+const withSpread = (s: Spread | undefined, d = 0) => (s ? `${f(s.median, d)} (${f(s.p25, d)}–${f(s.p75, d)})` : '–');
+/** A ratio with its quartiles over paired samples, marked when they straddle 1 (no measurable change). */
+const ratio = (r: (Spread & { withinNoise: boolean }) | undefined) =>
+  r ? `${r.median.toFixed(2)}× (${r.p25.toFixed(2)}–${r.p75.toFixed(2)})${r.withinNoise ? ' ≈ within noise' : ''}` : '–';
 const topOps = (ops: Record<string, number> | undefined, n = 6) =>
   ops ? Object.entries(ops).slice(0, n).map(([k, v]) => `${k.replace('ai.onnx::', '').replace('com.microsoft::', 'ms:')} ${v}`).join(', ') : '–';
 
@@ -9,14 +14,14 @@ function variantRow(v: Variant): string {
   if (v.refused) return `| ${v.name} | ${f(v.nodes)} | ${v.compile ? f(v.compile.wallMs) : '–'} | | | | | | refused: ${v.refused} |`;
   const compile = v.compile ? `${f(v.compile.wallMs)}${v.compile.maxRssMb === null || Number.isNaN(v.compile.maxRssMb) ? '' : ` / ${f(v.compile.maxRssMb)} MB`}` : '–';
   const ceiling = v.ceilingFraction === undefined ? '–' : `${(v.ceilingFraction * 100).toFixed(0)}%`;
-  return `| ${v.name} | ${f(v.nodes)} | ${compile} | ${f(v.createMs)} | ${v.createRatio ? ratio(v.createRatio) : 'baseline'} | ${f(v.runMs, 1)}${v.baselineRunMs ? ` (orig ${f(v.baselineRunMs, 1)})` : ''} | ${v.runRatio ? ratio(v.runRatio) : 'baseline'} | ${ceiling} | ${v.relError === undefined ? '' : `err ${v.relError.toExponential(1)}`} |`;
+  return `| ${v.name} | ${f(v.nodes)} | ${compile} | ${withSpread(v.create)} | ${v.createRatio ? ratio(v.createRatio) : 'baseline'} | ${withSpread(v.run, 1)} | ${v.runRatio ? ratio(v.runRatio) : 'baseline'} | ${ceiling} | ${v.relError === undefined ? '' : `err ${v.relError.toExponential(1)}`} |`;
 }
 
 function modelSection(m: ModelResult): string {
   const lines = [`### ${m.id}`, '', `Inputs: ${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.join('×')}`).join(', ')}.`];
   if (m.inspect) lines.push(`\`sdc inspect\`: ${f(m.inspect.wallMs)} ms wall, ${f(m.inspect.maxRssMb)} MB peak RSS.` + (m.passesNone ? ` \`sdc compile --passes none\` (read + write of all weights): ${(m.passesNone.wallMs / 1000).toFixed(1)} s, ${f(m.passesNone.maxRssMb)} MB peak RSS.` : ''));
   lines.push('');
-  lines.push('| variant | nodes | compile ms / peak RSS | session create ms | create ratio | run ms (median) | run ratio orig/variant | % of MatMul ceiling | check |');
+  lines.push('| variant | nodes | compile ms / peak RSS | session create ms, median (quartiles) | create ratio orig/variant | run ms, median (quartiles) | run ratio orig/variant | % of MatMul ceiling | check |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const v of m.variants) lines.push(variantRow(v));
   lines.push('');
@@ -27,23 +32,29 @@ function modelSection(m: ModelResult): string {
   return lines.join('\n');
 }
 
-/** One line per model: what a user gets from sdc, each figure a ratio against the original in the same run. */
+/** One line per model: every ratio a user gets from sdc, against the original in the same run, with its spread. */
 function summary(r: BenchResult): string[] {
   const pick = (m: ModelResult, name: string) => m.variants.find((v) => v.name === name);
+  const cols: [string, string][] = [['sdc default', 'sdc default'], ['sdc reduce-overhead', 'sdc reduce-overhead'], ['sdc runtime (cached specialization)', 'runtime, cached specialization'], ['onnxruntime offline (all, saved)', 'onnxruntime offline']];
   const lines = [
     '## Summary',
     '',
-    '| model | nodes orig → sdc | sdc default: run ratio | runtime cached specialization: create ratio / run ratio | onnxruntime offline: create / run |',
-    '|---|---|---|---|---|',
+    'Ratios are original ÷ variant (above 1: the variant is faster), medians over paired samples with their quartiles; "≈ within noise"',
+    'marks a ratio whose quartiles straddle 1, i.e. no change this machine can measure.',
+    '',
+    `| model | nodes orig → sdc default | ${cols.map(([, h]) => `${h}: create ratio / run ratio`).join(' | ')} |`,
+    `|---|---|${cols.map(() => '---').join('|')}|`,
   ];
   for (const m of r.models) {
     const o = pick(m, 'original');
     const d = pick(m, 'sdc default');
-    const c = pick(m, 'sdc runtime (cached specialization)');
-    const x = pick(m, 'onnxruntime offline (extended)');
-    lines.push(`| ${m.id} | ${f(o?.nodes)} → ${f(d?.nodes)} | ${ratio(d?.runRatio)} | ${ratio(c?.createRatio)} / ${ratio(c?.runRatio)} | ${ratio(x?.createRatio)} / ${ratio(x?.runRatio)} |`);
+    const cells = cols.map(([name]) => {
+      const v = pick(m, name);
+      return v?.refused ? 'refused' : `${ratio(v?.createRatio)} / ${ratio(v?.runRatio)}`;
+    });
+    lines.push(`| ${m.id} | ${f(o?.nodes)} → ${f(d?.nodes)} | ${cells.join(' | ')} |`);
   }
-  lines.push('', 'Run speed on this 2-core CPU is bound by Conv and MatMul (about 92% of kernel time on SD1.5 in onnxruntime\'s profiler, ../shared/REFERENCE.md §5), so graph', 'rewrites move it little; session creation is where the CPU gains are. The fusions are for GPUs.', '');
+  lines.push('');
   return lines;
 }
 
@@ -55,10 +66,13 @@ export function renderMarkdown(r: BenchResult, gpu: string | null): string {
     `Versions: sdc ${r.versions.sdc}, node ${r.versions.node}, onnxruntime-node ${r.versions['onnxruntime-node']}. CPU execution provider.`,
     '',
     'How to read: every variant runs beside the original in the same process, runs alternated in pairs',
-    '(original, variant) after a warm-up; medians; ratio = original / variant (above 1 is faster).',
-    'Sessions use graphOptimizationLevel "all" unless the variant says otherwise; the onnxruntime offline',
-    'model is optimized at "extended", saved, then loaded with "disabled", as that flow intends. A variant whose outputs differ',
-    'from the original by more than 1e-4 (relative to the largest output) is refused, not timed.',
+    '(original, variant) after a warm-up; session creation is timed in fresh processes, alternated with the',
+    "original's, after both models' files were read once (the page cache is the same for both sides). Every",
+    'figure is a median with its quartiles; ratio = original / variant (above 1 is faster). Sessions use',
+    'graphOptimizationLevel "all" unless the variant says otherwise; the runtime\'s cached specialization and the',
+    'onnxruntime offline model are both finalized by onnxruntime at "all", saved, and opened with "disabled". A',
+    'variant whose outputs differ from the original by more than 1e-4 (relative to the largest output) is refused,',
+    'not timed.',
     ...summary(r),
     '## Per model',
     '',
@@ -66,7 +80,7 @@ export function renderMarkdown(r: BenchResult, gpu: string | null): string {
     '2048³ MatMul reaches in the same run, divided by the measured time (GFLOP counted once, from sdc\'s static output).',
     '',
     ...r.models.map(modelSection),
-    ...(r.fusionCounts ? ['## Fused sites by target', '', 'From `sdc compile --dry-run` of each model for each target (sites fused per pattern; the last column counts the', 'Transposes left in the output: for cuda after channels-last, beside the NCHW graphs of cpu and webgpu).', '', r.fusionCounts, ''] : []),
+    ...(r.fusionCounts ? ['## Fused sites by target', '', `From \`sdc compile --dry-run\` of each model for each target at commit ${r.fusionCountsCommit ?? r.versions.commit} (sites fused per pattern; the last column counts the`, 'Transposes left in the output: for cuda after channels-last, beside the NCHW graphs of cpu and webgpu).', '', r.fusionCounts, ''] : []),
     '## GPU',
     '',
     gpu ?? 'Not measured: no GPU machine was lent to the session that ran this benchmark. See docs/benchmarks-gpu.md when one has been.',

@@ -10,7 +10,7 @@ import { SDC_VERSION } from '../src/compiler/version';
 import { countGflop } from './flops';
 import { fusionCountsTable } from './fusion-counts';
 import { syntheticFeeds } from '../src/runtime/feeds';
-import { alternateRuns, median, relError } from '../src/runtime/timing';
+import { alternateRuns, median, pairedRatio, relError, spread, Spread } from '../src/runtime/timing';
 import { load } from '../src/runtime';
 import { renderMarkdown } from './report';
 import { saveModel } from '../src/onnx/write';
@@ -33,11 +33,13 @@ export interface Variant {
   compile?: StepStats & { nodes: number; passesMs?: number; counts?: Record<string, number> };
   ops?: Record<string, number>;
   nodes?: number;
-  createMs?: number;
-  runMs?: number;
-  baselineRunMs?: number;
-  runRatio?: number;
-  createRatio?: number;
+  /** Session creation in fresh processes, alternated with the original's (page cache warmed first). */
+  create?: Spread;
+  baselineCreate?: Spread;
+  createRatio?: Spread & { withinNoise: boolean };
+  run?: Spread;
+  baselineRun?: Spread;
+  runRatio?: Spread & { withinNoise: boolean };
   relError?: number;
   gflop?: number;
   ceilingFraction?: number;
@@ -57,8 +59,9 @@ export interface BenchResult {
   command: string;
   matmulGflops: number;
   models: ModelResult[];
-  /** Markdown table: fused sites per model and target. */
+  /** Markdown table: fused sites per model and target, and the commit it was made at. */
   fusionCounts?: string;
+  fusionCountsCommit?: string;
 }
 
 interface Spec {
@@ -105,14 +108,35 @@ function child(args: string[]): StepStats & { result: any } {
   return { wallMs, maxRssMb: out.maxRssMb, result: out.result };
 }
 
+/** Read a model and its data files once, so every timed creation finds them in the page cache alike. */
+function warm(file: string): void {
+  const dir = path.dirname(file);
+  const files = [file, ...fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(file)) && f.endsWith('.data')).map((f) => path.join(dir, f))];
+  const buf = Buffer.alloc(16 << 20);
+  for (const f of files) {
+    const fd = fs.openSync(f, 'r');
+    try {
+      while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
 /**
- * Session creation is timed in a fresh process: in the bench process, the sessions already open (and
- * the memory they hold) slow every later creation, which would favour whatever is created first.
+ * Session creation, `times` times each, in fresh processes (in the bench process the sessions already
+ * open would slow every later creation), alternating original and variant so drift hits both alike.
  */
-async function timeCreate(file: string, opts: ort.InferenceSession.SessionOptions): Promise<{ s: ort.InferenceSession; ms: number }> {
-  const fresh = child(['create', file, String(opts.graphOptimizationLevel ?? 'all')]);
-  const s = await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...opts });
-  return { s, ms: fresh.result.ms };
+function timeCreates(original: string, variant: string, level: string, originalLevel: string, times: number): { base: number[]; mine: number[] } {
+  warm(original);
+  warm(variant);
+  const base: number[] = [];
+  const mine: number[] = [];
+  for (let i = 0; i < times; i++) {
+    base.push(child(['create', original, originalLevel]).result.ms);
+    mine.push(child(['create', variant, level]).result.ms);
+  }
+  return { base, mine };
 }
 
 /** Throughput of one large MatMul here and now: the practical ceiling for the compute-bound ops. */
@@ -135,7 +159,7 @@ async function matmulGflops(dir: string): Promise<number> {
   return (2 * n ** 3) / (median(times) / 1000) / 1e9;
 }
 
-async function benchModel(spec: Spec, dir: string, rounds: number, gflops: number, log: (s: string) => void): Promise<ModelResult> {
+async function benchModel(spec: Spec, dir: string, rounds: number, createTimes: number, gflops: number, log: (s: string) => void): Promise<ModelResult> {
   const src = spec.file();
   const res: ModelResult = { id: spec.id, shapes: spec.shapes, variants: [] };
   const shapeKey = Object.entries(spec.shapes).map(([k, v]) => `${k}=${v.join('x')}`).join(',');
@@ -169,36 +193,32 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
   const cached = await rt.modelFileFor(feedsFor(spec.shapes));
   await rt.release();
   variants.push({ name: 'sdc runtime (cached specialization)', file: cached, level: 'disabled', compile: { wallMs: performance.now() - t0, maxRssMb: NaN, nodes: NaN } });
-  variants.push({ name: 'onnxruntime offline (extended)', file: `${base}.ortopt.onnx`, level: 'disabled' });
+  variants.push({ name: 'onnxruntime offline (all, saved)', file: `${base}.ortopt.onnx`, level: 'disabled' });
   if (spec.peer) variants.push({ name: 'peer: ORT transformers optimizer', file: spec.peer });
 
   const feeds = feedsFor(spec.shapes);
   log(`${spec.id}: original session`);
-  const o = await timeCreate(src, { graphOptimizationLevel: 'all' });
-  const reference = (await o.s.run(feeds)).out_sample as ort.Tensor;
+  const o = await ort.InferenceSession.create(src, { graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  const reference = (await o.run(feeds)).out_sample as ort.Tensor;
   const origRuns: number[] = [];
-  variants[0].createMs = o.ms;
+  const origCreates: number[] = [];
   for (const v of variants.slice(1)) {
     log(`${spec.id}: ${v.name}`);
+    const level = v.level ?? 'all';
     let s: ort.InferenceSession;
     try {
       if (v.name.startsWith('onnxruntime offline')) {
+        // finalized at "all" like sdc's runtime specialization, saved, then opened with optimizations off
         const t0 = performance.now();
         const opt = await ort.InferenceSession.create(src, {
-          graphOptimizationLevel: 'extended', optimizedModelFilePath: v.file!, logSeverityLevel: 3,
+          graphOptimizationLevel: 'all', optimizedModelFilePath: v.file!, logSeverityLevel: 3,
           extra: { session: { optimized_model_external_initializers_file_name: `${path.basename(v.file!)}.data`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
         });
         await opt.release();
         v.compile = { wallMs: performance.now() - t0, maxRssMb: NaN, nodes: NaN };
-        const c = await timeCreate(v.file!, { graphOptimizationLevel: 'disabled' });
-        s = c.s;
-        v.createMs = c.ms;
         v.nodes = undefined;
-      } else {
-        const c = await timeCreate(v.file!, { graphOptimizationLevel: v.level ?? 'all' });
-        s = c.s;
-        v.createMs = c.ms;
       }
+      s = await ort.InferenceSession.create(v.file!, { graphOptimizationLevel: level, logSeverityLevel: 3 });
     } catch (e) {
       v.refused = `does not load on the CPU provider: ${(e as Error).message.split('\n')[0].slice(0, 160)}`;
       continue;
@@ -211,16 +231,21 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
       continue;
     }
     // Alternate original and variant so drift (thermal, other load) hits both alike.
-    const [theirs, mine] = await alternateRuns([o.s, s], feeds, rounds);
+    const [theirs, mine] = await alternateRuns([o, s], feeds, rounds);
     await s.release();
     origRuns.push(...theirs);
-    v.runMs = median(mine);
-    v.baselineRunMs = median(theirs);
-    v.runRatio = v.baselineRunMs / v.runMs;
-    v.createRatio = o.ms / v.createMs!;
+    v.run = spread(mine);
+    v.baselineRun = spread(theirs);
+    v.runRatio = pairedRatio(theirs, mine);
+    const c = timeCreates(src, v.file!, level, 'all', createTimes);
+    origCreates.push(...c.base);
+    v.create = spread(c.mine);
+    v.baselineCreate = spread(c.base);
+    v.createRatio = pairedRatio(c.base, c.mine);
   }
-  await o.s.release();
-  variants[0].runMs = median(origRuns);
+  await o.release();
+  variants[0].run = spread(origRuns);
+  variants[0].create = spread(origCreates);
   // The math is the same in every variant that passed the check: count it once, on sdc's static output
   // (where every shape is known).
   let gflop: number | undefined;
@@ -233,9 +258,9 @@ async function benchModel(spec: Spec, dir: string, rounds: number, gflops: numbe
     }
   }
   for (const v of variants) {
-    if (v.refused || gflop === undefined || v.runMs === undefined) continue;
+    if (v.refused || gflop === undefined || v.run === undefined) continue;
     v.gflop = gflop;
-    v.ceilingFraction = gflop / gflops / (v.runMs / 1000);
+    v.ceilingFraction = gflop / gflops / (v.run.median / 1000);
   }
   for (const v of variants.slice(1)) {
     if (v.file && !v.name.startsWith('peer')) for (const f of [v.file, `${v.file}.data`]) fs.rmSync(f, { force: true });
@@ -250,6 +275,7 @@ function renderOnly(): void {
   const result: BenchResult = JSON.parse(fs.readFileSync(path.join(docs, 'benchmarks.json'), 'utf8'));
   const quick = result.command.includes('--quick');
   result.fusionCounts = fusionCountsTable(specs(quick).filter((s) => result.models.some((m) => m.id === s.id)).map((s) => ({ id: s.id, file: s.file() })));
+  result.fusionCountsCommit = gitCommit();
   fs.writeFileSync(path.join(docs, 'benchmarks.json'), JSON.stringify(result, null, 2) + '\n');
   fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
 }
@@ -272,10 +298,11 @@ async function main(): Promise<void> {
       models: [],
     };
     for (const spec of specs(quick).filter((s) => !only || s.id.includes(only))) {
-      result.models.push(await benchModel(spec, dir, quick ? 5 : spec.big ? 5 : 15, gflops, log));
+      result.models.push(await benchModel(spec, dir, quick ? (spec.big ? 5 : 11) : spec.big ? 7 : 21, spec.big ? 3 : 5, gflops, log));
     }
     log('fusion counts per target (dry-run compiles)');
     result.fusionCounts = fusionCountsTable(specs(quick).filter((s) => !only || s.id.includes(only)).map((s) => ({ id: s.id, file: s.file() })));
+    result.fusionCountsCommit = gitCommit();
     const docs = path.join(ROOT, 'docs');
     fs.writeFileSync(path.join(docs, 'benchmarks.json'), JSON.stringify(result, null, 2) + '\n');
     fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));

@@ -5,7 +5,7 @@ import { opHistogram } from './inspect';
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
+import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
 import { Explanation, MODES, Mode } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
@@ -302,13 +302,7 @@ export function parseShapes(spec: string, file: string, model?: Model): Map<stri
  */
 export function refuseReportPath(input: string, opts: CompileOptions): void {
   if (!opts.report) return;
-  const real = (p: string) => {
-    try {
-      return fs.realpathSync(p);
-    } catch {
-      return path.resolve(p);
-    }
-  };
+  const real = realPath;
   const weights = new Set<string>();
   for (const g of readModel(input, { allowMissingData: true }).graph.allGraphs()) {
     for (const v of g.initializers()) if (v.initializer!.data.kind === 'external') weights.add((v.initializer!.data as { file: string }).file);

@@ -81,15 +81,18 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
   }
 }
 
+/** A path with links resolved where it exists (else just made absolute): for comparing paths. */
+export function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
 /** Refuse an output (model or data file) that is one of the model's own inputs, links resolved. */
 export function refuseToClobber(model: Model, outAbs: string, dataAbs: string, out: string): void {
-  const real = (p: string) => {
-    try {
-      return fs.realpathSync(p);
-    } catch {
-      return path.resolve(p);
-    }
-  };
+  const real = realPath;
   const sources = new Set<string>();
   if (model.source) sources.add(real(model.source));
   for (const g of model.graph.allGraphs()) {

@@ -33,3 +33,31 @@ export function relError(a: ort.Tensor, b: ort.Tensor): number {
   }
   return worst / (scale || 1);
 }
+
+/** A measured figure with its spread: the median and the quartiles of the samples. */
+export interface Spread {
+  median: number;
+  p25: number;
+  p75: number;
+  n: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  return sorted[lo] + (sorted[Math.ceil(i)] - sorted[lo]) * (i - lo);
+}
+
+export function spread(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: quantile(s, 0.5), p25: quantile(s, 0.25), p75: quantile(s, 0.75), n: s.length };
+}
+
+/**
+ * The ratio baseline/variant from paired samples (taken alternately, so the i-th of each saw the same
+ * conditions): its median and quartiles over the pairs. It is within noise when the quartiles straddle 1.
+ */
+export function pairedRatio(baseline: number[], variant: number[]): Spread & { withinNoise: boolean } {
+  const r = spread(baseline.map((b, i) => b / variant[i]));
+  return { ...r, withinNoise: r.p25 <= 1 && r.p75 >= 1 };
+}
