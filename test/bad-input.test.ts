@@ -246,3 +246,8 @@ describe('replacing an output: readers see the old pair or the new pair, never a
     expect(fs.readdirSync(folder)).toEqual(['m.onnx']);
   });
 });
+
+test('an op type that is not an ONNX operator in the default domain is invalid, naming the node', () => {
+  const file = tamper(inlineModel('unknown-op'), (m) => { m.graph.node[0].opType = 'Addd'; });
+  expect(() => compile(file, { output: path.join(dir, 'unknown-op-out.onnx'), passes: [] })).toThrow(/node '.*' \(Addd\) is not an ONNX operator \(ai\.onnx\); a custom op needs a domain of its own/);
+});

@@ -1,5 +1,6 @@
 import { AttrType, Graph, Node, Value } from './graph';
 import { Model } from './model';
+import { ONNX_OPS } from './onnx-ops';
 
 /** The newest opset of the default domain this sdc knows (ONNX 1.19); a newer one is refused, not guessed. */
 export const MAX_ONNX_OPSET = 25;
@@ -19,6 +20,8 @@ export function validate(model: Model): string[] {
     if (!Number.isSafeInteger(version) || version < 1) problems.push(`imports opset ${version} of '${d}', which is not a version`);
     else if ((domain === '' || domain === 'ai.onnx') && version > MAX_ONNX_OPSET) problems.push(`imports ai.onnx opset ${version}; sdc knows opsets up to ${MAX_ONNX_OPSET}`);
   }
+  // model-local functions of the default domain are ops too
+  const functionOps = new Set((model.functions as { domain?: string; name?: string }[]).filter((f) => !f.domain || f.domain === 'ai.onnx').map((f) => f.name ?? ''));
   const graphInputs = new Set<Value>();
   for (const g of model.graph.allGraphs()) for (const v of g.inputs) graphInputs.add(v);
   const defined = (v: Value) => v.producer !== null || v.initializer !== null || graphInputs.has(v);
@@ -39,6 +42,9 @@ export function validate(model: Model): string[] {
     for (const n of g.nodes) {
       const label = `node '${n.name || '(unnamed)'}' (${n.opType || 'no op type'})`;
       if (!n.opType) problems.push(`${label}${where} has no op type`);
+      else if ((n.domain === '' || n.domain === 'ai.onnx') && !ONNX_OPS.has(n.opType) && !functionOps.has(n.opType)) {
+        problems.push(`${label}${where} is not an ONNX operator (ai.onnx); a custom op needs a domain of its own`);
+      }
       // A Transpose's perm must reorder 0..n-1 whatever the rank: passes index shapes with it.
       const perm = n.opType === 'Transpose' && n.attr('perm');
       if (perm && (perm.type !== AttrType.INTS || ![...perm.value].map(Number).sort((a, b) => a - b).every((p, i) => p === i))) {
