@@ -4,7 +4,7 @@ import { SdcError } from '../ir/errors';
 import { opHistogram } from './inspect';
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
-import { readModel } from '../onnx/read';
+import { readModel, weightsBeside } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
 import { Explanation, MODES, Mode } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
@@ -203,25 +203,10 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
   }
 }
 
-/** The data files (ours: `<name>.data`, `<name>.*.data`, beside it) the model now at `outAbs` reads. */
+/** The data files named as sdc names them (`<name>.data`, `<name>.*.data`) that the model now at `outAbs` reads. */
 function previousWeights(outAbs: string): Set<string> {
-  const files = new Set<string>();
-  if (!fs.existsSync(outAbs)) return files;
-  try {
-    const old = readModel(outAbs, { allowMissingData: true });
-    for (const g of old.graph.allGraphs()) {
-      for (const v of g.initializers()) {
-        const d = v.initializer!.data;
-        if (d.kind !== 'external' || path.dirname(d.file) !== path.dirname(outAbs)) continue;
-        const name = path.basename(d.file);
-        const base = path.basename(outAbs);
-        if (name === `${base}.data` || (name.startsWith(`${base}.`) && name.endsWith('.data'))) files.add(d.file);
-      }
-    }
-  } catch {
-    // not a model sdc can read: it is replaced, and nothing beside it is touched
-  }
-  return files;
+  const base = path.basename(outAbs);
+  return new Set(weightsBeside(outAbs).filter((f) => path.basename(f).startsWith(`${base}.`) && f.endsWith('.data')));
 }
 
 /** Stage folders left by a compile that was killed (its process is gone) are removed. */
@@ -303,10 +288,7 @@ export function parseShapes(spec: string, file: string, model?: Model): Map<stri
 export function refuseReportPath(input: string, opts: CompileOptions): void {
   if (!opts.report) return;
   const real = realPath;
-  const weights = new Set<string>();
-  for (const g of readModel(input, { allowMissingData: true }).graph.allGraphs()) {
-    for (const v of g.initializers()) if (v.initializer!.data.kind === 'external') weights.add((v.initializer!.data as { file: string }).file);
-  }
+  const weights = readModel(input, { allowMissingData: true }).externalFiles();
   const taken = [input, ...weights, ...(opts.output ? [opts.output, `${opts.output}.data`] : [])].map(real);
   if (taken.includes(real(opts.report))) throw new SdcError(opts.report, '--report names a file this compile reads or writes (the model, its weights or the output); choose another path');
 }

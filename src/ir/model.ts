@@ -30,6 +30,18 @@ export class Model {
     if (!this.opsets.has(domain)) this.opsets.set(domain, version);
   }
 
+  /** The external data files this model's tensors read (absolute paths, once each). */
+  externalFiles(): string[] {
+    const files = new Set<string>();
+    for (const g of this.graph.allGraphs()) {
+      for (const v of g.initializers()) {
+        const d = v.initializer!.data;
+        if (d.kind === 'external') files.add(d.file);
+      }
+    }
+    return [...files].sort();
+  }
+
   setMetadata(key: string, value: string): void {
     const e = this.metadataProps.find((p) => p.key === key);
     if (e) e.value = value;

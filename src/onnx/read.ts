@@ -42,6 +42,20 @@ export function readModel(file: string, opts: ReadOptions = {}): Model {
   return decodeModel(buf, file, opts.baseDir ?? path.dirname(abs), opts.allowMissingData);
 }
 
+/**
+ * The data files in its own folder that the model now at `file` reads; none when there is no model
+ * there or sdc cannot read it (whoever replaces it then touches nothing beside it).
+ */
+export function weightsBeside(file: string): string[] {
+  if (!fs.existsSync(file)) return [];
+  try {
+    const dir = path.dirname(path.resolve(file));
+    return readModel(file, { allowMissingData: true }).externalFiles().filter((f) => path.dirname(f) === dir);
+  } catch {
+    return [];
+  }
+}
+
 export function decodeModel(buf: Uint8Array, file: string, baseDir: string, allowMissingData = false): Model {
   if (buf.byteLength === 0) throw new SdcError(file, 'is empty, not an ONNX model');
   let proto: P;

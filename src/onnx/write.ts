@@ -95,12 +95,7 @@ export function refuseToClobber(model: Model, outAbs: string, dataAbs: string, o
   const real = realPath;
   const sources = new Set<string>();
   if (model.source) sources.add(real(model.source));
-  for (const g of model.graph.allGraphs()) {
-    for (const v of g.initializers()) {
-      const d = v.initializer!.data;
-      if (d.kind === 'external') sources.add(real(d.file));
-    }
-  }
+  for (const f of model.externalFiles()) sources.add(real(f));
   for (const target of [outAbs, dataAbs]) {
     if (sources.has(real(target))) {
       throw new SdcError(out, `refusing to overwrite ${target}: it is an input of this compile (the model or its weights)`);

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CompileOptions, ShapeSpec } from '../compiler/compile';
 import { compileChecked } from '../verify/check';
-import { readModel } from '../onnx/read';
+import { weightsBeside } from '../onnx/read';
 import { DiskCache, hashKey, sourceFingerprint } from '../runtime/cache';
 import { SDC_VERSION } from '../compiler/version';
 
@@ -75,23 +75,6 @@ function place(file: string, data: string | null, output: string): void {
     }
   }
   for (const f of old) if (!pairs.some(([, to]) => path.resolve(to) === f)) fs.rmSync(f, { force: true });
-}
-
-/** The external data files beside `model` that it reads (none when it is absent or unreadable). */
-function weightsBeside(model: string): string[] {
-  if (!fs.existsSync(model)) return [];
-  try {
-    const files = new Set<string>();
-    for (const g of readModel(model, { allowMissingData: true }).graph.allGraphs()) {
-      for (const v of g.initializers()) {
-        const d = v.initializer!.data;
-        if (d.kind === 'external' && path.dirname(d.file) === path.dirname(path.resolve(model))) files.add(d.file);
-      }
-    }
-    return [...files];
-  } catch {
-    return [];
-  }
 }
 
 function walk(dir: string): string[] {

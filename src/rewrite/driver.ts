@@ -1,4 +1,4 @@
-import { analyzeShapes, ShapeAnalysis } from '../analysis/shapes';
+import { analyzeShapes, ShapeAnalysis, ShapeLookup } from '../analysis/shapes';
 import { Graph, Node, Value } from '../ir/graph';
 import { isDefaultDomain } from '../ir/query';
 import { Target } from '../targets';
@@ -26,8 +26,11 @@ function missingKernel(r: Rule, ctx: RuleContext): string | null {
   return null;
 }
 
+/** Shape facts before a round has computed any: everything unknown. */
+const NO_SHAPES: ShapeLookup = { get: () => ({ dtype: null, shape: null, content: null, constant: null }) };
+
 function contextFor(graph: Graph, pctx: PassContext): RuleContext {
-  return { model: pctx.model, graph, target: pctx.target, opset: pctx.model.opset('') ?? 0, shapes: { get: () => ({ dtype: null, shape: null, content: null, constant: null }) } };
+  return { model: pctx.model, graph, target: pctx.target, opset: pctx.model.opset('') ?? 0, shapes: NO_SHAPES };
 }
 
 /**
@@ -158,7 +161,7 @@ export function rulePass(set: RuleSet): Pass {
     name: set.name,
     description: set.description,
     appliesTo(target: Target) {
-      const probe: RuleContext = { model: null as never, graph: null as never, target, opset: 0, shapes: { get: () => ({ dtype: null, shape: null, content: null, constant: null }) } };
+      const probe: RuleContext = { model: null as never, graph: null as never, target, opset: 0, shapes: NO_SHAPES };
       const reasons = set.rules.map((r) => missingKernelStatic(r, probe));
       return reasons.every((x) => x !== null) ? reasons[0] : null;
     },

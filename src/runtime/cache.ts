@@ -18,9 +18,7 @@ export function sourceFingerprint(modelPath: string): string {
   const h = createHash('sha256');
   h.update(fs.readFileSync(modelPath));
   const model = readModel(modelPath, { allowMissingData: true });
-  const files = new Set<string>();
-  for (const g of model.graph.allGraphs()) for (const v of g.initializers()) if (v.initializer!.data.kind === 'external') files.add((v.initializer!.data as { file: string }).file);
-  for (const f of [...files].sort()) {
+  for (const f of model.externalFiles()) {
     const st = fs.statSync(f, { throwIfNoEntry: false });
     h.update(`\n${path.basename(f)}:${st?.size ?? -1}:${st?.mtimeMs ?? -1}`);
   }

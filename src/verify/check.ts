@@ -130,9 +130,9 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   let runFile = compiled;
   let ranOn = 'cpu';
   let scratch: string | null = null;
-  const gpuOnly = (file: string) => Object.keys(opsOf(file)).some((op) => !new Target('cpu').runs(...splitQualified(op)));
+
   if (o.target === 'webgpu' && !(await webgpuUnavailable())) ranOn = 'webgpu';
-  else if (gpuOnly(compiled)) {
+  else if (cpuLacks(compiled).length) {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
     runFile = path.join(scratch, 'lowered.onnx');
     lowerToCpu(compiled, runFile);
@@ -162,16 +162,16 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, tolerance, passed: maxRel <= tolerance };
 }
 
-function opsOf(file: string): Record<string, number> {
-  const ops: Record<string, number> = {};
-  for (const g of readModel(file).graph.allGraphs()) for (const n of g.nodes) ops[n.qualifiedOp] = 1;
-  return ops;
+/** The ops of the model in `file` that the CPU provider has no kernel for (`domain::op`). */
+function cpuLacks(file: string): string[] {
+  const cpu = new Target('cpu');
+  const ops = new Set<string>();
+  for (const g of readModel(file).graph.allGraphs()) for (const n of g.nodes) ops.add(n.qualifiedOp);
+  return [...ops].filter((op) => {
+    const [d, o] = op.split('::');
+    return !cpu.runs(d === 'ai.onnx' ? '' : d, o);
+  });
 }
-
-const splitQualified = (op: string): [string, string] => {
-  const [d, o] = op.split('::');
-  return [d === 'ai.onnx' ? '' : d, o];
-};
 
 /**
  * Open the staged output in onnxruntime on the CPU when every op has a CPU kernel there (a session that
@@ -179,7 +179,7 @@ const splitQualified = (op: string): [string, string] => {
  * was staged. An output onnxruntime refuses is a bug in sdc, unless onnxruntime refuses the input too.
  */
 export async function loadStaged(input: string, staged: StagedOutput): Promise<LoadReport> {
-  const needGpu = Object.keys(opsOf(staged.modelFile)).filter((op) => !new Target('cpu').runs(...splitQualified(op)));
+  const needGpu = cpuLacks(staged.modelFile);
   if (needGpu.length) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel` };
   const open = (file: string) => ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
   try {
