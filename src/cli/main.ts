@@ -10,7 +10,7 @@ import { ALL_PASSES } from '../passes';
 import { SDC_VERSION } from '../compiler/version';
 import { CompileReport } from '../compiler/compile';
 import { formatExplanation, formatPassRow } from '../compiler/pipeline';
-import { benchCommand, runCommand } from './run-commands';
+import { benchCommand, placementCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
 import { CheckedReport, compileChecked } from '../verify/check';
 
@@ -124,10 +124,20 @@ async function parse(argv: string[]): Promise<number> {
         y
           .positional('input', { type: 'string', describe: 'the .onnx model' })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable JSON' })
+          .option('placement', { type: 'boolean', default: false, describe: 'run one profiled call on the target\'s provider: nodes per provider, CPU fallbacks, host-device copies, kernels per op' })
+          .option('target', { choices: TARGETS, describe: 'provider for --placement (default: the target the model was compiled for, else webgpu)' })
+          .option('shape', { type: 'string', describe: 'input dims for --placement when the model\'s are dynamic' })
+          .option('explain', { type: 'boolean', default: false, describe: 'with --placement: name each CPU-placed node and why' })
           .example('$0 inspect unet.onnx', 'op histogram and I/O for people')
-          .example('$0 inspect unet.onnx --json | jq .ops', 'the same for scripts'),
-      (args) => {
+          .example('$0 inspect unet.onnx --json | jq .ops', 'the same for scripts')
+          .example('$0 inspect out.onnx --placement --explain', 'where onnxruntime runs each node (WebGPU needs an adapter)'),
+      async (args) => {
+        if (!args.placement && (args.target || args.shape || args.explain)) throw new UsageError('--target, --shape and --explain go with --placement');
         try {
+          if (args.placement) {
+            process.stdout.write((await placementCommand(args.input!, args.shape, { target: args.target, json: args.json, explain: args.explain })) + '\n');
+            return;
+          }
           // inspect reads no weights, so a graph whose data files are absent can still be described
           const model = readModel(args.input!, { allowMissingData: true });
           const problems = validate(model);

@@ -10,6 +10,12 @@ import { parseShapes } from '../compiler/compile';
 import { compileChecked } from '../verify/check';
 import { readModel } from '../onnx/read';
 import { TargetName } from '../targets';
+import { recommendedSession } from '../targets/session-options';
+import { formatPlacement, profilePlacement } from '../runtime/placement';
+import { providerUnavailable } from '../runtime/session';
+import { SdcError } from '../ir/errors';
+import { DataType } from '../ir/dtype';
+import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
 
 function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, number[]>; types: Map<string, string> } {
   const m = readModel(model);
@@ -80,4 +86,42 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `sdc inspect --placement`: one profiled call on the target's provider, nodes per provider and why. */
+export async function placementCommand(
+  model: string,
+  shapeSpec: string | undefined,
+  o: { target?: TargetName; json: boolean; explain: boolean },
+): Promise<string> {
+  const m = readModel(model);
+  const target = o.target ?? ((m.getMetadata('sdc.target') as TargetName | undefined) || 'webgpu');
+  const inputs = m.graph.inputs.filter((v) => !v.initializer);
+  const staticDims = new Map(inputs.filter((v) => v.shape?.every((d) => typeof d === 'number')).map((v) => [v.name, v.shape as number[]]));
+  const { shapes, types } = shapeSpec ? inputsOf(model, shapeSpec) : { shapes: staticDims, types: new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])) };
+  const dynamic = inputs.filter((v) => !shapes.has(v.name));
+  if (dynamic.length) throw new SdcError(model, `has dynamic inputs (${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}): give --shape to run it`);
+  const why = await providerUnavailable(target);
+  if (why) {
+    const r = { target, available: false, reason: why };
+    return o.json ? JSON.stringify(r, null, 2) : `placement on ${target}: not measured: the ${target} provider cannot start here (${why})`;
+  }
+  const rec = m.getMetadata('sdc.target') ? recommendedSession((k) => m.getMetadata(k), target) : recommendedSession(() => undefined, target);
+  const placement = await profilePlacement(model, syntheticFeeds(shapes, types), rec.options as ort.InferenceSession.SessionOptions);
+  const facts = placement.cpuNodes.length ? analyzeShapes(m, m.graph) : null;
+  const fallbacks = placement.cpuNodes.map((n) => ({ ...n, why: cpuReason(m, facts!, n.name, n.op, target) }));
+  if (o.json) return JSON.stringify({ target, available: true, sessionOptions: rec.options, ...placement, cpuNodes: fallbacks }, null, 2);
+  const lines = [`placement on ${target} (${JSON.stringify(rec.options.executionProviders[0])}), inputs ${[...shapes].map(([k, d]) => `${k}=${d.join('x')}`).join(',')}:`, ...formatPlacement(placement)];
+  if (o.explain) for (const f of fallbacks) lines.push(`  on the CPU: ${f.op} '${f.name}': ${f.why}`);
+  else if (fallbacks.length) lines.push(`  (--explain names the ${fallbacks.length} CPU nodes and why)`);
+  return lines.join('\n');
+}
+
+/** Why onnxruntime ran a node on the CPU under a device provider, from what the graph says about it. */
+function cpuReason(m: ReturnType<typeof readModel>, facts: ShapeLookup, name: string, op: string, target: TargetName): string {
+  const node = m.graph.nodes.find((n) => n.name === name);
+  if (!node) return `a node onnxruntime made (${op}) and placed on the CPU`;
+  const intOut = node.outputs.every((v) => [DataType.INT64, DataType.INT32].includes(facts.get(v).dtype ?? DataType.UNDEFINED));
+  if (intOut || ['Shape', 'Size'].includes(op)) return 'integer shape arithmetic: onnxruntime keeps it on the CPU (compile with --mode reduce-overhead and --shape to fold it)';
+  return `the ${target} provider has no kernel for ${op} with these element types or attributes`;
 }

@@ -11,6 +11,7 @@ import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
 import { TargetName, parseTarget } from '../targets';
 import { SDC_VERSION } from './version';
+import { defaultLayout, ProviderLayout, SESSION_LAYOUT_KEY, SESSION_LEVEL_KEY } from '../targets/session-options';
 
 export interface CompileOptions {
   /** Where to write the model; may be left out with dryRun. */
@@ -32,6 +33,8 @@ export interface CompileOptions {
    * runtime does): 'all' by default (onnxruntime's own layout rewrites still help on the CPU).
    */
   sessionLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** The WebGPU provider layout recorded for whoever opens the output (default: targets' defaultLayout). */
+  preferredLayout?: ProviderLayout;
   /** Name of the weights file beside the output (default `<output file name>.data`). */
   dataFileName?: string;
   progress?: Progress;
@@ -131,7 +134,9 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   const unrunnable = introduced.filter((op) => { const [d, o] = op.split('::'); return !target.runs(d === 'ai.onnx' ? '' : d, o); });
   if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
   stampMetadata(model, mode, target.name, passes);
-  model.setMetadata('sdc.session.graphOptimizationLevel', opts.sessionLevel ?? 'all');
+  model.setMetadata(SESSION_LEVEL_KEY, opts.sessionLevel ?? 'all');
+  const layout = opts.preferredLayout ?? defaultLayout(target.name);
+  if (layout) model.setMetadata(SESSION_LAYOUT_KEY, layout);
 
   progress.step('writing');
   const t1 = performance.now();

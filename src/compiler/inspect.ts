@@ -4,6 +4,7 @@ import { dtypeName } from '../ir/dtype';
 import { Dim, Graph, Value } from '../ir/graph';
 import { Model } from '../ir/model';
 import { fmtBytes } from './progress';
+import { RecommendedSession, recommendedSession } from '../targets/session-options';
 
 export interface IoInfo {
   name: string;
@@ -26,6 +27,8 @@ export interface InspectReport {
   metadata: Record<string, string>;
   /** From an sdc-compiled model's metadata: can the graph be captured (CUDA graphs / WebGPU)? */
   capture: { capturable: boolean; blockers: string[] } | null;
+  /** From an sdc-compiled model's metadata: the onnxruntime session options to open it with, and why. */
+  sessionOptions: RecommendedSession | null;
 }
 
 export function opHistogram(g: Graph): Record<string, number> {
@@ -76,6 +79,7 @@ export function inspect(model: Model): InspectReport {
     externalFiles: [...files].map(([location, f]) => ({ location, ...f, exists: fs.existsSync(path.join(dir, location)) })),
     metadata: Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value])),
     capture: captureOf(model),
+    sessionOptions: model.getMetadata('sdc.target') ? recommendedSession((k) => model.getMetadata(k)) : null,
   };
 }
 
@@ -112,6 +116,10 @@ export function formatInspect(r: InspectReport): string {
     lines.push(`graph capture: ${r.capture.capturable ? 'capturable (static shapes, no CPU-side shape work, no control flow)' : `not capturable, ${r.capture.blockers.length} blocker(s):`}`);
     for (const b of r.capture.blockers.slice(0, 10)) lines.push(`  ${b}`);
     if (r.capture.blockers.length > 10) lines.push(`  ... and ${r.capture.blockers.length - 10} more`);
+  }
+  if (r.sessionOptions) {
+    lines.push(`open with: ${JSON.stringify(r.sessionOptions.options)}`);
+    for (const why of r.sessionOptions.reasons) lines.push(`  ${why}`);
   }
   const meta = Object.entries(r.metadata).filter(([k]) => k !== 'sdc.capture');
   if (meta.length) {

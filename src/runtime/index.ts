@@ -9,6 +9,7 @@ import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { Mode } from '../rewrite/pass';
 import { TargetName } from '../targets';
+import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
@@ -50,7 +51,7 @@ interface Entry {
 
 /** What a compiled model's metadata says about opening it and capturing it. */
 interface ModelMeta {
-  level: 'disabled' | 'basic' | 'extended' | 'all';
+  session: RecommendedSession;
   capture: { capturable: boolean; blockers: string[] } | null;
 }
 
@@ -175,7 +176,8 @@ export class SdcModel {
     // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
     const meta = modelMeta(file);
     this.captures.set(key, meta.capture);
-    const { session, provider } = await openSession(file, this.opts.target, { graphOptimizationLevel: meta.level, ...this.opts.sessionOptions }, this.opts.warn);
+    // the model says how to open it (level, WebGPU layout); the caller's sessionOptions win
+    const { session, provider } = await openSession(file, this.opts.target, { ...meta.session.options, ...this.opts.sessionOptions } as ort.InferenceSession.SessionOptions, this.opts.warn);
     this.lastProvider = provider;
     const entry: Entry = { session, provider, lastUsed: ++this.clock };
     this.sessions.set(key, entry);
@@ -300,14 +302,13 @@ export class SdcModel {
 
 function modelMeta(file: string): ModelMeta {
   const model = readModel(file, { allowMissingData: true });
-  const l = model.getMetadata('sdc.session.graphOptimizationLevel');
   let capture: ModelMeta['capture'] = null;
   try {
     capture = JSON.parse(model.getMetadata('sdc.capture') ?? 'null');
   } catch {
     capture = null;
   }
-  return { level: l === 'disabled' || l === 'basic' || l === 'extended' ? l : 'all', capture };
+  return { session: recommendedSession((k) => model.getMetadata(k)), capture };
 }
 
 /**
@@ -326,4 +327,4 @@ async function finalizeForCpu(input: string, output: string, dataName: string): 
 }
 
 export const load = SdcModel.load;
-export { webCaptureOptions } from './session';
+export { webCaptureOptions, webSessionOptions } from './session';

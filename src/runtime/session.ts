@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../ir/builder';
 import { TargetName } from '../targets';
+import { ProviderLayout, recommendedSession } from '../targets/session-options';
 import { saveModel } from '../onnx/write';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
@@ -63,7 +64,9 @@ export async function openSession(
   const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...options };
   if (target !== 'cpu') {
     const why = await providerUnavailable(target);
-    if (!why) return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: [PROVIDER[target]] }), provider: PROVIDER[target] };
+    // the caller's provider entry carries provider options (the WebGPU layout); else the bare name
+    const providers = options.executionProviders?.length ? options.executionProviders : [PROVIDER[target]];
+    if (!why) return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: providers }), provider: PROVIDER[target] };
     warn(`sdc: the ${target} provider cannot start here (${why}); running on the CPU instead`);
   }
   return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
@@ -72,10 +75,33 @@ export async function openSession(
 /**
  * Session options for onnxruntime-web (browsers), where WebGPU graph capture exists: capture is asked
  * for only when sdc recorded the model as capturable (static shapes, no CPU-side shape work, no control
- * flow), with outputs kept on the GPU as capture requires; otherwise the reason is returned.
+ * flow), with outputs kept on the GPU as capture requires; otherwise the reason is returned. `layout`
+ * goes into the WebGPU provider entry (recommendedSession() reads it from the model).
  */
-export function webCaptureOptions(capture: { capturable: boolean; blockers: string[] } | null): { options: Record<string, unknown>; reason: string } {
-  if (!capture) return { options: { executionProviders: ['webgpu'] }, reason: 'not an sdc-compiled model: no capture report in its metadata' };
-  if (!capture.capturable) return { options: { executionProviders: ['webgpu'] }, reason: `not capturable: ${capture.blockers.slice(0, 3).join('; ')}${capture.blockers.length > 3 ? '; …' : ''}` };
-  return { options: { executionProviders: ['webgpu'], enableGraphCapture: true, preferredOutputLocation: 'gpu-buffer' }, reason: 'capturable: graph capture enabled (inputs must be GPU buffers too)' };
+export function webCaptureOptions(
+  capture: { capturable: boolean; blockers: string[] } | null,
+  layout?: ProviderLayout,
+): { options: Record<string, unknown>; reason: string } {
+  const providers = [layout ? { name: 'webgpu', preferredLayout: layout } : 'webgpu'];
+  if (!capture) return { options: { executionProviders: providers }, reason: 'not an sdc-compiled model: no capture report in its metadata' };
+  if (!capture.capturable) return { options: { executionProviders: providers }, reason: `not capturable: ${capture.blockers.slice(0, 3).join('; ')}${capture.blockers.length > 3 ? '; …' : ''}` };
+  return { options: { executionProviders: providers, enableGraphCapture: true, preferredOutputLocation: 'gpu-buffer' }, reason: 'capturable: graph capture enabled (inputs must be GPU buffers too)' };
+}
+
+/**
+ * Everything sdc recommends for opening a compiled model in onnxruntime-web on WebGPU, from its
+ * metadata (`inspect(...).metadata`, or the plugin's import object): provider layout, optimization
+ * level and, where the graph allows it, capture.
+ */
+export function webSessionOptions(metadata: Record<string, string>): { options: Record<string, unknown>; reasons: string[] } {
+  const rec = recommendedSession((k) => metadata[k], 'webgpu');
+  let capture: { capturable: boolean; blockers: string[] } | null = null;
+  try {
+    capture = JSON.parse(metadata['sdc.capture'] ?? 'null');
+  } catch {
+    capture = null;
+  }
+  const entry = rec.options.executionProviders[0];
+  const web = webCaptureOptions(capture, typeof entry === 'string' ? undefined : entry.preferredLayout);
+  return { options: { ...web.options, graphOptimizationLevel: rec.options.graphOptimizationLevel }, reasons: [...rec.reasons, web.reason] };
 }
