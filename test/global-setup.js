@@ -24,4 +24,7 @@ module.exports = async () => {
     execSync('npm run build', { cwd: root, stdio: 'inherit' });
     fs.utimesSync(built, new Date(), new Date());
   }
+  // Test files run in vm contexts whose process.env is a copy: the Vulkan loader reads the real
+  // environment, so SwiftShader is chosen here, before any worker starts (webgpu.test.ts).
+  require(path.join(root, 'dist', 'src', 'runtime', 'swiftshader.js')).useSwiftShader();
 };

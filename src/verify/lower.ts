@@ -3,20 +3,25 @@ import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { readModel } from '../onnx/read';
 import { writeModel } from '../onnx/write';
+import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
 
 /**
  * The oracle for GPU-only outputs (`--check` and the tests): rewrite the contrib ops sdc emits for
  * webgpu/cuda (NhwcConv, GroupNorm NHWC, SkipGroupNorm, BiasSplitGelu, BiasAdd) back into ops the CPU
  * runs, with their documented semantics, so the transformed graph — transposes sunk, weights re-laid
  * out, affines and SiLU folded — can be run and compared with the original model on a machine without
- * the GPU. It checks sdc's algebra, not the provider's kernels. Returns how many nodes were lowered.
+ * the GPU. It checks sdc's algebra, not the provider's kernels. `only` names the op types to lower
+ * instead (MultiHeadAttention is lowered only when named). Returns how many nodes were lowered.
  */
-export function lowerToCpu(src: string, out: string): number {
+export function lowerToCpu(src: string, out: string, only?: string[]): number {
   const model = readModel(src);
   const g = model.graph;
+  let facts: ShapeLookup | null = null;
+  const ctx = { opset: model.opset('') ?? 17, facts: () => (facts ??= analyzeShapes(model)) };
   let n = 0;
   for (const node of [...g.nodes]) {
     if (node.domain !== 'com.microsoft') continue;
+    if (only ? !only.includes(node.opType) : node.opType === 'MultiHeadAttention') continue;
     if (node.opType === 'SkipGroupNorm') {
       // Y = GroupNorm(X + skip), S = X + skip
       const sum = op(g, 'Add', [node.inputs[0], node.inputs[3]], node);
@@ -25,7 +30,7 @@ export function lowerToCpu(src: string, out: string): number {
     }
     const lowered = LOWERINGS[node.opType];
     if (!lowered) continue;
-    const result = lowered(g, node, model.opset('') ?? 17);
+    const result = lowered(g, node, ctx);
     result.type = node.outputs[0].type;
     g.replaceAllUsesWith(node.outputs[0], result);
     g.removeNode(node);
@@ -42,6 +47,11 @@ const T = (g: Graph, x: Value, perm: number[], before: Node) =>
 const op = (g: Graph, type: string, inputs: (Value | null)[], before: Node, attrs: Node['attrs'] extends Map<string, infer A> ? A[] : never = [], domain = '') =>
   g.addNode({ op: type, domain, inputs, outputs: [`lower_${type.toLowerCase()}`], attrs, before }).outputs[0];
 const constant = (g: Graph, name: string, dtype: DataType, dims: number[], values: ArrayLike<number> | ArrayLike<bigint>) => g.addInitializer(name, Tensor.fromValues(name, dtype, dims, values));
+
+interface LowerContext {
+  opset: number;
+  facts: () => ShapeLookup;
+}
 
 function nhwcConv(g: Graph, n: Node): Value {
   const w = n.inputs[1]!.constant!;
@@ -69,7 +79,7 @@ function groupNorm(g: Graph, n: Node): Value {
   return T(g, y, [0, 2, 3, 1], n);
 }
 
-function biasSplitGelu(g: Graph, n: Node, opset: number): Value {
+function biasSplitGelu(g: Graph, n: Node, { opset }: LowerContext): Value {
   const h = op(g, 'Add', [n.inputs[0], n.inputs[1]], n);
   // before opset 18 a Split with two outputs and no sizes already halves the axis
   const attrs = [{ name: 'axis', type: AttrType.INT as const, value: -1 }, ...(opset >= 18 ? [{ name: 'num_outputs', type: AttrType.INT as const, value: 2 }] : [])];
@@ -81,6 +91,32 @@ function biasAdd(g: Graph, n: Node): Value {
   return op(g, 'Add', [op(g, 'Add', [n.inputs[0], n.inputs[1]], n), n.inputs[2]], n);
 }
 
-const LOWERINGS: Record<string, (g: Graph, n: Node, opset: number) => Value> = {
+/**
+ * MultiHeadAttention with separate query/key/value ([B, S, N·H]) as its definition: per-head
+ * softmax(q·kᵀ·scale)·v. The CPU runs the fused op itself; this lowering is for providers whose
+ * kernel is in doubt (the WebGPU flash-attention path on SwiftShader), so the rest of the graph can
+ * still be checked on them.
+ */
+function multiHeadAttention(g: Graph, n: Node, { facts }: LowerContext): Value {
+  if (n.inputs.slice(3).some((v) => v && !v.omitted)) throw new Error(`cannot lower MultiHeadAttention '${n.name}': only query, key and value inputs are supported`);
+  const heads = n.int('num_heads')!;
+  const hidden = facts().get(n.inputs[0]!).shape?.[2]?.value;
+  if (facts().get(n.inputs[1]!).shape?.length !== 3) throw new Error(`cannot lower MultiHeadAttention '${n.name}': packed key/value are not supported`);
+  let scale = n.float('scale', 0);
+  if (!scale) {
+    if (typeof hidden !== 'number') throw new Error(`cannot lower MultiHeadAttention '${n.name}': its hidden size is unknown and it has no scale`);
+    scale = 1 / Math.sqrt(hidden / heads);
+  }
+  const split = constant(g, 'mha_split_heads', DataType.INT64, [4], [0n, 0n, BigInt(heads), -1n]);
+  const perHead = (x: Value | null) => T(g, op(g, 'Reshape', [x, split], n), [0, 2, 1, 3], n);
+  const [q, k, v] = [perHead(n.inputs[0]), perHead(n.inputs[1]), perHead(n.inputs[2])];
+  const scores = op(g, 'Mul', [op(g, 'MatMul', [q, T(g, k, [0, 1, 3, 2], n)], n), constant(g, 'mha_scale', DataType.FLOAT, [], [scale])], n);
+  const probs = op(g, 'Softmax', [scores], n, [{ name: 'axis', type: AttrType.INT, value: -1 }]);
+  const ctxHeads = T(g, op(g, 'MatMul', [probs, v], n), [0, 2, 1, 3], n);
+  return op(g, 'Reshape', [ctxHeads, constant(g, 'mha_merge_heads', DataType.INT64, [3], [0n, 0n, -1n])], n);
+}
+
+const LOWERINGS: Record<string, (g: Graph, n: Node, ctx: LowerContext) => Value> = {
   NhwcConv: nhwcConv, GroupNorm: groupNorm, SkipGroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd,
+  MultiHeadAttention: multiHeadAttention,
 };
