@@ -14,6 +14,7 @@ import { alternateRuns, median, pairedRatio, relError, spread, Spread } from '..
 import { load } from '../src/runtime';
 import { renderMarkdown } from './report';
 import { saveModel } from '../src/onnx/write';
+import { gpuBench } from './gpu';
 
 /**
  * `npm run bench [-- --quick]`: every figure side by side with its baseline in the same run, medians of
@@ -282,6 +283,9 @@ function renderOnly(): void {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--render-only')) return renderOnly();
+  const target = process.argv.find((a) => a.startsWith('--target='))?.slice(9) ?? (process.argv.includes('--target') ? process.argv[process.argv.indexOf('--target') + 1] : 'cpu');
+  if (target === 'webgpu') return gpuBench(process.argv.slice(2), ROOT);
+  if (target !== 'cpu') throw new Error(`--target ${target}: the benchmark runs on cpu or webgpu`);
   const quick = process.argv.includes('--quick');
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));

@@ -1,0 +1,206 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { compile } from '../src/compiler/compile';
+import { fixturesDir, sd15Model } from '../fixtures/materialize';
+import { terminalProgress } from '../src/compiler/progress';
+import { readModel } from '../src/onnx/read';
+import { SDC_VERSION } from '../src/compiler/version';
+import { syntheticFeeds } from '../src/runtime/feeds';
+import { Placement, profilePlacement } from '../src/runtime/placement';
+import { webgpuUnavailable } from '../src/runtime/session';
+import { useSwiftShader } from '../src/runtime/swiftshader';
+import { alternateRuns, pairedRatio, relError, spread, Spread } from '../src/runtime/timing';
+import { recommendedSession } from '../src/targets/session-options';
+
+/**
+ * `npm run bench -- --target webgpu [--quick] [--runs=N] [--only=TEXT,...] [--out=FILE]`: the models as
+ * exported and compiled by sdc (default, reduce-overhead) on onnxruntime's WebGPU provider, each
+ * variant alternated with the as-exported model in one process: ms per step with quartiles, the paired
+ * ratio, and kernels per step from one profiled call. Writes docs/benchmarks-gpu.md (and .json). On a
+ * machine without a GPU it runs on SwiftShader and says so; those timings measure a CPU, not a GPU.
+ */
+interface GpuSpec {
+  id: string;
+  file: () => string;
+  shapes: Record<string, number[]>;
+}
+
+interface GpuVariant {
+  name: string;
+  options: string;
+  compileMs?: number;
+  run?: Spread;
+  baselineRun?: Spread;
+  ratio?: Spread & { withinNoise: boolean };
+  placement?: Placement;
+  relError?: number;
+  failed?: string;
+}
+
+interface GpuResult {
+  date: string;
+  adapter: string;
+  machine: string;
+  versions: Record<string, string>;
+  command: string;
+  models: { id: string; shapes: Record<string, number[]>; variants: GpuVariant[] }[];
+}
+
+function specs(quick: boolean): GpuSpec[] {
+  const tiny = (s: string): GpuSpec => ({
+    id: `tiny ${s}`,
+    file: () => path.join(fixturesDir(), 'models', 'tiny', `unet_${s}.onnx`),
+    shapes: { sample: [2, 4, 32, 32], timestep: [2], encoder_hidden_states: [2, 16, 32] },
+  });
+  // one guidance step of SD1.5 at 512×512: batch 2 (cond + uncond), 64×64 latent, 77 tokens
+  const sd = (s: 'sdpa_op17' | 'vanilla_op17' | 'dynamo_op18'): GpuSpec => ({
+    id: `SD1.5 ${s}`,
+    file: () => sd15Model(s, terminalProgress()),
+    shapes: { sample: [2, 4, 64, 64], timestep: [2], encoder_hidden_states: [2, 77, 768] },
+  });
+  const all = [tiny('sdpa_op17'), tiny('vanilla_op17'), tiny('dynamo_op18'), sd('sdpa_op17'), sd('vanilla_op17')];
+  return quick ? all.slice(0, 3) : all;
+}
+
+/** The adapter's name: what the caller says, else the GPU's driver, else SwiftShader. */
+function adapterName(): string {
+  if (process.env.SDC_GPU_NAME) return process.env.SDC_GPU_NAME;
+  if (process.env.VK_ICD_FILENAMES?.includes('swiftshader')) return 'SwiftShader (Vulkan on the CPU; not a GPU)';
+  try {
+    return execFileSync('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader'], { encoding: 'utf8' }).trim().split('\n')[0];
+  } catch {
+    return 'unknown adapter';
+  }
+}
+
+const asExported: ort.InferenceSession.SessionOptions = { executionProviders: ['webgpu'], logSeverityLevel: 3 };
+
+async function benchModel(spec: GpuSpec, dir: string, runs: number, log: (s: string) => void): Promise<GpuResult['models'][number]> {
+  const src = spec.file();
+  const feeds = syntheticFeeds(new Map(Object.entries(spec.shapes)), new Map());
+  const base = path.join(dir, spec.id.replace(/\W+/g, '_'));
+  const variants: GpuVariant[] = [{ name: 'as exported', options: 'webgpu (provider defaults)' }];
+  log(`${spec.id}: as exported`);
+  const o = await ort.InferenceSession.create(src, asExported);
+  const reference = (await o.run(feeds)).out_sample as ort.Tensor;
+  variants[0].placement = await profilePlacement(src, feeds, asExported);
+  const origRuns: number[] = [];
+  for (const mode of ['default', 'reduce-overhead'] as const) {
+    const v: GpuVariant = { name: `sdc ${mode}`, options: '' };
+    variants.push(v);
+    try {
+      log(`${spec.id}: sdc ${mode}`);
+      const out = `${base}.${mode}.onnx`;
+      const t0 = performance.now();
+      compile(src, { output: out, mode, target: 'webgpu', shapes: mode === 'reduce-overhead' ? spec.shapes : null });
+      v.compileMs = performance.now() - t0;
+      const m = readModel(out, { allowMissingData: true });
+      const options = { logSeverityLevel: 3, ...recommendedSession((k) => m.getMetadata(k)).options } as ort.InferenceSession.SessionOptions;
+      v.options = JSON.stringify(options.executionProviders?.[0]);
+      const s = await ort.InferenceSession.create(out, options);
+      v.relError = relError(reference, (await s.run(feeds)).out_sample as ort.Tensor);
+      const [theirs, mine] = await alternateRuns([o, s], feeds, runs);
+      await s.release();
+      origRuns.push(...theirs);
+      v.run = spread(mine);
+      v.baselineRun = spread(theirs);
+      v.ratio = pairedRatio(theirs, mine);
+      v.placement = await profilePlacement(out, feeds, options);
+      for (const f of fs.readdirSync(dir)) if (f.startsWith(path.basename(out))) fs.rmSync(path.join(dir, f), { force: true });
+    } catch (e) {
+      v.failed = (e as Error).message.split('\n')[0].slice(0, 200);
+    }
+  }
+  await o.release();
+  variants[0].run = spread(origRuns);
+  return { id: spec.id, shapes: spec.shapes, variants };
+}
+
+const ms = (s?: Spread) => (s ? `${s.median.toFixed(1)} (${s.p25.toFixed(1)}–${s.p75.toFixed(1)})` : '—');
+
+function renderGpu(r: GpuResult): string {
+  const lines = [
+    '# sdc on the WebGPU provider',
+    '',
+    `Written by \`${r.command}\` on ${r.date.slice(0, 10)} (commit ${r.versions.commit}).`,
+    `Adapter: **${r.adapter}**. Machine: ${r.machine}. onnxruntime-node ${r.versions['onnxruntime-node']}, node ${r.versions.node}.`,
+    '',
+    'ms per step: median (quartiles) of runs alternated with the as-exported model in one process; ratio =',
+    'as exported / variant, paired per round, with its quartiles ("within noise" when they cross 1.0).',
+    'Kernels from one profiled call: dispatches are WebGPU kernels other than Reshape, Unsqueeze, Squeeze,',
+    'Flatten, Shape and Identity; CPU nodes and host↔device copies are what the provider could not keep on',
+    'the GPU. sdc variants are opened with the session options sdc recommends (`sdc inspect`).',
+    '',
+  ];
+  if (/swiftshader/i.test(r.adapter)) lines.push('**SwiftShader is a CPU implementation of Vulkan: these timings say nothing about a GPU; the kernel counts do.**', '');
+  for (const m of r.models) {
+    lines.push(`## ${m.id} (${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.join('×')}`).join(', ')})`, '');
+    lines.push('| variant | ms per step | ratio | dispatches | CPU nodes | copies | Transposes | kernels | rel. error vs as exported |');
+    lines.push('|---|---|---|---|---|---|---|---|---|');
+    for (const v of m.variants) {
+      if (v.failed) {
+        lines.push(`| ${v.name} | failed: ${v.failed} | | | | | | | |`);
+        continue;
+      }
+      const p = v.placement;
+      const ratio = v.ratio ? `${v.ratio.median.toFixed(2)}× (${v.ratio.p25.toFixed(2)}–${v.ratio.p75.toFixed(2)})${v.ratio.withinNoise ? ' within noise' : ''}` : '1';
+      lines.push(`| ${v.name} | ${ms(v.run)} | ${ratio} | ${p?.dispatches ?? '—'} | ${p?.cpuNodes.length ?? '—'} | ${p?.memcpy ?? '—'} | ${p?.transposes ?? '—'} | ${p?.kernels ?? '—'} | ${v.relError === undefined ? '' : v.relError.toExponential(1)} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export async function gpuBench(argv: string[], root: string): Promise<void> {
+  const quick = argv.includes('--quick');
+  const only = argv.find((a) => a.startsWith('--only='))?.slice(7);
+  const runsArg = argv.find((a) => a.startsWith('--runs='))?.slice(7);
+  const out = argv.find((a) => a.startsWith('--out='))?.slice(6) ?? path.join(root, 'docs', 'benchmarks-gpu.md');
+  const log = (s: string) => process.stderr.write(`[bench webgpu] ${s}\n`);
+  // a real GPU first; SwiftShader only where the provider finds no adapter without it
+  let why = await webgpuUnavailable();
+  if (why && !process.env.VK_ICD_FILENAMES && useSwiftShader()) {
+    log(`no WebGPU adapter (${why}); re-running on SwiftShader (the Vulkan loader reads its driver at start): the timings will measure this CPU`);
+    execFileSync(process.execPath, process.argv.slice(1), { stdio: 'inherit', env: process.env });
+    return;
+  }
+  if (why) throw new Error(`the WebGPU provider cannot start here: ${why}`);
+  const runs = Number(runsArg ?? (quick ? 3 : 10));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-gpu-'));
+  try {
+    const result: GpuResult = {
+      date: new Date().toISOString(),
+      adapter: adapterName(),
+      machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+      versions: { sdc: SDC_VERSION, node: process.version, 'onnxruntime-node': ort.env.versions.node ?? '?', commit: commitOf(root) },
+      command: `npm run bench -- --target webgpu${quick ? ' --quick' : ''}${runsArg ? ` --runs=${runsArg}` : ''}${only ? ` --only=${only}` : ''}`,
+      models: [],
+    };
+    const wanted = only?.split(',');
+    for (const spec of specs(quick).filter((s) => !wanted || wanted.some((w) => s.id.includes(w)))) {
+      try {
+        result.models.push(await benchModel(spec, dir, runs, log));
+      } catch (e) {
+        // one model that cannot run (memory, a missing file) is reported, and the others still run
+        result.models.push({ id: spec.id, shapes: spec.shapes, variants: [{ name: 'as exported', options: '', failed: (e as Error).message.split('\n')[0].slice(0, 200) }] });
+      }
+      fs.writeFileSync(out, renderGpu(result) + '\n');
+      fs.writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify(result, null, 2) + '\n');
+    }
+    log(`wrote ${out}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function commitOf(root: string): string {
+  if (process.env.SDC_COMMIT) return process.env.SDC_COMMIT;
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
