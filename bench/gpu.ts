@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { compile } from '../src/compiler/compile';
-import { fixturesDir, sd15Model } from '../fixtures/materialize';
+import { fixturesDir, materialize, modelCacheDir, sd15Model } from '../fixtures/materialize';
 import { terminalProgress } from '../src/compiler/progress';
 import { readModel } from '../src/onnx/read';
 import { SDC_VERSION } from '../src/compiler/version';
@@ -26,6 +26,8 @@ interface GpuSpec {
   id: string;
   file: () => string;
   shapes: Record<string, number[]>;
+  /** the peer's fused output of the same UNet, run with the provider's defaults */
+  peer?: () => string;
 }
 
 interface GpuVariant {
@@ -60,9 +62,15 @@ function specs(quick: boolean): GpuSpec[] {
     id: `SD1.5 ${s}`,
     file: () => sd15Model(s, terminalProgress()),
     shapes: { sample: [2, 4, 64, 64], timestep: [2], encoder_hidden_states: [2, 77, 768] },
+    peer: s === 'sdpa_op17' ? peerModel : undefined,
   });
   const all = [tiny('sdpa_op17'), tiny('vanilla_op17'), tiny('dynamo_op18'), sd('sdpa_op17'), sd('vanilla_op17')];
   return quick ? all.slice(0, 3) : all;
+}
+
+/** The peer's WebGPU output for SD1.5 (fixtures/models/peer), with synthetic weights of its own. */
+function peerModel(): string {
+  return materialize(path.join(fixturesDir(), 'models', 'peer', 'sd15_unet_vanilla_op17.ortopt_webgpu.graph.onnx'), null, path.join(modelCacheDir(), 'sd15_peer_webgpu'));
 }
 
 /** The adapter's name: what the caller says, else the GPU's driver, else SwiftShader. */
@@ -88,28 +96,48 @@ async function benchModel(spec: GpuSpec, dir: string, runs: number, log: (s: str
   const reference = (await o.run(feeds)).out_sample as ort.Tensor;
   variants[0].placement = await profilePlacement(src, feeds, asExported);
   const origRuns: number[] = [];
+  const measure = async (v: GpuVariant, file: string, options: ort.InferenceSession.SessionOptions, comparable: boolean) => {
+    v.options = JSON.stringify(options.executionProviders?.[0]);
+    const s = await ort.InferenceSession.create(file, options);
+    const first = (await s.run(feeds)).out_sample as ort.Tensor;
+    if (comparable) v.relError = relError(reference, first);
+    const [theirs, mine] = await alternateRuns([o, s], feeds, runs);
+    await s.release();
+    origRuns.push(...theirs);
+    v.run = spread(mine);
+    v.baselineRun = spread(theirs);
+    v.ratio = pairedRatio(theirs, mine);
+    v.placement = await profilePlacement(file, feeds, options);
+  };
   for (const mode of ['default', 'reduce-overhead'] as const) {
     const v: GpuVariant = { name: `sdc ${mode}`, options: '' };
     variants.push(v);
+    const out = `${base}.${mode}.onnx`;
     try {
       log(`${spec.id}: sdc ${mode}`);
-      const out = `${base}.${mode}.onnx`;
       const t0 = performance.now();
       compile(src, { output: out, mode, target: 'webgpu', shapes: mode === 'reduce-overhead' ? spec.shapes : null });
       v.compileMs = performance.now() - t0;
       const m = readModel(out, { allowMissingData: true });
       const options = { logSeverityLevel: 3, ...recommendedSession((k) => m.getMetadata(k)).options } as ort.InferenceSession.SessionOptions;
-      v.options = JSON.stringify(options.executionProviders?.[0]);
-      const s = await ort.InferenceSession.create(out, options);
-      v.relError = relError(reference, (await s.run(feeds)).out_sample as ort.Tensor);
-      const [theirs, mine] = await alternateRuns([o, s], feeds, runs);
-      await s.release();
-      origRuns.push(...theirs);
-      v.run = spread(mine);
-      v.baselineRun = spread(theirs);
-      v.ratio = pairedRatio(theirs, mine);
-      v.placement = await profilePlacement(out, feeds, options);
-      for (const f of fs.readdirSync(dir)) if (f.startsWith(path.basename(out))) fs.rmSync(path.join(dir, f), { force: true });
+      await measure(v, out, options, true);
+      if (mode === 'reduce-overhead') {
+        // the provider's own layout, for max-autotune's choice: NHWC Conv kernels with Transposes around them
+        const nhwc: GpuVariant = { name: 'sdc reduce-overhead, preferredLayout NHWC', options: '' };
+        variants.push(nhwc);
+        await measure(nhwc, out, { ...options, executionProviders: [{ name: 'webgpu', preferredLayout: 'NHWC' }] } as ort.InferenceSession.SessionOptions, true);
+      }
+    } catch (e) {
+      v.failed = (e as Error).message.split('\n')[0].slice(0, 200);
+    }
+    for (const f of fs.readdirSync(dir)) if (f.startsWith(path.basename(out))) fs.rmSync(path.join(dir, f), { force: true });
+  }
+  if (spec.peer) {
+    const v: GpuVariant = { name: 'peer: onnxruntime transformers optimizer (vanilla export, its own weights)', options: '' };
+    variants.push(v);
+    try {
+      log(`${spec.id}: peer`);
+      await measure(v, spec.peer(), asExported, false);
     } catch (e) {
       v.failed = (e as Error).message.split('\n')[0].slice(0, 200);
     }
@@ -147,7 +175,7 @@ function renderGpu(r: GpuResult): string {
       }
       const p = v.placement;
       const ratio = v.ratio ? `${v.ratio.median.toFixed(2)}× (${v.ratio.p25.toFixed(2)}–${v.ratio.p75.toFixed(2)})${v.ratio.withinNoise ? ' within noise' : ''}` : '1';
-      lines.push(`| ${v.name} | ${ms(v.run)} | ${ratio} | ${p?.dispatches ?? '—'} | ${p?.cpuNodes.length ?? '—'} | ${p?.memcpy ?? '—'} | ${p?.transposes ?? '—'} | ${p?.kernels ?? '—'} | ${v.relError === undefined ? '' : v.relError.toExponential(1)} |`);
+      lines.push(`| ${v.name} | ${ms(v.run)} | ${ratio} | ${p?.dispatches ?? '—'} | ${p?.cpuNodes.length ?? '—'} | ${p?.memcpy ?? '—'} | ${p?.transposes ?? '—'} | ${p?.kernels ?? '—'} | ${v.relError === undefined ? (v.name.startsWith('peer') ? 'n/a (other weights)' : '') : v.relError.toExponential(1)} |`);
     }
     lines.push('');
   }

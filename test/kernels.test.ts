@@ -23,6 +23,7 @@ const SINGLE_OP: Record<string, { opset?: number; make: Make }> = {
   'com.microsoft::NhwcConv': { make: (b, dt) => b.op('NhwcConv', [b.input('x', [1, 4, 4, 3], dt), b.const('w', [8, 3, 3, 3], new Float32Array(216), dt)], { kernel_shape: [3, 3] }, { domain: 'com.microsoft' }) },
   'com.microsoft::BiasSplitGelu': { make: (b, dt) => b.op('BiasSplitGelu', [b.input('x', [1, 2, 2560], dt), b.const('bias', [2560], new Float32Array(2560), dt)], {}, { domain: 'com.microsoft' }) },
   'com.microsoft::BiasAdd': { make: (b, dt) => b.op('BiasAdd', [b.input('x', [1, 2, 320], dt), b.const('bias', [320], new Float32Array(320), dt), b.input('s', [1, 2, 320], dt)], {}, { domain: 'com.microsoft' }) },
+  'ai.onnx::Split': { make: (b, dt) => b.op('Split', [b.input('x', [8], dt), b.ints('sizes', [4, 4])], { axis: 0 }, { outputs: 2 }) },
   'ai.onnx::LayerNormalization': { make: (b, dt) => b.op('LayerNormalization', [b.input('x', [1, 2, 8], dt), b.const('g', [8], new Float32Array(8), dt), b.const('bt', [8], new Float32Array(8), dt)], { axis: -1 }) },
   'com.microsoft::SkipLayerNormalization': { make: (b, dt) => b.op('SkipLayerNormalization', [b.input('x', [1, 2, 8], dt), b.input('s', [1, 2, 8], dt), b.const('g', [8], new Float32Array(8), dt), b.const('bt', [8], new Float32Array(8), dt)], {}, { domain: 'com.microsoft' }) },
   'ai.onnx::Gelu': { opset: 20, make: (b, dt) => b.op('Gelu', [b.input('x', [4], dt)]) },

@@ -138,13 +138,16 @@ test('a wrong input type, an unknown or missing input, and run() after release()
   await expect(m.run(feeds)).rejects.toThrow(/run\(\) after release\(\)/);
 });
 
-test('target webgpu without an adapter: one warning, compiled for and run on the CPU', async () => {
+test('target webgpu: on the WebGPU provider where it starts, else one warning and the CPU', async () => {
   const { webgpuUnavailable } = await import('../src/runtime/session');
+  const { usingSwiftShader } = await import('../src/runtime/swiftshader');
   const why = await webgpuUnavailable();
   const warnings: string[] = [];
   const m = await load(MODEL, { target: 'webgpu', cacheDir: path.join(dir, 'webgpu'), warn: (w) => warnings.push(w) });
   const feeds = unetFeeds(1, 32, 16, 32);
-  expect(relError((await runModel(MODEL, feeds)).out_sample, (await m.run(feeds)).out_sample)).toBeLessThan(1e-4);
+  const err = relError((await runModel(MODEL, feeds)).out_sample, (await m.run(feeds)).out_sample);
+  // SwiftShader's flash-attention MultiHeadAttention is wrong for queries ≥ 32 (docs/webgpu.md); webgpu.test checks the rest there
+  expect(err).toBeLessThan(!why && usingSwiftShader() ? 5e-2 : 1e-4);
   if (why) {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/WebGPU provider cannot start here.*running on the CPU/);

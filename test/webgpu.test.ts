@@ -78,3 +78,23 @@ test('the MultiHeadAttention lowering computes the fused op (on the CPU, where t
   expect(readModel(lowered).graph.nodes.some((n) => n.opType === 'MultiHeadAttention')).toBe(false);
   expect(relError((await runModel(out, feeds)).out_sample, (await runModel(lowered, feeds)).out_sample)).toBeLessThan(1e-5);
 });
+
+test('Split: the most outputs the target table allows run on the WebGPU provider, and more do not', async () => {
+  if (!(await ready)) return;
+  const { ModelBuilder } = await import('../src/ir/builder');
+  const { saveModel } = await import('../src/onnx/write');
+  const { parseTarget } = await import('../src/targets');
+  const webgpu = parseTarget('webgpu');
+  const most = [...Array(16).keys()].filter((n) => n > 0 && !webgpu.accepts('', 'Split', { sizes: { outputs: n } })).pop()!;
+  const run = async (n: number) => {
+    const b = new ModelBuilder();
+    const outs = b.opN('Split', [b.input('x', [n * 4]), b.ints('sizes', new Array(n).fill(4))], { axis: 0 }, { outputs: n });
+    for (const o of outs) b.output(o, [4]);
+    const file = saveModel(b.model, path.join(dir, `split${n}.onnx`));
+    const r = await runModel(file, { x: new ort.Tensor('float32', Float32Array.from({ length: n * 4 }, (_, i) => i), [n * 4]) }, { executionProviders: ['webgpu'] });
+    return Object.values(r).map((t) => (t.data as Float32Array)[0]);
+  };
+  expect(await run(most)).toEqual([...Array(most).keys()].map((i) => i * 4));
+  // SwiftShader binds 12 storage buffers per stage: input + 12 outputs cannot run there
+  if (process.env.VK_ICD_FILENAMES?.includes('swiftshader')) await expect(run(12)).rejects.toThrow(/storage buffers/);
+});

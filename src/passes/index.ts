@@ -1,12 +1,13 @@
 import { rulePass } from '../rewrite/driver';
 import { Pass } from '../rewrite/pass';
-import { ATTENTION, BIAS_ADD, GELU, GROUP_NORM, LAYER_NORM } from '../rules';
+import { ATTENTION, BIAS_ADD, CHANNEL_AFFINE, GELU, GROUP_NORM, LAYER_NORM } from '../rules';
 import { captureHints } from './capture-hints';
 import { channelsLast } from './channels-last';
 import { eliminateDead } from './eliminate-dead';
 import { eliminateDuplicates } from './eliminate-duplicates';
 import { eliminateNoops } from './eliminate-noops';
 import { foldConstants } from './fold-constants';
+import { mergeProjections } from './merge-projections';
 import { simplifyShapes } from './simplify-shapes';
 import { specializeShapes } from './specialize-shapes';
 
@@ -16,8 +17,8 @@ import { specializeShapes } from './specialize-shapes';
  */
 export const ALL_PASSES: Pass[] = [
   specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead,
-  rulePass(ATTENTION), rulePass(GROUP_NORM), rulePass(LAYER_NORM), rulePass(GELU), rulePass(BIAS_ADD),
-  channelsLast, captureHints,
+  rulePass(ATTENTION), rulePass(GROUP_NORM), rulePass(CHANNEL_AFFINE), rulePass(LAYER_NORM), rulePass(GELU), rulePass(BIAS_ADD),
+  mergeProjections, channelsLast, captureHints,
 ];
 
 export function passByName(name: string): Pass | undefined {

@@ -161,6 +161,8 @@ export function rulePass(set: RuleSet): Pass {
     name: set.name,
     description: set.description,
     appliesTo(target: Target) {
+      const own = set.appliesTo?.(target);
+      if (own) return own;
       const probe: RuleContext = { model: null as never, graph: null as never, target, opset: 0, shapes: NO_SHAPES };
       const reasons = set.rules.map((r) => missingKernelStatic(r, probe));
       return reasons.every((x) => x !== null) ? reasons[0] : null;

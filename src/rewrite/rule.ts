@@ -74,6 +74,8 @@ export interface RuleSet {
   description: string;
   rules: Rule[];
   anchors?: Anchor[];
+  /** Why the set is not worth running on a target whose kernels could run it (null: it is). */
+  appliesTo?(target: Target): string | null;
 }
 
 /** `com.microsoft::GroupNorm` → ['com.microsoft', 'GroupNorm']; ai.onnx is the default domain ''. */

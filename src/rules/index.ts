@@ -2,6 +2,7 @@ import { RuleSet } from '../rewrite/rule';
 import { attention } from './attention';
 import { biasAdd } from './bias-add';
 import { biasSplitGelu } from './bias-split-gelu';
+import { channelAffine } from './channel-affine';
 import { gelu } from './gelu';
 import { groupNorm } from './group-norm';
 import { groupNormSilu } from './group-norm-silu';
@@ -31,6 +32,14 @@ export const GROUP_NORM: RuleSet = {
   anchors: [{ op: 'InstanceNormalization', reason: 'not Reshape → InstanceNormalization → Reshape' }],
 };
 
+export const CHANNEL_AFFINE: RuleSet = {
+  name: 'fuse-channel-affine',
+  description: 'per-channel x·γ + β (a GroupNorm\'s affine where no GroupNorm kernel takes it) → BatchNormalization (webgpu)',
+  rules: [channelAffine],
+  // a dispatch saved per site matters where every kernel is a GPU dispatch; cuda's GroupNorm takes the affine
+  appliesTo: (target) => (target.name === 'webgpu' ? null : `on ${target.name} the two elementwise ops are not worth a rewrite (only webgpu dispatches each)`),
+};
+
 export const LAYER_NORM: RuleSet = {
   name: 'fuse-layer-norm',
   description: 'decomposed LayerNorm → LayerNormalization; residual Add + LayerNormalization → SkipLayerNormalization',
@@ -50,4 +59,4 @@ export const BIAS_ADD: RuleSet = {
   rules: [biasAdd],
 };
 
-export const RULE_SETS: RuleSet[] = [ATTENTION, GROUP_NORM, LAYER_NORM, GELU, BIAS_ADD];
+export const RULE_SETS: RuleSet[] = [ATTENTION, GROUP_NORM, CHANNEL_AFFINE, LAYER_NORM, GELU, BIAS_ADD];

@@ -17,3 +17,8 @@ export function useSwiftShader(icd = SWIFTSHADER_ICD): string | null {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   return icd;
 }
+
+/** Is the Vulkan loader pointed at SwiftShader (so WebGPU numbers carry its known kernel faults)? */
+export function usingSwiftShader(): boolean {
+  return /swiftshader/i.test(process.env.VK_ICD_FILENAMES ?? '');
+}

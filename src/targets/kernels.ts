@@ -53,6 +53,10 @@ export const KERNELS: Record<string, OpEntry> = {
     note: 'channels: the CUDA kernel\'s; webgpu held to the same',
   },
   'ai.onnx::LayerNormalization': { targets: everywhere(F32_F16, F32_F16) },
+  'ai.onnx::Split': {
+    targets: { cpu: { dtypes: F32_F16 }, webgpu: { dtypes: F32_F16, sizes: { outputs: [1, 2, 3, 4, 5, 6, 7] } }, cuda: { dtypes: F32_F16 } },
+    note: 'webgpu: one shader binds the input and every output, and WebGPU guarantees 8 storage buffers per stage (SwiftShader: 12; 13 fails the session run)',
+  },
   'com.microsoft::SkipLayerNormalization': { targets: everywhere(F32, F32_F16) },
   'ai.onnx::Gelu': { targets: everywhere(F32_F16, F32_F16), note: 'opset 20' },
   'com.microsoft::Gelu': { targets: everywhere(F32, F32_F16) },
