@@ -20,6 +20,7 @@ test.each(CASES)('--check passes the real tiny %s compiled for %s, and says wher
   const webgpu = target === 'webgpu' && !(await webgpuUnavailable());
   expect(r.check!.ranOn).toEqual(target === 'cuda' ? 'cpu (GPU-only ops lowered to CPU ops)' : webgpu ? expect.stringMatching(/^webgpu/) : 'cpu');
   if (target === 'cuda') expect(r.loaded!.by).toMatch(/^structure only: .*NhwcConv.* no CPU kernel/);
+  else if (target === 'webgpu') expect(r.loaded!.by).toMatch(webgpu ? /^onnxruntime webgpu$/ : /^structure only: .*no CPU kernel|^onnxruntime cpu$/);
   else expect(r.loaded!.by).toBe('onnxruntime cpu');
   expect(fs.existsSync(out)).toBe(true);
   expect(fs.readdirSync(path.dirname(out))).toEqual(['unet.onnx']); // no staging folder left behind

@@ -298,6 +298,14 @@ export class ShapeAnalysis implements ShapeLookup {
           const q = x.shape;
           return [{ dtype: x.dtype, shape: q && v && q.length === 3 && v.length === 3 ? [q[0], q[1], v[2]] : null, content: null, constant: null }];
         }
+        case 'Attention': {
+          // packed weights [C, q+k+v]: the output has v's width
+          const w = n.inputs[1]?.constant;
+          const sizes = n.ints('qkv_hidden_sizes');
+          const width = sizes?.[2] ?? (w && w.dims.length === 2 ? w.dims[1] / 3 : null);
+          const q = x.shape;
+          return [{ dtype: x.dtype, shape: q && q.length === 3 && width ? [q[0], q[1], Sym.const(width)] : null, content: null, constant: null }, UNKNOWN];
+        }
         case 'Gelu':
         case 'FastGelu':
         case 'BiasGelu':

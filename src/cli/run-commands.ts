@@ -106,7 +106,8 @@ export async function placementCommand(
     const r = { target, available: false, reason: why };
     return o.json ? JSON.stringify(r, null, 2) : `placement on ${target}: not measured: the ${target} provider cannot start here (${why})`;
   }
-  const rec = m.getMetadata('sdc.target') ? recommendedSession((k) => m.getMetadata(k), target) : recommendedSession(() => undefined, target);
+  // an sdc output opens as sdc recommends; any other model with the provider's own defaults
+  const rec = m.getMetadata('sdc.target') ? recommendedSession((k) => m.getMetadata(k), target) : { options: { executionProviders: [target] } };
   const placement = await profilePlacement(model, syntheticFeeds(shapes, types), rec.options as ort.InferenceSession.SessionOptions);
   const facts = placement.cpuNodes.length ? analyzeShapes(m, m.graph) : null;
   const fallbacks = placement.cpuNodes.map((n) => ({ ...n, why: cpuReason(m, facts!, n.name, n.op, target) }));

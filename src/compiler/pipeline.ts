@@ -14,7 +14,7 @@ export type Step = string | { repeat: string[]; max: number };
 const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'], max: 4 };
 
 /** Fusions run on a cleaned graph; group norms before layer norms so the residual Adds are settled. */
-const FUSIONS: Step[] = ['fuse-attention', 'fuse-group-norm', 'fuse-channel-affine', 'fuse-layer-norm', 'fuse-gelu', 'fuse-bias-add', 'merge-projections', 'channels-last'];
+const FUSIONS: Step[] = ['fuse-attention', 'fuse-packed-attention', 'fuse-group-norm', 'fuse-channel-affine', 'fuse-layer-norm', 'fuse-gelu', 'fuse-bias-add', 'merge-projections', 'channels-last'];
 
 /** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
 export const MODE_PIPELINES: Record<Mode, Step[]> = {

@@ -1,6 +1,6 @@
 import { rulePass } from '../rewrite/driver';
 import { Pass } from '../rewrite/pass';
-import { ATTENTION, BIAS_ADD, CHANNEL_AFFINE, GELU, GROUP_NORM, LAYER_NORM } from '../rules';
+import { ATTENTION, BIAS_ADD, CHANNEL_AFFINE, GELU, GROUP_NORM, LAYER_NORM, PACKED_ATTENTION } from '../rules';
 import { captureHints } from './capture-hints';
 import { channelsLast } from './channels-last';
 import { eliminateDead } from './eliminate-dead';
@@ -17,7 +17,7 @@ import { specializeShapes } from './specialize-shapes';
  */
 export const ALL_PASSES: Pass[] = [
   specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead,
-  rulePass(ATTENTION), rulePass(GROUP_NORM), rulePass(CHANNEL_AFFINE), rulePass(LAYER_NORM), rulePass(GELU), rulePass(BIAS_ADD),
+  rulePass(ATTENTION), rulePass(PACKED_ATTENTION), rulePass(GROUP_NORM), rulePass(CHANNEL_AFFINE), rulePass(LAYER_NORM), rulePass(GELU), rulePass(BIAS_ADD),
   mergeProjections, channelsLast, captureHints,
 ];
 

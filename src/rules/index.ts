@@ -7,6 +7,7 @@ import { gelu } from './gelu';
 import { groupNorm } from './group-norm';
 import { groupNormSilu } from './group-norm-silu';
 import { layerNorm } from './layer-norm';
+import { packedAttention } from './packed-attention';
 import { skipGroupNorm } from './skip-group-norm';
 import { skipLayerNorm } from './skip-layer-norm';
 
@@ -23,6 +24,13 @@ export const ATTENTION: RuleSet = {
     { op: 'Softmax', reason: 'not softmax(scale·QKᵀ [+ mask]) V with a single reader at each step (pattern did not match)' },
     { op: 'Attention', reason: 'already a fused ai.onnx::Attention (opset 23), runs on every target', counter: 'alreadyFused' },
   ],
+};
+
+export const PACKED_ATTENTION: RuleSet = {
+  name: 'fuse-packed-attention',
+  description: 'self-attention MultiHeadAttention(x·Wq, x·Wk, x·Wv) → com.microsoft Attention with packed weights (webgpu)',
+  rules: [packedAttention],
+  appliesTo: (target) => (target.name === 'webgpu' ? null : `on ${target.name} three projections cost no dispatches worth repacking the weights`),
 };
 
 export const GROUP_NORM: RuleSet = {
@@ -59,4 +67,4 @@ export const BIAS_ADD: RuleSet = {
   rules: [biasAdd],
 };
 
-export const RULE_SETS: RuleSet[] = [ATTENTION, GROUP_NORM, CHANNEL_AFFINE, LAYER_NORM, GELU, BIAS_ADD];
+export const RULE_SETS: RuleSet[] = [ATTENTION, PACKED_ATTENTION, GROUP_NORM, CHANNEL_AFFINE, LAYER_NORM, GELU, BIAS_ADD];

@@ -48,6 +48,10 @@ export class Target {
       const got = use.sizes?.[size];
       if (got === null || got === undefined || !allowed.includes(got)) return `${name} takes ${size} ${allowed.join('/')} (got ${got ?? 'unknown'})`;
     }
+    for (const [size, step] of Object.entries(k.multiples ?? {})) {
+      const got = use.sizes?.[size];
+      if (got === null || got === undefined || got % step !== 0) return `${name} takes ${size} a multiple of ${step} (got ${got ?? 'unknown'})`;
+    }
     if (use.layout && k.layouts && !k.layouts.includes(use.layout)) return `${name} computes in ${k.layouts.join('/')}, not ${use.layout}`;
     return null;
   }
@@ -62,6 +66,7 @@ function cell(k: Kernel | undefined): string {
   if (!k) return 'no';
   const parts = [k.dtypes.map(typeName).join('/')];
   for (const [size, allowed] of Object.entries(k.sizes ?? {})) parts.push(`${size} ${allowed.join('/')}`);
+  for (const [size, step] of Object.entries(k.multiples ?? {})) parts.push(`${size} multiple of ${step}`);
   if (k.layouts) parts.push(k.layouts.join('/'));
   return `yes: ${parts.join('; ')}`;
 }

@@ -18,6 +18,8 @@ export interface Kernel {
   dtypes: DataType[];
   /** Named sizes the kernel is limited to (BiasAdd channels, BiasSplitGelu hidden size); absent: any. */
   sizes?: Record<string, number[]>;
+  /** Named sizes the kernel needs to be a multiple of (its shader's vector width). */
+  multiples?: Record<string, number>;
   /** Memory layouts the kernel computes in; absent: the op's standard layout. */
   layouts?: Layout[];
   note?: string;
@@ -45,12 +47,12 @@ export const KERNELS: Record<string, OpEntry> = {
   'com.microsoft::SkipGroupNorm': { targets: { cuda: { dtypes: F32_F16, layouts: ['NHWC'] } }, note: 'webgpu: session creation fails' },
   'com.microsoft::NhwcConv': { targets: { cuda: { dtypes: F32_F16, layouts: ['NHWC'] } }, note: 'webgpu: session creation fails' },
   'com.microsoft::BiasSplitGelu': {
-    targets: { webgpu: { dtypes: F32_F16, sizes: { hidden: [2560, 5120, 10240] } }, cuda: { dtypes: F32_F16, sizes: { hidden: [2560, 5120, 10240] } } },
-    note: 'hidden sizes: the CUDA kernel\'s; webgpu held to the sizes verified on SD1.5',
+    targets: { webgpu: { dtypes: F32_F16, multiples: { hidden: 8 } }, cuda: { dtypes: F32_F16, sizes: { hidden: [2560, 5120, 10240] } } },
+    note: 'hidden sizes: the CUDA kernel\'s; webgpu computes any hidden size that is a multiple of 8 (vec4 halves; measured on SwiftShader, others fail at run time)',
   },
   'com.microsoft::BiasAdd': {
-    targets: { webgpu: { dtypes: F32_F16, sizes: { channels: [320, 640, 1280] } }, cuda: { dtypes: F32_F16, sizes: { channels: [320, 640, 1280] } } },
-    note: 'channels: the CUDA kernel\'s; webgpu held to the same',
+    targets: { webgpu: { dtypes: F32_F16 }, cuda: { dtypes: F32_F16, sizes: { channels: [320, 640, 1280] } } },
+    note: 'channels: the CUDA kernel\'s; webgpu computes any channel count (measured on SwiftShader: 1 to 2048)',
   },
   'ai.onnx::LayerNormalization': { targets: everywhere(F32_F16, F32_F16) },
   'ai.onnx::Split': {

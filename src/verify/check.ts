@@ -125,6 +125,9 @@ function difference(a: ort.Tensor, b: ort.Tensor): { max: number; mean: number }
  * exists; otherwise, and for cuda, on the CPU with the GPU-only ops lowered to CPU ops of the same
  * semantics) on `sets` input sets, and compare every output.
  */
+/** com.microsoft ops that take WebGPU's flash-attention path */
+const ATTENTION_OPS = ['MultiHeadAttention', 'Attention'];
+
 export async function checkOutput(original: string, compiled: string, o: CheckOptions): Promise<CheckReport> {
   const model = readModel(original);
   const { dims, derived } = checkDims(model, o.shapes, original);
@@ -135,13 +138,13 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
 
   if (o.target === 'webgpu' && !(await webgpuUnavailable())) {
     ranOn = 'webgpu';
-    if (usingSwiftShader() && readModel(compiled, { allowMissingData: true }).graph.nodes.some((n) => n.opType === 'MultiHeadAttention')) {
+    if (usingSwiftShader() && readModel(compiled, { allowMissingData: true }).graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
       // SwiftShader runs WebGPU's flash-attention kernel wrongly for queries ≥ 32 (docs/webgpu.md):
       // check everything else on the provider, with attention as its definition
       scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
       runFile = path.join(scratch, 'mha-lowered.onnx');
-      lowerToCpu(compiled, runFile, ['MultiHeadAttention']);
-      ranOn = 'webgpu (SwiftShader; MultiHeadAttention lowered)';
+      lowerToCpu(compiled, runFile, ATTENTION_OPS);
+      ranOn = 'webgpu (SwiftShader; attention lowered)';
     }
   } else if (cpuLacks(compiled).length) {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
@@ -192,13 +195,18 @@ function cpuLacks(file: string): string[] {
  * opens has checked every op, attribute and shape); an output with GPU-only ops was validated when it
  * was staged. An output onnxruntime refuses is a bug in sdc, unless onnxruntime refuses the input too.
  */
-export async function loadStaged(input: string, staged: StagedOutput): Promise<LoadReport> {
+export async function loadStaged(input: string, staged: StagedOutput, target: TargetName = 'cpu'): Promise<LoadReport> {
   const needGpu = cpuLacks(staged.modelFile);
-  if (needGpu.length) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel` };
-  const open = (file: string) => ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
+  // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
+  const onGpu = target === 'webgpu' && !(await webgpuUnavailable());
+  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel` };
+  const meta = readModel(staged.modelFile, { allowMissingData: true });
+  const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), 'webgpu').options.executionProviders : ['cpu'];
+  const open = (file: string) =>
+    ort.InferenceSession.create(file, { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
   try {
     await open(staged.modelFile);
-    return { by: 'onnxruntime cpu' };
+    return { by: `onnxruntime ${onGpu ? 'webgpu' : 'cpu'}` };
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
     try {
@@ -229,7 +237,7 @@ export async function compileChecked(input: string, opts: CheckedCompileOptions)
   const out: CheckedReport = report;
   if (staged) {
     try {
-      out.loaded = await loadStaged(input, staged);
+      out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu');
       if (opts.check) {
         opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
         out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.shapes, target: report.target, tolerance: opts.checkTolerance });

@@ -21,7 +21,7 @@ export function lowerToCpu(src: string, out: string, only?: string[]): number {
   let n = 0;
   for (const node of [...g.nodes]) {
     if (node.domain !== 'com.microsoft') continue;
-    if (only ? !only.includes(node.opType) : node.opType === 'MultiHeadAttention') continue;
+    if (only ? !only.includes(node.opType) : ['MultiHeadAttention', 'Attention'].includes(node.opType)) continue;
     if (node.opType === 'SkipGroupNorm') {
       // Y = GroupNorm(X + skip), S = X + skip
       const sum = op(g, 'Add', [node.inputs[0], node.inputs[3]], node);
@@ -99,17 +99,35 @@ function biasAdd(g: Graph, n: Node): Value {
  */
 function multiHeadAttention(g: Graph, n: Node, { facts }: LowerContext): Value {
   if (n.inputs.slice(3).some((v) => v && !v.omitted)) throw new Error(`cannot lower MultiHeadAttention '${n.name}': only query, key and value inputs are supported`);
-  const heads = n.int('num_heads')!;
-  const hidden = facts().get(n.inputs[0]!).shape?.[2]?.value;
   if (facts().get(n.inputs[1]!).shape?.length !== 3) throw new Error(`cannot lower MultiHeadAttention '${n.name}': packed key/value are not supported`);
+  const hidden = facts().get(n.inputs[0]!).shape?.[2]?.value;
+  return attentionCore(g, n, n.inputs[0]!, n.inputs[1]!, n.inputs[2]!, typeof hidden === 'number' ? hidden : null);
+}
+
+/** com.microsoft Attention with packed weights: x·W + b split into q, k, v, then the same definition. */
+function packedAttention(g: Graph, n: Node): Value {
+  if (n.inputs.slice(3).some((v) => v && !v.omitted)) throw new Error(`cannot lower Attention '${n.name}': only input, weights and bias are supported`);
+  const w = n.inputs[1]!.constant!;
+  const sizes = n.ints('qkv_hidden_sizes') ?? [w.dims[1] / 3, w.dims[1] / 3, w.dims[1] / 3];
+  let qkv = op(g, 'MatMul', [n.inputs[0], n.inputs[1]], n);
+  if (n.inputs[2] && !n.inputs[2].omitted) qkv = op(g, 'Add', [qkv, n.inputs[2]], n);
+  const split = g.addNode({
+    op: 'Split', inputs: [qkv, constant(g, 'attn_sizes', DataType.INT64, [3], sizes.map(BigInt))], outputs: ['lower_q', 'lower_k', 'lower_v'],
+    attrs: [{ name: 'axis', type: AttrType.INT, value: -1 }], before: n,
+  });
+  return attentionCore(g, n, split.outputs[0], split.outputs[1], split.outputs[2], sizes[0]);
+}
+
+function attentionCore(g: Graph, n: Node, query: Value, key: Value, value: Value, hidden: number | null): Value {
+  const heads = n.int('num_heads')!;
   let scale = n.float('scale', 0);
   if (!scale) {
-    if (typeof hidden !== 'number') throw new Error(`cannot lower MultiHeadAttention '${n.name}': its hidden size is unknown and it has no scale`);
+    if (hidden === null) throw new Error(`cannot lower ${n.opType} '${n.name}': its hidden size is unknown and it has no scale`);
     scale = 1 / Math.sqrt(hidden / heads);
   }
   const split = constant(g, 'mha_split_heads', DataType.INT64, [4], [0n, 0n, BigInt(heads), -1n]);
-  const perHead = (x: Value | null) => T(g, op(g, 'Reshape', [x, split], n), [0, 2, 1, 3], n);
-  const [q, k, v] = [perHead(n.inputs[0]), perHead(n.inputs[1]), perHead(n.inputs[2])];
+  const perHead = (x: Value) => T(g, op(g, 'Reshape', [x, split], n), [0, 2, 1, 3], n);
+  const [q, k, v] = [perHead(query), perHead(key), perHead(value)];
   const scores = op(g, 'Mul', [op(g, 'MatMul', [q, T(g, k, [0, 1, 3, 2], n)], n), constant(g, 'mha_scale', DataType.FLOAT, [], [scale])], n);
   const probs = op(g, 'Softmax', [scores], n, [{ name: 'axis', type: AttrType.INT, value: -1 }]);
   const ctxHeads = T(g, op(g, 'MatMul', [probs, v], n), [0, 2, 1, 3], n);
@@ -118,5 +136,5 @@ function multiHeadAttention(g: Graph, n: Node, { facts }: LowerContext): Value {
 
 const LOWERINGS: Record<string, (g: Graph, n: Node, ctx: LowerContext) => Value> = {
   NhwcConv: nhwcConv, GroupNorm: groupNorm, SkipGroupNorm: groupNorm, BiasSplitGelu: biasSplitGelu, BiasAdd: biasAdd,
-  MultiHeadAttention: multiHeadAttention,
+  MultiHeadAttention: multiHeadAttention, Attention: packedAttention,
 };
