@@ -59,7 +59,7 @@ async function parse(argv: string[]): Promise<number> {
           .option('output', { alias: 'o', type: 'string', describe: 'where to write the compiled .onnx (its weights go to <output>.data when external); not needed with --dry-run' })
           .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: cleanups and the fusions the target runs; reduce-overhead: also specialize to --shape, fold every shape computation, report capturability; max-autotune: compile several pipelines, time them on the target at --shape, keep the fastest' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
-          .option('layout', { choices: ['NCHW', 'NHWC'] as const, describe: 'webgpu: the provider layout recorded for the runtime (default NCHW: fewest kernels; NHWC measured 1.46x faster for SD1.5 on an H200, docs/benchmarks-gpu.md)' })
+          .option('layout', { choices: ['NCHW', 'NHWC'] as const, describe: 'webgpu: the provider layout recorded for the runtime (default NCHW: fewest kernels; NHWC ran SD1.5 1.4x faster on an H200, docs/benchmarks-gpu.md; max-autotune times both)' })
           .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
           .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
           .option('report', { type: 'string', describe: 'write a JSON report (per-pass time and node counts) to this file' })

@@ -72,6 +72,36 @@ function sameShape(a: Sym[] | null, b: Sym[] | null): boolean {
   return !!a && !!b && a.length === b.length && a.every((d, i) => d.equals(b[i]));
 }
 
+const constInts = (v: Value | null | undefined): number[] | null => (v?.constant && v.constant.size <= 8 ? Array.from(v.constant.values() as ArrayLike<number | bigint>, Number) : null);
+
+/**
+ * Slice(Concat(a, b, …)) whose range along the concat axis is exactly one input (step 1, static sizes) is
+ * that input: exporters flip sin/cos halves of a timestep embedding this way (cat, then two slices).
+ */
+function sliceOfConcat(g: Graph, n: Node, sa: ShapeAnalysis): boolean {
+  const cat = n.inputs[0]?.producer;
+  if (!cat || cat.opType !== 'Concat' || !isDefaultDomain(cat) || n.inputs.length < 3) return false;
+  const rank = sa.get(n.inputs[0]!).shape?.length;
+  if (!rank) return false;
+  const [starts, ends] = [constInts(n.inputs[1]), constInts(n.inputs[2])];
+  const axes = n.inputs[3] ? constInts(n.inputs[3]) : starts?.map((_, i) => i) ?? null;
+  const steps = n.inputs[4] ? constInts(n.inputs[4]) : null;
+  if (!starts || !ends || !axes || starts.length !== 1 || (steps && steps[0] !== 1)) return false;
+  const axis = (cat.int('axis') ?? 0) < 0 ? cat.int('axis')! + rank : cat.int('axis') ?? 0;
+  if ((axes[0] < 0 ? axes[0] + rank : axes[0]) !== axis) return false;
+  const sizes = cat.inputs.map((v) => (v ? sa.get(v).shape?.[axis]?.value ?? null : null));
+  if (sizes.some((d) => d === null)) return false;
+  const total = (sizes as number[]).reduce((a, b) => a + b, 0);
+  const norm = (i: number) => Math.min(Math.max(i < 0 ? i + total : i, 0), total);
+  const [from, to] = [norm(starts[0]), norm(ends[0])];
+  let at = 0;
+  for (let i = 0; i < cat.inputs.length; i++) {
+    if (from === at && to === at + sizes[i]!) return replaceOutput(g, n, cat.inputs[i]!);
+    at += sizes[i]!;
+  }
+  return false;
+}
+
 function simplify(g: Graph, n: Node, sa: ShapeAnalysis): string | null {
   const x = n.inputs[0];
   if (!x) return null;
@@ -105,6 +135,8 @@ function simplify(g: Graph, n: Node, sa: ShapeAnalysis): string | null {
     }
     case 'Concat':
       return n.inputs.length === 1 && replaceOutput(g, n, x) ? 'concat' : null;
+    case 'Slice':
+      return sliceOfConcat(g, n, sa) ? 'sliceOfConcat' : null;
     case 'Reshape': {
       const prev = x.producer;
       const target = n.inputs[1]?.constant;

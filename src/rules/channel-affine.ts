@@ -5,7 +5,7 @@ import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
 
 /** A per-channel constant of an NCHW tensor: [C,1,1] or [1,C,1,1]. */
-const perChannel = (v: Value) => {
+export const perChannel = (v: Value) => {
   const t = v.constant;
   if (!t || t.dtype !== DataType.FLOAT) return false;
   const d = t.dims;

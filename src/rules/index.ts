@@ -1,4 +1,5 @@
 import { RuleSet } from '../rewrite/rule';
+import { affineIntoConv } from './affine-into-conv';
 import { attention } from './attention';
 import { biasAdd } from './bias-add';
 import { biasSplitGelu } from './bias-split-gelu';
@@ -42,8 +43,8 @@ export const GROUP_NORM: RuleSet = {
 
 export const CHANNEL_AFFINE: RuleSet = {
   name: 'fuse-channel-affine',
-  description: 'per-channel x·γ + β (a GroupNorm\'s affine where no GroupNorm kernel takes it) → BatchNormalization (webgpu)',
-  rules: [channelAffine],
+  description: 'per-channel x·γ + β (a GroupNorm\'s affine where no GroupNorm kernel takes it) → folded into the next unpadded Conv, else BatchNormalization (webgpu)',
+  rules: [affineIntoConv, channelAffine],
   // a dispatch saved per site matters where every kernel is a GPU dispatch; cuda's GroupNorm takes the affine
   appliesTo: (target) => (target.name === 'webgpu' ? null : `on ${target.name} the two elementwise ops are not worth a rewrite (only webgpu dispatches each)`),
 };

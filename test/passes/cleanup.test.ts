@@ -140,3 +140,23 @@ describe('eliminate-duplicates and eliminate-dead', () => {
     expect(r.worst).toBe(0);
   });
 });
+
+test('Slice(Concat(a, b)) selecting exactly one input is that input (the sin/cos flip of a timestep embedding)', async () => {
+  const { ModelBuilder } = await import('../../src/ir/builder');
+  const { saveModel } = await import('../../src/onnx/write');
+  const { compile } = await import('../../src/compiler/compile');
+  const { tensor, runModel, bitEqual, tmpDir } = await import('../helpers/ort');
+  const d = tmpDir();
+  const b = new ModelBuilder();
+  const t = b.input('t', [2, 4]);
+  const cat = b.op('Concat', [b.op('Sin', [t]), b.op('Cos', [t])], { axis: -1 });
+  const slice = (from: number, to: number, n: string) => b.op('Slice', [cat, b.ints(`${n}s`, [from]), b.ints(`${n}e`, [to]), b.ints(`${n}a`, [1])]);
+  b.output(b.op('Concat', [slice(4, 8, 'hi'), slice(0, 4, 'lo')], { axis: -1 }));
+  b.output(slice(2, 6, 'mid')); // spans both inputs: stays
+  const src = saveModel(b.model, `${d}/flip.onnx`);
+  const r = compile(src, { output: `${d}/flip.out.onnx`, target: 'cpu' });
+  expect(r.opsAfter['ai.onnx::Slice']).toBe(1);
+  const feeds = { t: tensor([2, 4], 3) };
+  const [x, y] = [await runModel(src, feeds), await runModel(`${d}/flip.out.onnx`, feeds)];
+  for (const k of Object.keys(x)) expect(bitEqual(x[k], y[k])).toBe(true);
+});
