@@ -66,13 +66,15 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
     const report = await compileChecked(model, { output: out, mode: o.mode, target: o.target, shapes: o.mode === 'reduce-overhead' ? shapes : null, check: o.check ?? 0 });
     const feeds = syntheticFeeds(shapes, types);
     const warn = (m: string) => process.stderr.write(`${m}\n`);
-    const open = async (f: string) => {
+    // the original with the provider's defaults, the output as sdc recommends opening it (e.g. its WebGPU layout)
+    const open = async (f: string, options: ort.InferenceSession.SessionOptions) => {
       const t0 = performance.now();
-      const { session } = await openSession(f, o.target, { graphOptimizationLevel: 'all' }, warn);
+      const { session } = await openSession(f, o.target, options, warn);
       return { session, createMs: performance.now() - t0 };
     };
-    const a = await open(model);
-    const b = await open(out);
+    const compiledModel = readModel(out, { allowMissingData: true });
+    const a = await open(model, { graphOptimizationLevel: 'all' });
+    const b = await open(out, recommendedSession((k) => compiledModel.getMetadata(k), o.target).options as ort.InferenceSession.SessionOptions);
     const [ta, tb] = await alternateRuns([a.session, b.session], feeds, o.runs);
     await a.session.release();
     await b.session.release();
