@@ -88,7 +88,7 @@ describe('argument mistakes: one message, the usage line, exit 2, nothing writte
   test('--dry-run needs no -o and writes nothing', () => {
     const r = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/1860 -> 518 nodes/);
+    expect(r.stdout).toMatch(/1860 -> 515 nodes/);
     expect(fs.existsSync(`${tinyPath('unet_sdpa_op17')}.sdc.onnx`)).toBe(false);
   });
 });
@@ -130,7 +130,7 @@ describe('what compile prints', () => {
   test('by default a short summary: nodes, time, memory, fused sites, op changes; no per-pass rows', () => {
     const r = sdc('compile', model(), '-o', path.join(dir, 'summary.onnx'));
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^default for cpu: 1860 -> 518 nodes in \d+\.\d\d s, peak memory \d+ MB$/m);
+    expect(r.stdout).toMatch(/^default for cpu: 1860 -> 515 nodes in \d+\.\d\d s, peak memory \d+ MB$/m);
     expect(r.stdout).toMatch(/^fused: attention 12, skipLayerNorm 12, gelu 6$/m);
     expect(r.stdout).toMatch(/^ops: .*Softmax 12 -> 0|^ops: .*Shape \d+ -> \d+/m);
     expect(r.stdout).not.toMatch(/fold-constants/);
@@ -178,7 +178,7 @@ test('sdc run with dims the model cannot take: exit 2 naming the node, no stack'
 test('compile() from code: dryRun needs no output', async () => {
   const { compile } = await import('../src/compiler/compile');
   const r = compile(tinyPath('unet_dynamo_op18'), { dryRun: true });
-  expect(r.nodesAfter).toBe(427);
+  expect(r.nodesAfter).toBe(424);
   expect(() => compile(tinyPath('unet_dynamo_op18'), {})).toThrow(/needs an output path/);
 });
 
@@ -213,7 +213,7 @@ describe('the other outputs and commands', () => {
     expect(cuda.stdout).toMatch(/\[fuse-gelu\/bias-split-gelu\] .*: skipped \(cuda's BiasSplitGelu kernel takes hidden 2560\/5120\/10240 \(got 512\)\)/);
     const j = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run', '--json');
     const report = JSON.parse(j.stdout);
-    expect(report).toMatchObject({ mode: 'default', target: 'cpu', nodesBefore: 1860, nodesAfter: 518 });
+    expect(report).toMatchObject({ mode: 'default', target: 'cpu', nodesBefore: 1860, nodesAfter: 515 });
     expect(report.explanations.length).toBeGreaterThan(12);
   });
 

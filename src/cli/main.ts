@@ -59,6 +59,8 @@ async function parse(argv: string[]): Promise<number> {
           .option('output', { alias: 'o', type: 'string', describe: 'where to write the compiled .onnx (its weights go to <output>.data when external); not needed with --dry-run' })
           .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: cleanups and the fusions the target runs; reduce-overhead: also specialize to --shape, fold every shape computation, report capturability; max-autotune: compile several pipelines, time them on the target at --shape, keep the fastest' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
+          .option('precision', { choices: ['fp32', 'fp16'] as const, default: 'fp32' as const, describe: 'fp16: float16 weights and computation, with float32 islands where the target has no fp16 kernel or precision needs it (--explain lists each with its reason)' })
+          .option('io-types', { choices: ['fp32', 'fp16'] as const, default: 'fp32' as const, describe: 'with --precision fp16: the element type of the model\'s float inputs and outputs' })
           .option('layout', { choices: ['NCHW', 'NHWC'] as const, describe: 'webgpu: the provider layout recorded for the runtime (default NCHW: fewest kernels; NHWC ran SD1.5 1.4x faster on an H200, docs/benchmarks-gpu.md; max-autotune times both)' })
           .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
           .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
@@ -71,7 +73,7 @@ async function parse(argv: string[]): Promise<number> {
           .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'also print one row per pass (nodes before -> after, time, counts)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors' })
           .option('check', { type: 'number', default: 0, describe: 'before keeping the output, run it and the original on N random input sets (at --shape, or small dims said in the report) and compare; beyond tolerance: exit 3, nothing written. webgpu runs on the WebGPU provider when an adapter exists; otherwise, and for cuda, GPU-only ops are lowered to CPU ops' })
-          .option('check-tolerance', { type: 'number', default: 1e-3, describe: 'largest max-relative difference --check accepts' })
+          .option('check-tolerance', { type: 'number', describe: 'largest max-relative difference --check accepts (default 1e-3; 2e-2 with --precision fp16)' })
           // examples as an epilog: yargs' example column breaks long commands mid-token
           .epilog([
             'Examples:',
@@ -101,6 +103,8 @@ async function parse(argv: string[]): Promise<number> {
             passes,
             shapes: args.shape ?? null,
             preferredLayout: args.layout,
+            precision: args.precision,
+            ioTypes: args['io-types'],
             verifyEach: args['verify-each'],
             report: args.report,
             externalData: args['external-data'],

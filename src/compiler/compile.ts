@@ -6,7 +6,7 @@ import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel, weightsBeside } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
-import { Explanation, MODES, Mode } from '../rewrite/pass';
+import { Explanation, MODES, Mode, Precision } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
 import { TargetName, parseTarget } from '../targets';
@@ -33,6 +33,10 @@ export interface CompileOptions {
    * runtime does): 'all' by default (onnxruntime's own layout rewrites still help on the CPU).
    */
   sessionLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** fp16: float16 weights and computation with float32 islands (src/passes/convert-fp16.ts). */
+  precision?: Precision;
+  /** Element type of the graph's float inputs and outputs with precision fp16 (default fp32). */
+  ioTypes?: Precision;
   /** The WebGPU provider layout recorded for whoever opens the output (default: targets' defaultLayout). */
   preferredLayout?: ProviderLayout;
   /** Name of the weights file beside the output (default `<output file name>.data`). */
@@ -125,6 +129,8 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     passes: opts.passes,
     verifyEach: opts.verifyEach,
     shapes,
+    precision: opts.precision ?? 'fp32',
+    ioTypes: opts.ioTypes ?? 'fp32',
     onPass: (name) => progress.step(`pass ${name}`),
   }));
   const after = validate(model);

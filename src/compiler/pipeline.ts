@@ -1,6 +1,6 @@
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
-import { Explanation, Mode, Pass, PassContext } from '../rewrite/pass';
+import { Explanation, Mode, Pass, PassContext, Precision } from '../rewrite/pass';
 import { Target } from '../targets';
 import { ALL_PASSES, passByName } from '../passes';
 import { SdcError } from '../ir/errors';
@@ -18,10 +18,10 @@ const FUSIONS: Step[] = ['fuse-attention', 'fuse-packed-attention', 'fuse-group-
 
 /** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
 export const MODE_PIPELINES: Record<Mode, Step[]> = {
-  default: [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
-  'reduce-overhead': ['specialize-shapes', CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  default: [CLEANUP, ...FUSIONS, CLEANUP, 'convert-fp16', 'capture-hints'],
+  'reduce-overhead': ['specialize-shapes', CLEANUP, ...FUSIONS, CLEANUP, 'convert-fp16', 'capture-hints'],
   // max-autotune compiles and times several pipelines (src/autotune/autotune.ts); this one is its first candidate
-  'max-autotune': [CLEANUP, ...FUSIONS, CLEANUP, 'capture-hints'],
+  'max-autotune': [CLEANUP, ...FUSIONS, CLEANUP, 'convert-fp16', 'capture-hints'],
 };
 
 export interface PassReport {
@@ -40,6 +40,8 @@ export interface PipelineOptions {
   passes?: string[];
   verifyEach?: boolean;
   shapes?: Map<string, number[]> | null;
+  precision?: Precision;
+  ioTypes?: Precision;
   onPass?: (name: string, index: number, total: number) => void;
 }
 
@@ -55,9 +57,10 @@ function resolve(name: string): Pass {
  * The steps to run. Explicit pass names run once each, in the order given, whatever the target; the name
  * `cleanup` stands for the repeated cleanup group the modes use.
  */
-export function pipelineFor(mode: Mode, target: Target, explicit?: string[]): Resolved[] {
+export function pipelineFor(mode: Mode, target: Target, explicit?: string[], precision: Precision = 'fp32'): Resolved[] {
   if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' && typeof CLEANUP !== 'string' ? { repeat: CLEANUP.repeat.map(resolve), max: CLEANUP.max } : resolve(n)));
-  const applies = (p: Pass) => !p.appliesTo?.(target);
+  // convert-fp16 runs only when fp16 is asked for
+  const applies = (p: Pass) => !p.appliesTo?.(target) && (p.name !== 'convert-fp16' || precision === 'fp16');
   return MODE_PIPELINES[mode].map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
     .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));
 }
@@ -73,7 +76,7 @@ export function droppedPasses(mode: Mode, target: Target, explicit?: string[]): 
 }
 
 export function runPipeline(model: Model, opts: PipelineOptions): { passes: PassReport[]; explanations: Explanation[] } {
-  const steps = pipelineFor(opts.mode, opts.target, opts.passes);
+  const steps = pipelineFor(opts.mode, opts.target, opts.passes, opts.precision);
   const reports: PassReport[] = [];
   const explanations: Explanation[] = droppedPasses(opts.mode, opts.target, opts.passes).map((d) => ({ pass: d.pass, site: '(pass)', status: 'skipped', reason: d.reason }));
   let index = 0;
@@ -84,6 +87,8 @@ export function runPipeline(model: Model, opts: PipelineOptions): { passes: Pass
       target: opts.target,
       mode: opts.mode,
       shapes: opts.shapes ?? null,
+      precision: opts.precision ?? 'fp32',
+      ioTypes: opts.ioTypes ?? 'fp32',
       explain: (site: Node | string, status, reason, rule) =>
         explanations.push({ pass: pass.name, ...(rule ? { rule } : {}), site: typeof site === 'string' ? site : site.name, status, reason }),
     };

@@ -6,6 +6,7 @@ import { channelsLast } from './channels-last';
 import { eliminateDead } from './eliminate-dead';
 import { eliminateDuplicates } from './eliminate-duplicates';
 import { eliminateNoops } from './eliminate-noops';
+import { convertFp16 } from './convert-fp16';
 import { foldConstants } from './fold-constants';
 import { mergeProjections } from './merge-projections';
 import { simplifyShapes } from './simplify-shapes';
@@ -18,7 +19,7 @@ import { specializeShapes } from './specialize-shapes';
 export const ALL_PASSES: Pass[] = [
   specializeShapes, foldConstants, simplifyShapes, eliminateNoops, eliminateDuplicates, eliminateDead,
   rulePass(ATTENTION), rulePass(PACKED_ATTENTION), rulePass(GROUP_NORM), rulePass(CHANNEL_AFFINE), rulePass(LAYER_NORM), rulePass(GELU), rulePass(BIAS_ADD),
-  mergeProjections, channelsLast, captureHints,
+  mergeProjections, channelsLast, convertFp16, captureHints,
 ];
 
 export function passByName(name: string): Pass | undefined {

@@ -16,6 +16,8 @@ export interface AssetOptions {
   mode?: CompileOptions['mode'];
   target?: CompileOptions['target'];
   shapes?: ShapeSpec;
+  /** fp16: float16 weights and computation with float32 islands (half the download). */
+  precision?: CompileOptions['precision'];
   /** Compare each newly compiled model with its source on this many input sets before keeping it (0: no). */
   check?: number;
   /** Compiled models by content hash (default node_modules/.cache/sdc-assets). */
@@ -40,7 +42,7 @@ export async function compileAssets(o: AssetOptions): Promise<AssetResult[]> {
   for (const source of walk(o.srcDir).filter((f) => include.test(f))) {
     const rel = path.relative(o.srcDir, source);
     const output = path.join(o.outDir, rel);
-    const options = { mode: o.mode ?? 'default', target: o.target ?? 'cpu', shapes: o.shapes ?? null };
+    const options = { mode: o.mode ?? 'default', target: o.target ?? 'cpu', shapes: o.shapes ?? null, precision: o.precision ?? 'fp32' };
     const key = hashKey({ fingerprint: sourceFingerprint(source), ...options, sdc: SDC_VERSION });
     let file = cache.lookup(key, o.log ?? (() => {}));
     const cached = file !== null;

@@ -3,6 +3,7 @@ import { Model } from '../ir/model';
 import { Target } from '../targets';
 
 export type Mode = 'default' | 'reduce-overhead' | 'max-autotune';
+export type Precision = 'fp32' | 'fp16';
 export const MODES: Mode[] = ['default', 'reduce-overhead', 'max-autotune'];
 
 /** What a pass did: whether anything changed, and counts worth reporting (sites fused, nodes folded...). */
@@ -27,6 +28,9 @@ export interface PassContext {
   mode: Mode;
   /** Static dims by graph input name (reduce-overhead specialization), when a shape key was given. */
   shapes: Map<string, number[]> | null;
+  /** Element type of the computation (convert-fp16) and of the graph's inputs and outputs. */
+  precision?: Precision;
+  ioTypes?: Precision;
   explain(node: Node | string, status: 'applied' | 'skipped', reason?: string, rule?: string): void;
 }
 

@@ -7,7 +7,7 @@ import { ORT_TYPE } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
-import { Mode } from '../rewrite/pass';
+import { Mode, Precision } from '../rewrite/pass';
 import { TargetName } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION } from '../compiler/version';
@@ -27,6 +27,8 @@ export interface LoadOptions {
   maxSessions?: number;
   /** Dim names (as the model declares them, e.g. 'sequence') left dynamic: not part of the shape key. */
   dynamic?: string[];
+  /** fp16: specializations compiled to float16 with float32 islands (inputs and outputs stay float32). */
+  precision?: Precision;
   /** Where warnings go (default stderr). */
   warn?: (msg: string) => void;
   sessionOptions?: ort.InferenceSession.SessionOptions;
@@ -110,6 +112,7 @@ export class SdcModel {
       maxSpecializations: o.maxSpecializations ?? 8,
       maxSessions: o.maxSessions ?? 4,
       dynamic: o.dynamic ?? [],
+      precision: o.precision ?? 'fp32',
       warn,
       sessionOptions: o.sessionOptions ?? {},
     };
@@ -193,7 +196,7 @@ export class SdcModel {
   /** The compiled model for a key, from the disk cache or compiled now. */
   private async ensureCompiled(key: string, feeds: Record<string, ort.Tensor>): Promise<string> {
     const shapes = key === GENERIC ? null : this.staticShapes(feeds);
-    const describe = { source: this.source, mode: key === GENERIC ? 'default' : 'reduce-overhead', target: this.opts.target, shapeKey: key };
+    const describe = { source: this.source, mode: key === GENERIC ? 'default' : 'reduce-overhead', target: this.opts.target, precision: this.opts.precision, shapeKey: key };
     // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
     const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, dynamic: this.opts.dynamic, sdc: SDC_VERSION, ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
     const hit = this.cache.lookup(cacheKey, this.opts.warn);
@@ -209,11 +212,11 @@ export class SdcModel {
     return this.cache.store(cacheKey, describe, async (folder, dataName) => {
       const mode = key === GENERIC ? 'default' : 'reduce-overhead';
       if (this.opts.target !== 'cpu') {
-        compile(this.source, { output: path.join(folder, 'model.onnx'), mode, target: this.opts.target, shapes, dataFileName: dataName });
+        compile(this.source, { output: path.join(folder, 'model.onnx'), mode, target: this.opts.target, precision: this.opts.precision, shapes, dataFileName: dataName });
         return;
       }
       const sdcOut = path.join(folder, 'sdc.onnx');
-      compile(this.source, { output: sdcOut, mode, target: this.opts.target, shapes, sessionLevel: 'disabled' });
+      compile(this.source, { output: sdcOut, mode, target: this.opts.target, precision: this.opts.precision, shapes, sessionLevel: 'disabled' });
       await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
       for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
     });

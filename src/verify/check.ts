@@ -45,6 +45,8 @@ export interface LoadReport {
 }
 
 const DEFAULT_TOLERANCE = 1e-3;
+/** fp16 rounds every weight and activation to 11 significant bits: the bound the fp16 tests hold. */
+const FP16_TOLERANCE = 2e-2;
 const TIMESTEPS = [500, 0, 999];
 const isTimestep = (name: string) => /timestep|^t$/i.test(name);
 
@@ -233,6 +235,7 @@ export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: Check
  */
 export async function compileChecked(input: string, opts: CheckedCompileOptions): Promise<CheckedReport> {
   refuseReportPath(input, opts);
+  if (opts.check && opts.ioTypes === 'fp16') throw new SdcError(input, '--check feeds the original\'s float32 inputs; it cannot run with --io-types fp16 (check with fp32 I/O, the computation is the same)');
   const { report, staged } = compileStaged(input, opts);
   const out: CheckedReport = report;
   if (staged) {
@@ -240,7 +243,8 @@ export async function compileChecked(input: string, opts: CheckedCompileOptions)
       out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu');
       if (opts.check) {
         opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
-        out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.shapes, target: report.target, tolerance: opts.checkTolerance });
+        const tolerance = opts.checkTolerance ?? (opts.precision === 'fp16' ? FP16_TOLERANCE : undefined);
+        out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.shapes, target: report.target, tolerance });
         opts.progress?.done();
         const c = out.check;
         if (!c.passed) {
