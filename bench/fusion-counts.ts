@@ -5,14 +5,18 @@ import { TARGETS } from '../src/targets';
 /** The counters each fusion pass reports, in table order. */
 const COLUMNS: [string, string][] = [
   ['attention', 'attention'],
+  ['packedAttention', '…packed (self)'],
   ['groupNorm', 'group norm'],
   ['skipGroupNorm', '…of a residual sum'],
   ['withSilu', '…with SiLU'],
+  ['affineIntoConv', 'affine into Conv'],
+  ['channelAffine', 'affine → BatchNorm'],
   ['skipLayerNorm', 'skip layer norm'],
   ['layerNorm', 'layer norm'],
   ['gelu', 'gelu'],
   ['biasSplitGelu', 'bias split gelu'],
   ['biasAdd', 'bias add'],
+  ['projectionsMerged', 'projections merged'],
   ['nhwcConv', 'NhwcConv'],
 ];
 
@@ -30,7 +34,7 @@ export function fusionCountsTable(models: { id: string; file: string }[]): strin
       const r = compile(m.file, { output: path.join(path.dirname(m.file), 'dry-run.onnx'), target, dryRun: true });
       const counts: Record<string, number> = {};
       for (const p of r.passes) {
-        if (!p.name.startsWith('fuse') && p.name !== 'channels-last') continue;
+        if (!p.name.startsWith('fuse') && p.name !== 'channels-last' && p.name !== 'merge-projections') continue;
         for (const [k, v] of Object.entries(p.counts ?? {})) counts[k] = (counts[k] ?? 0) + v;
       }
       const transposes = r.opsAfter['ai.onnx::Transpose'] ?? 0;
