@@ -134,13 +134,15 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   const model = readModel(original);
   const { dims, derived } = checkDims(model, o.shapes, original);
   const tolerance = o.tolerance ?? DEFAULT_TOLERANCE;
+  // the compiled graph (no weights) answers both questions below: attention ops, recorded session options
+  const compiledGraph = readModel(compiled, { allowMissingData: true });
   let runFile = compiled;
   let ranOn = 'cpu';
   let scratch: string | null = null;
 
   if (o.target === 'webgpu' && !(await webgpuUnavailable())) {
     ranOn = 'webgpu';
-    if (usingSwiftShader() && readModel(compiled, { allowMissingData: true }).graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
+    if (usingSwiftShader() && compiledGraph.graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
       // SwiftShader runs WebGPU's flash-attention kernel wrongly for queries ≥ 32 (docs/webgpu.md):
       // check everything else on the provider, with attention as its definition
       scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
@@ -157,8 +159,7 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   const quiet = () => {};
   const a = await ort.InferenceSession.create(original, { executionProviders: ['cpu'], logSeverityLevel: 3 });
   const onGpu = ranOn.startsWith('webgpu');
-  const meta = readModel(compiled, { allowMissingData: true });
-  const rec = recommendedSession((k) => meta.getMetadata(k), onGpu ? 'webgpu' : 'cpu');
+  const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? 'webgpu' : 'cpu');
   const b = (await openSession(runFile, onGpu ? 'webgpu' : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
   let maxRel = 0;
   let meanRel = 0;
