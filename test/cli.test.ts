@@ -208,7 +208,8 @@ describe('the other outputs and commands', () => {
     expect(e.status).toBe(0);
     const sites = e.stdout.split('\n').filter((l) => l.startsWith('  [fuse-'));
     expect(sites.filter((l) => /^ {2}\[fuse-attention\/attention\] .*: applied/.test(l))).toHaveLength(12);
-    expect(sites.filter((l) => /^ {2}\[fuse-gelu\/bias-split-gelu\] .*: applied/.test(l))).toHaveLength(6);
+    // onnxruntime-web's JSEP kernel takes the CUDA sizes only (docs/targets.md): skipped at the tiny model's 512
+    expect(sites.filter((l) => /^ {2}\[fuse-gelu\/bias-split-gelu\] .*: skipped \(webgpu's BiasSplitGelu kernel takes hidden 2560\/5120\/10240 \(got 512\)\)/.test(l))).toHaveLength(6);
     const cuda = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run', '--explain', '--target', 'cuda');
     expect(cuda.stdout).toMatch(/\[fuse-gelu\/bias-split-gelu\] .*: skipped \(cuda's BiasSplitGelu kernel takes hidden 2560\/5120\/10240 \(got 512\)\)/);
     const j = sdc('compile', tinyPath('unet_sdpa_op17'), '--dry-run', '--json');

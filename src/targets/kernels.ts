@@ -3,7 +3,9 @@ import { DataType } from '../ir/dtype';
 /**
  * What each execution provider's kernel for a fused or contrib op accepts (onnxruntime 1.30). Sources:
  * CPU by running single-op models; WebGPU from the provider's kernel registrations and, where marked,
- * runs on the real provider; CUDA from its registrations and kernel sources (../shared/REFERENCE.md §3).
+ * runs on the real provider. "webgpu" is two implementations: the native WebGPU EP (onnxruntime-node,
+ * `onnxruntime-web/webgpu`) and JSEP (plain `onnxruntime-web`, the default import in browsers), whose
+ * kernels check sizes of their own at run time; the webgpu column is what both run; CUDA from its registrations and kernel sources (../shared/REFERENCE.md §3).
  * An op absent from a target's column has no kernel there. Standard ai.onnx ops not listed run everywhere.
  * This is the one place a kernel's limits live: rules ask `Target.accepts()`, docs/targets.md is rendered
  * from it, and compile() refuses an output holding an op its target lacks.
@@ -47,12 +49,12 @@ export const KERNELS: Record<string, OpEntry> = {
   'com.microsoft::SkipGroupNorm': { targets: { cuda: { dtypes: F32_F16, layouts: ['NHWC'] } }, note: 'webgpu: session creation fails' },
   'com.microsoft::NhwcConv': { targets: { cuda: { dtypes: F32_F16, layouts: ['NHWC'] } }, note: 'webgpu: session creation fails' },
   'com.microsoft::BiasSplitGelu': {
-    targets: { webgpu: { dtypes: F32_F16, multiples: { hidden: 8 } }, cuda: { dtypes: F32_F16, sizes: { hidden: [2560, 5120, 10240] } } },
-    note: 'hidden sizes: the CUDA kernel\'s; webgpu computes any hidden size that is a multiple of 8 (vec4 halves; measured on SwiftShader, others fail at run time)',
+    targets: { webgpu: { dtypes: F32_F16, sizes: { hidden: [2560, 5120, 10240] }, multiples: { hidden: 8 } }, cuda: { dtypes: F32_F16, sizes: { hidden: [2560, 5120, 10240] } } },
+    note: 'hidden sizes: the CUDA kernel\'s and onnxruntime-web\'s JSEP kernel\'s (it throws "hidden state should be 2560, 5120 or 10240" at run time); the native WebGPU EP computes any multiple of 8 (vec4 halves; measured on SwiftShader)',
   },
   'com.microsoft::BiasAdd': {
-    targets: { webgpu: { dtypes: F32_F16 }, cuda: { dtypes: F32_F16, sizes: { channels: [320, 640, 1280] } } },
-    note: 'channels: the CUDA kernel\'s; webgpu computes any channel count (measured on SwiftShader: 1 to 2048)',
+    targets: { webgpu: { dtypes: F32_F16, sizes: { channels: [320, 640, 1280] } }, cuda: { dtypes: F32_F16, sizes: { channels: [320, 640, 1280] } } },
+    note: 'channels: the CUDA kernel\'s and onnxruntime-web\'s JSEP kernel\'s ("number of channels should be 320, 640 or 1280"); the native WebGPU EP computes any channel count (measured on SwiftShader: 1 to 2048)',
   },
   'ai.onnx::LayerNormalization': { targets: everywhere(F32_F16, F32_F16) },
   'ai.onnx::Split': {
