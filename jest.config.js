@@ -4,7 +4,7 @@ module.exports = {
   globalSetup: '<rootDir>/test/global-setup.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  testPathIgnorePatterns: process.env.SDC_E2E ? [] : ['/test/e2e/'],
+  testPathIgnorePatterns: [...(process.env.SDC_E2E ? [] : ['/test/e2e/']), ...(process.env.SDC_BROWSER ? [] : ['/test/browser/'])],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   testTimeout: 120000,
 };

@@ -13,4 +13,6 @@ export { profilePlacement, placementFromTrace, formatPlacement, Placement } from
 export { recommendedSession, RecommendedSession, ProviderLayout } from './targets/session-options';
 export { compileChecked, checkOutput, CheckedCompileOptions, CheckedReport, CheckOptions, CheckReport, LoadReport } from './verify/check';
 export { autotune, AutotuneResult } from './autotune/autotune';
-export { compileAssets, sdcPlugin, AssetOptions, AssetResult } from './plugin/plugin';
+export { compileAssets, AssetOptions, AssetResult } from './assets/compile-assets';
+export { AssetCompiler, AssetInfo, CompiledAsset, defaultAssetCacheDir } from './assets/asset-compiler';
+export { ModelOptions, ModelRule, ResolvedModelOptions, optionsFor, validateModelOptions } from './assets/model-rules';

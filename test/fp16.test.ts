@@ -104,7 +104,7 @@ test('--io-types fp16: inputs and outputs float16', async () => {
 
 test('the runtime and the build step take precision fp16: float32 feeds, fp16 specializations, half the bytes', async () => {
   const { load } = await import('../src/runtime');
-  const { compileAssets } = await import('../src/plugin/plugin');
+  const { compileAssets } = await import('../src/assets/compile-assets');
   const m = await load(tinyPath('unet_dynamo_op18'), { precision: 'fp16', cacheDir: path.join(dir, 'rt-cache'), warn: () => {} });
   const feeds = unetFeeds(2, 32, 16, 32);
   const got = (await m.run(feeds)).out_sample;

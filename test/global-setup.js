@@ -18,7 +18,7 @@ function newest(dir) {
 module.exports = async () => {
   const built = path.join(root, 'dist', 'src', 'index.js');
   const stamp = fs.existsSync(built) ? fs.statSync(built).mtimeMs : 0;
-  const sources = Math.max(...['src', 'bench', 'fixtures', 'fuzz'].map((d) => newest(path.join(root, d))));
+  const sources = Math.max(...['src', 'plugin', 'bench', 'fixtures', 'fuzz'].map((d) => newest(path.join(root, d))));
   if (sources > stamp) {
     process.stderr.write('\njest: sources changed since the last build; building dist/ first\n');
     execSync('npm run build', { cwd: root, stdio: 'inherit' });

@@ -6,7 +6,7 @@ import * as path from 'path';
  * import cycle between folders and each layer can be read (and tested) without the ones above it.
  * The order is the architecture (docs/architecture.md); `index` is the package entry, the top door.
  */
-const LAYERS = ['ir', 'onnx', 'analysis', 'targets', 'rewrite', 'rules', 'passes', 'compiler', 'runtime', 'verify', 'autotune', 'plugin', 'cli', 'index'];
+const LAYERS = ['ir', 'onnx', 'analysis', 'targets', 'rewrite', 'rules', 'passes', 'compiler', 'runtime', 'verify', 'autotune', 'assets', 'cli', 'index'];
 /** Outside src/: support code that may use any layer, and that no layer may use. */
 const OUTSIDE = ['bench', 'fixtures', 'fuzz'];
 
@@ -61,4 +61,16 @@ test('folders import downward only (no import cycle between folders)', () => {
 
 test('the layering check sees real imports (the passes use the IR)', () => {
   expect(edges().some((e) => e.from === 'passes' && e.to === 'ir')).toBe(true);
+});
+
+test('the bundler plugin (plugin/, a door) uses sdc only through the package entry', () => {
+  const deep: string[] = [];
+  for (const file of sources(path.join(ROOT, 'plugin'))) {
+    for (const m of fs.readFileSync(file, 'utf8').matchAll(/from\s+'(\.{1,2}\/[^']*)'/g)) {
+      const target = path.resolve(path.dirname(file), m[1]);
+      const inside = target.startsWith(path.join(ROOT, 'plugin') + path.sep);
+      if (!inside && target !== path.join(ROOT, 'src', 'index')) deep.push(`${path.relative(ROOT, file)}: ${m[1]}`);
+    }
+  }
+  expect(deep).toEqual([]);
 });

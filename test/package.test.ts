@@ -10,7 +10,17 @@ test('the package entry exports the library API', () => {
   const [keys, deep] = r.stdout.trim().split('\n');
   expect(JSON.parse(keys)).toEqual(expect.arrayContaining([
     'MODES', 'SdcError', 'TARGETS', 'autotune', 'checkOutput', 'compile', 'compileAssets', 'compileChecked', 'compileStaged',
-    'formatInspect', 'inspect', 'load', 'readModel', 'sdcPlugin', 'webCaptureOptions', 'writeModel',
+    'formatInspect', 'inspect', 'load', 'readModel', 'webCaptureOptions', 'writeModel', 'AssetCompiler', 'optionsFor',
   ]));
   expect(deep).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED'); // internals stay internal
+});
+
+test('sdc/plugin exports the build step for each bundler', () => {
+  const script = `const p = require('sdc/plugin'); console.log(JSON.stringify(['vite', 'rollup', 'webpack', 'esbuild'].map((b) => [b, typeof p[b], typeof p.default[b]])));
+    const v = p.vite({}); console.log(JSON.stringify([v.name, v.enforce]));`;
+  const r = spawnSync(process.execPath, ['-e', script], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  const [kinds, vite] = r.stdout.trim().split('\n');
+  expect(JSON.parse(kinds)).toEqual(['vite', 'rollup', 'webpack', 'esbuild'].map((b) => [b, 'function', 'function']));
+  expect(JSON.parse(vite)).toEqual(['sdc', 'pre']);
 });

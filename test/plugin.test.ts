@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compileAssets, sdcPlugin } from '../src/plugin/plugin';
+import { compileAssets } from '../src/assets/compile-assets';
 import { readModel } from '../src/onnx/read';
 import { ModelBuilder } from '../src/ir/builder';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
@@ -39,19 +39,36 @@ test('build step: compiles every model once, reuses by content hash, recompiles 
   expect(Object.keys((await import('../src/compiler/inspect')).inspect(readModel(path.join(dir, 'out', 'small.onnx'))).ops)).toEqual(['ai.onnx::Sigmoid']);
 });
 
-test('the bundler plugin runs the same step when the build starts', async () => {
-  const src = path.join(dir, 'psrc');
-  fs.mkdirSync(src);
+test('per-model rules: a folder with two models of different input shapes specializes each', async () => {
+  const src = path.join(dir, 'rsrc');
+  fs.mkdirSync(path.join(src, 'vae'), { recursive: true });
+  fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(src, 'unet.onnx'));
   const b = new ModelBuilder();
-  const x = b.input('x', [4]);
-  b.output(b.op('Neg', [b.op('Neg', [x])]), [4]);
-  saveModel(b.model, path.join(src, 'm.onnx'));
-  const plugin = sdcPlugin({ srcDir: src, outDir: path.join(dir, 'pout'), cacheDir: path.join(dir, 'pcache') });
-  expect(plugin.name).toBe('sdc');
-  const log = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  await plugin.buildStart();
-  log.mockRestore();
-  expect(fs.existsSync(path.join(dir, 'pout', 'm.onnx'))).toBe(true);
+  const x = b.input('latent', ['b', 4, 'h', 'w']);
+  b.output(b.op('Sigmoid', [x]), ['b', 4, 'h', 'w']);
+  saveModel(b.model, path.join(src, 'vae', 'decoder.onnx'));
+  const r = await compileAssets({
+    srcDir: src,
+    outDir: path.join(dir, 'rout'),
+    cacheDir: path.join(dir, 'rcache'),
+    mode: 'reduce-overhead',
+    models: [
+      { include: 'unet.onnx', shapes: 'sample=1x4x8x8,timestep=1,encoder_hidden_states=1x16x32' },
+      { include: 'vae/**', shapes: { latent: [2, 4, 16, 16] }, target: 'webgpu' },
+    ],
+  });
+  expect(r.map((x) => [path.relative(src, x.source), x.options.target, x.options.shapes])).toEqual([
+    ['unet.onnx', 'cpu', 'sample=1x4x8x8,timestep=1,encoder_hidden_states=1x16x32'],
+    ['vae/decoder.onnx', 'webgpu', 'latent=2x4x16x16'],
+  ]);
+  expect(readModel(path.join(dir, 'rout', 'unet.onnx')).graph.inputs.map((v) => v.shape)).toEqual([[1, 4, 8, 8], [1], [1, 16, 32]]);
+  expect(readModel(path.join(dir, 'rout', 'vae', 'decoder.onnx')).graph.inputs[0].shape).toEqual([2, 4, 16, 16]);
+});
+
+test('a missing folder or a bad option is one clear error', async () => {
+  await expect(compileAssets({ srcDir: path.join(dir, 'no-such-folder'), outDir: path.join(dir, 'x') })).rejects.toThrow(/no-such-folder: model folder not found \(srcDir\)/);
+  fs.mkdirSync(path.join(dir, 'empty'), { recursive: true });
+  await expect(compileAssets({ srcDir: path.join(dir, 'empty'), outDir: path.join(dir, 'x'), models: [{ include: '*.onnx', mode: 'fast' as never }] })).rejects.toThrow(/unknown mode 'fast'/);
 });
 
 test('a model with external weights that changes leaves exactly one data file beside it', async () => {

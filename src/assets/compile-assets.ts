@@ -1,26 +1,20 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { CompileOptions, ShapeSpec } from '../compiler/compile';
-import { compileChecked } from '../verify/check';
+import { SdcError } from '../ir/errors';
 import { weightsBeside } from '../onnx/read';
-import { DiskCache, hashKey, sourceFingerprint } from '../runtime/cache';
-import { SDC_VERSION } from '../compiler/version';
+import { AssetCompiler, defaultAssetCacheDir } from './asset-compiler';
+import { ModelOptions, ModelRule, optionsFor, ResolvedModelOptions, validateModelOptions } from './model-rules';
 
-export interface AssetOptions {
+export interface AssetOptions extends ModelOptions {
   /** Folder searched (recursively) for models. */
   srcDir: string;
   /** Where compiled models go, mirroring their paths under srcDir. */
   outDir: string;
   /** Which files are models (default: *.onnx). */
   include?: RegExp;
-  mode?: CompileOptions['mode'];
-  target?: CompileOptions['target'];
-  shapes?: ShapeSpec;
-  /** fp16: float16 weights and computation with float32 islands (half the download). */
-  precision?: CompileOptions['precision'];
-  /** Compare each newly compiled model with its source on this many input sets before keeping it (0: no). */
-  check?: number;
-  /** Compiled models by content hash (default node_modules/.cache/sdc-assets). */
+  /** Options per model, by pattern over the path relative to srcDir (see ModelRule); the top-level options are the defaults. */
+  models?: ModelRule[];
+  /** Compiled models by content hash (default node_modules/.cache/sdc). */
   cacheDir?: string;
   log?: (msg: string) => void;
 }
@@ -29,31 +23,30 @@ export interface AssetResult {
   source: string;
   output: string;
   cached: boolean;
+  options: ResolvedModelOptions;
 }
 
 /**
- * Compile every model under srcDir into outDir, reusing earlier results by content hash (model bytes,
- * its data files' size and time, options, sdc version): an unchanged model costs a hash and a link.
+ * Compile every model under srcDir into outDir, each with its own options (defaults, then the rules
+ * that match it), reusing earlier results by content hash: an unchanged model costs a hash and a link.
  */
-export async function compileAssets(o: AssetOptions): Promise<AssetResult[]> {
+export async function compileAssets(o: AssetOptions, compiler?: AssetCompiler): Promise<AssetResult[]> {
+  if (!fs.existsSync(o.srcDir) || !fs.statSync(o.srcDir).isDirectory()) throw new SdcError(o.srcDir, 'model folder not found (srcDir)');
   const include = o.include ?? /\.onnx$/;
-  const cache = DiskCache.open(o.cacheDir ?? path.resolve('node_modules', '.cache', 'sdc-assets'), o.log ?? (() => {}));
+  const log = o.log ?? (() => {});
+  const { srcDir: _s, outDir: _o, include: _i, models, cacheDir, log: _l, ...defaults } = o;
+  validateModelOptions(defaults, o.srcDir);
+  for (const rule of models ?? []) validateModelOptions(rule, `${o.srcDir} (rule ${String(rule.include)})`);
+  const assets = compiler ?? new AssetCompiler(cacheDir ?? defaultAssetCacheDir(), log);
   const results: AssetResult[] = [];
   for (const source of walk(o.srcDir).filter((f) => include.test(f))) {
     const rel = path.relative(o.srcDir, source);
     const output = path.join(o.outDir, rel);
-    const options = { mode: o.mode ?? 'default', target: o.target ?? 'cpu', shapes: o.shapes ?? null, precision: o.precision ?? 'fp32' };
-    const key = hashKey({ fingerprint: sourceFingerprint(source), ...options, sdc: SDC_VERSION });
-    let file = cache.lookup(key, o.log ?? (() => {}));
-    const cached = file !== null;
-    if (!file) {
-      file = await cache.store(key, { source: rel, ...options }, async (folder, dataName) => {
-        await compileChecked(source, { output: path.join(folder, 'model.onnx'), ...options, dataFileName: dataName, check: o.check ?? 0 });
-      });
-    }
-    place(file, cache.dataFileOf(file), output);
-    results.push({ source, output, cached });
-    o.log?.(`sdc: ${rel} ${cached ? 'unchanged (cache)' : 'compiled'} -> ${path.relative(process.cwd(), output)}`);
+    const options = optionsFor(rel, models, defaults);
+    const asset = await assets.compile(source, options);
+    place(asset.model, asset.data, output);
+    results.push({ source, output, cached: asset.cached, options });
+    log(`sdc: ${rel} ${asset.cached ? 'unchanged (cache)' : 'compiled'} -> ${path.relative(process.cwd(), output)}`);
   }
   return results;
 }
@@ -87,19 +80,4 @@ function walk(dir: string): string[] {
     else out.push(p);
   }
   return out.sort();
-}
-
-/**
- * The same as a bundler plugin (Vite / Rollup shape): models are compiled when the build starts.
- *   // vite.config.ts
- *   import { sdcPlugin } from 'sdc';
- *   export default { plugins: [sdcPlugin({ srcDir: 'models', outDir: 'public/models', target: 'webgpu' })] };
- */
-export function sdcPlugin(o: AssetOptions): { name: string; buildStart: () => Promise<void> } {
-  return {
-    name: 'sdc',
-    async buildStart() {
-      await compileAssets({ log: (m) => process.stdout.write(`${m}\n`), ...o });
-    },
-  };
 }
