@@ -12,7 +12,7 @@ export type TensorData =
   /** A byte range of another file, read only when asked for: weights stay on disk until written. */
   | { kind: 'external'; file: string; offset: number; length: number }
   /** Computed on demand (synthesized weights); `produce` must return exactly `length` bytes. */
-  | { kind: 'lazy'; length: number; produce: () => Uint8Array };
+  | { kind: 'lazy'; length: number; produce: () => Uint8Array; fromExternal?: boolean };
 
 export interface KeyValue {
   key: string;
@@ -48,6 +48,14 @@ export class Tensor {
 
   get isExternal(): boolean {
     return this.data.kind === 'external';
+  }
+
+  /**
+   * Kept in (or computed from) a weights file of the source: a model holding such tensors is written with
+   * external data again, so a 3.4 GB model does not become a 1.7 GB protobuf when its weights are converted.
+   */
+  get fromExternal(): boolean {
+    return this.data.kind === 'external' || (this.data.kind === 'lazy' && !!this.data.fromExternal);
   }
 
   /** The packed bytes; reads them from disk for an external tensor (the caller decides when that is worth it). */

@@ -49,7 +49,7 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
   const weightBytes = initializers.reduce((s, t) => s + t.byteLength, 0);
   const mode = opts.externalData ?? 'auto';
   const external =
-    mode === 'always' || (mode === 'auto' && (initializers.some((t) => t.isExternal) || weightBytes > PROTOBUF_LIMIT - (64 << 20)));
+    mode === 'always' || (mode === 'auto' && (initializers.some((t) => t.fromExternal) || weightBytes > PROTOBUF_LIMIT - (64 << 20)));
   const threshold = opts.sizeThreshold ?? 1024;
 
   const tmpSuffix = `.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -155,14 +155,30 @@ function writeDataFile(
   return offset;
 }
 
-function modelToProto(model: Model, placement: Map<Tensor, { offset: number; length: number }>, dataName: string): P {
+/**
+ * The model's bytes with its external weights referenced where they are, relative to `folder` (no byte of
+ * them is read or copied): for opening a variant of a model in onnxruntime from memory, with
+ * `session.model_external_initializers_file_folder_path` set to `folder`.
+ */
+export function encodeReferencingWeights(model: Model, folder: string): Uint8Array {
+  return ModelProto.encode(modelToProto(model, new Map(), '', folder)).finish();
+}
+
+function modelToProto(model: Model, placement: Map<Tensor, { offset: number; length: number }>, dataName: string, referenceFolder?: string): P {
   const tensorProto = (t: Tensor): P => {
     const p: P = { name: t.name, dims: t.dims.map(toProtoInt64), dataType: t.dtype };
     if (t.docString) p.docString = t.docString;
     if (t.metadataProps.length) p.metadataProps = t.metadataProps;
     if (t.extra.segment) p.segment = t.extra.segment;
     const at = placement.get(t);
-    if (at) {
+    if (referenceFolder !== undefined && t.data.kind === 'external') {
+      p.dataLocation = 1;
+      p.externalData = [
+        { key: 'location', value: path.relative(referenceFolder, t.data.file).split(path.sep).join('/') },
+        { key: 'offset', value: String(t.data.offset) },
+        { key: 'length', value: String(t.data.length) },
+      ];
+    } else if (at) {
       p.dataLocation = 1;
       p.externalData = [
         { key: 'location', value: dataName },

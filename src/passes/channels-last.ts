@@ -66,6 +66,7 @@ function convertConvs(g: Graph, ctx: PassContext): number {
     const ohwi = new Tensor(`${w.name}_ohwi`, DataType.FLOAT, [m, kh, kw, c], {
       kind: 'lazy',
       length: src.byteLength,
+      fromExternal: src.fromExternal,
       produce: () => {
         const a = src.values() as Float32Array;
         const out = new Float32Array(a.length);
