@@ -226,3 +226,15 @@ describe('the other outputs and commands', () => {
     expect(r.stdout).toMatch(/^check: 1 input sets on cpu: max rel \S+ \(tolerance 0\.001\) ok$/m);
   });
 });
+
+test('--precision fp16 calibrates first (the report says on what), --keep-fp32 and --no-calibrate are honoured', () => {
+  const j = sdc('compile', tinyPath('unet_dynamo_op18'), '--dry-run', '--json', '--precision', 'fp16', '--keep-fp32', 'Conv');
+  expect(j.status).toBe(0);
+  const report = JSON.parse(j.stdout);
+  expect(report.calibration).toMatchObject({ timesteps: [0, 500, 999], derived: false, skipped: 0 });
+  expect(report.calibration.values).toBeGreaterThan(300);
+  const kept = report.explanations.filter((e: { reason?: string }) => e.reason === 'kept float32: --keep-fp32 Conv');
+  expect(kept.length).toBe(report.opsAfter['ai.onnx::Conv']);
+  const none = JSON.parse(sdc('compile', tinyPath('unet_dynamo_op18'), '--dry-run', '--json', '--precision', 'fp16', '--no-calibrate').stdout);
+  expect(none.calibration).toBeUndefined();
+});

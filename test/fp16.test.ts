@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
+import { analyzeShapes } from '../src/analysis/shapes';
 import { compile } from '../src/compiler/compile';
 import { DataType } from '../src/ir/dtype';
 import { ModelBuilder } from '../src/ir/builder';
@@ -117,4 +118,75 @@ test('the runtime and the build step take precision fp16: float32 feeds, fp16 sp
   fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(src, 'unet.onnx'));
   const [r] = await compileAssets({ srcDir: src, outDir: path.join(dir, 'assets-out'), precision: 'fp16', cacheDir: path.join(dir, 'assets-cache') });
   expect(weightBytes(r.output)).toBeLessThanOrEqual(0.52 * weightBytes(tinyPath('unet_sdpa_op17')));
+});
+
+/** (300x)²/90000: nothing the rules know is unsafe, but the middle value leaves fp16's range. */
+function hiddenOverflow(): string {
+  const b = new ModelBuilder();
+  const x = b.input('x', ['n', 4]);
+  const a = b.op('Mul', [x, b.const('k', [1], [300])]);
+  const big = b.op('Mul', [a, a]);
+  b.output(b.op('Relu', [b.op('Mul', [big, b.const('inv', [1], [1 / 90000])])]), ['n', 4]);
+  return saveModel(b.model, path.join(dir, 'hidden-overflow.onnx'));
+}
+
+test('calibration: a value that leaves fp16\'s range in a calibration run keeps its producer and readers float32', async () => {
+  const { calibrate } = await import('../src/verify/calibrate');
+  const { compileChecked } = await import('../src/verify/check');
+  const src = hiddenOverflow();
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -0.5, 2, 0.25, 1, 1, 1, 1.5]), [2, 4]) };
+  const want = await run(src, feeds);
+  const halfTyped = (file: string) => {
+    const m = readModel(file);
+    const sa = analyzeShapes(m);
+    return m.graph.nodes.filter((n) => n.opType === 'Mul' && sa.get(n.outputs[0]).dtype === DataType.FLOAT16).length;
+  };
+
+  // the rules alone see nothing unsafe: all three Muls become fp16. (onnxruntime's CPU provider has no fp16
+  // Mul and computes it in fp32 behind casts of its own, so the overflow would only show on a GPU.)
+  const rulesOnly = path.join(dir, 'hidden.rules.onnx');
+  await compileChecked(src, { output: rulesOnly, precision: 'fp16', calibrate: false });
+  expect(halfTyped(rulesOnly)).toBe(3);
+
+  const { ranges, report } = await calibrate(src);
+  expect(report.timesteps).toEqual([0, 500, 999]);
+  expect(report.dims).toEqual({ x: [1, 4] });
+  const largest = Math.max(...[...ranges.values()].map((r) => r.maxAbs));
+  expect(fromHalfBits(toHalfBits(largest))).toBe(Infinity); // in fp16 that value is Inf
+
+  const measured = path.join(dir, 'hidden.calibrated.onnx');
+  const r = await compileChecked(src, { output: measured, precision: 'fp16' });
+  expect(r.calibration?.values).toBe(4);
+  const islands = r.explanations.filter((e) => e.pass === 'convert-fp16' && /^kept float32: calibration/.test(e.reason ?? ''));
+  // the Mul that produces (300x)² and the Mul that reads it; the first Mul (300x) stays fp16
+  expect(islands.map((e) => e.reason)).toEqual(expect.arrayContaining([expect.stringMatching(/produces .* which reached/), expect.stringMatching(/reads .* which reached/)]));
+  expect(islands).toHaveLength(2);
+  expect(halfTyped(measured)).toBe(1);
+  const got = await run(measured, feeds);
+  expect(diff(want, got)).toBeLessThan(2e-3);
+});
+
+test('--keep-fp32 keeps the named op types and nodes float32, and says when an entry matches nothing', async () => {
+  const out = path.join(dir, 'keep.fp16.onnx');
+  const r = compile(tinyPath('unet_sdpa_op17'), { output: out, target: 'webgpu', precision: 'fp16', keepFp32: ['Conv', 'NoSuchOp'] });
+  const convs = readModel(out).graph.nodes.filter((n) => n.opType === 'Conv');
+  expect(convs.length).toBeGreaterThan(0);
+  for (const c of convs) expect(c.inputs[1]!.initializer!.dtype).toBe(DataType.FLOAT);
+  const kept = r.explanations.filter((e) => e.reason === 'kept float32: --keep-fp32 Conv');
+  expect(kept).toHaveLength(convs.length);
+  expect(r.explanations.some((e) => e.site === 'NoSuchOp' && /no float node has this name or op type/.test(e.reason ?? ''))).toBe(true);
+});
+
+test('a model with external weights keeps them external when they are converted (and still at half the bytes)', async () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [1, 4096]);
+  b.output(b.op('MatMul', [x, b.const('w', [4096, 64], randomFloats(4096 * 64, 9))]), [1, 64]);
+  const src = saveModel(b.model, path.join(dir, 'ext.onnx'), { externalData: 'always' });
+  const out = path.join(dir, 'ext.fp16.onnx');
+  const r = compile(src, { output: out, precision: 'fp16' });
+  expect(r.dataFile).toBe(`${out}.data`);
+  expect(fs.statSync(`${out}.data`).size).toBeLessThanOrEqual(0.52 * fs.statSync(`${src}.data`).size);
+  expect(fs.statSync(out).size).toBeLessThan(16 * 1024); // the graph only: the weights are not inline
+  const feeds = { x: new ort.Tensor('float32', randomFloats(4096, 3), [1, 4096]) };
+  expect(diff(await run(src, feeds), await run(out, feeds))).toBeLessThan(2e-2);
 });

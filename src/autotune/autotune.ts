@@ -5,6 +5,7 @@ import { compile, CompileOptions, CompileReport, toShapeMap, writeJsonAtomic } f
 import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
 import { syntheticFeeds } from '../runtime/feeds';
+import { calibrate } from '../verify/calibrate';
 import { openSession, webgpuUnavailable } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
@@ -33,7 +34,8 @@ export interface AutotuneResult {
  * alternated between candidates, medians), and keep the fastest. Needs `shapes` unless the model is
  * static. The candidates are written beside the output and the loser files removed.
  */
-export async function autotune(input: string, opts: CompileOptions & { runs?: number }): Promise<CompileReport & { autotune: AutotuneResult }> {
+export async function autotune(input: string, options: CompileOptions & { runs?: number; calibrate?: boolean }): Promise<CompileReport & { autotune: AutotuneResult }> {
+  let opts = options;
   const target = opts.target ?? 'cpu';
   if (target === 'cuda') throw new SdcError(input, 'max-autotune times candidates on the target, and onnxruntime-node here has no CUDA provider; use --mode default for cuda');
   const model = readModel(input);
@@ -45,6 +47,8 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
     if (!s) throw new SdcError(input, `max-autotune times the model, so it needs every input's dims: give --shape (missing: ${v.name} [${(v.shape ?? []).join(', ')}])`);
     dims.set(v.name, s);
   }
+  // fp16: one calibration, by value name, serves every candidate
+  if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) opts = { ...opts, ranges: (await calibrate(input, { shapes: opts.shapes })).ranges };
   const feeds = syntheticFeeds(dims, new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])));
   if (!opts.output) throw new SdcError(input, 'max-autotune needs an output path');
   const output = opts.output;
@@ -55,7 +59,9 @@ export async function autotune(input: string, opts: CompileOptions & { runs?: nu
     const built = CANDIDATES.filter((c) => !c.targets || c.targets.includes(target)).map((c, i) => {
       const file = path.join(work, String(i), path.basename(output));
       fs.mkdirSync(path.dirname(file));
-      const passes = c.passes && shapes ? ['specialize-shapes', ...c.passes] : c.passes;
+      // with fp16 every candidate converts (before capture-hints, as the modes' pipelines do)
+      const listed = c.passes && opts.precision === 'fp16' ? c.passes.flatMap((p) => (p === 'capture-hints' ? ['convert-fp16', p] : [p])) : c.passes;
+      const passes = listed && shapes ? ['specialize-shapes', ...listed] : listed;
       const report = compile(input, { ...opts, report: undefined, mode: shapes ? 'reduce-overhead' : 'default', shapes, passes, output: file, preferredLayout: c.layout ?? opts.preferredLayout });
       return { ...c, file, report };
     });

@@ -61,6 +61,8 @@ async function parse(argv: string[]): Promise<number> {
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
           .option('precision', { choices: ['fp32', 'fp16'] as const, default: 'fp32' as const, describe: 'fp16: float16 weights and computation, with float32 islands where the target has no fp16 kernel or precision needs it (--explain lists each with its reason)' })
           .option('io-types', { choices: ['fp32', 'fp16'] as const, default: 'fp32' as const, describe: 'with --precision fp16: the element type of the model\'s float inputs and outputs' })
+          .option('keep-fp32', { type: 'string', describe: 'with --precision fp16: comma-separated op types or node names to keep in float32 (e.g. Softmax,/up_blocks.3/Conv)' })
+          .option('calibrate', { type: 'boolean', default: true, describe: 'with --precision fp16: first run the fp32 model on the CPU (timesteps 0/500/999, small dims) and keep in float32 every node whose tensors leave fp16\'s safe range (--no-calibrate: the rules only)' })
           .option('layout', { choices: ['NCHW', 'NHWC'] as const, describe: 'webgpu: the provider layout recorded for the runtime (default NCHW: fewest kernels; NHWC ran SD1.5 1.4x faster on an H200, docs/benchmarks-gpu.md; max-autotune times both)' })
           .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
           .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
@@ -105,6 +107,8 @@ async function parse(argv: string[]): Promise<number> {
             preferredLayout: args.layout,
             precision: args.precision,
             ioTypes: args['io-types'],
+            keepFp32: args['keep-fp32'] === undefined ? undefined : args['keep-fp32'].split(',').map((x) => x.trim()).filter(Boolean),
+            calibrate: args.calibrate,
             verifyEach: args['verify-each'],
             report: args.report,
             externalData: args['external-data'],

@@ -6,7 +6,7 @@ import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel, weightsBeside } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
-import { Explanation, MODES, Mode, Precision } from '../rewrite/pass';
+import { Explanation, MODES, Mode, Precision, ValueRange } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
 import { TargetName, parseTarget } from '../targets';
@@ -37,6 +37,10 @@ export interface CompileOptions {
   precision?: Precision;
   /** Element type of the graph's float inputs and outputs with precision fp16 (default fp32). */
   ioTypes?: Precision;
+  /** With fp16: value ranges from a calibration run of this model (`calibrate()`); tensors out of fp16's range keep their region fp32. */
+  ranges?: Map<string, ValueRange> | null;
+  /** With fp16: op types or node names to keep in float32, whatever the rules and the calibration say. */
+  keepFp32?: string[];
   /** The WebGPU provider layout recorded for whoever opens the output (default: targets' defaultLayout). */
   preferredLayout?: ProviderLayout;
   /** Name of the weights file beside the output (default `<output file name>.data`). */
@@ -131,6 +135,8 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     shapes,
     precision: opts.precision ?? 'fp32',
     ioTypes: opts.ioTypes ?? 'fp32',
+    ranges: opts.ranges ?? null,
+    keepFp32: opts.keepFp32,
     onPass: (name) => progress.step(`pass ${name}`),
   }));
   const after = validate(model);

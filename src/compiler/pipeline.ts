@@ -1,6 +1,6 @@
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
-import { Explanation, Mode, Pass, PassContext, Precision } from '../rewrite/pass';
+import { Explanation, Mode, Pass, PassContext, Precision, ValueRange } from '../rewrite/pass';
 import { Target } from '../targets';
 import { ALL_PASSES, passByName } from '../passes';
 import { SdcError } from '../ir/errors';
@@ -42,6 +42,8 @@ export interface PipelineOptions {
   shapes?: Map<string, number[]> | null;
   precision?: Precision;
   ioTypes?: Precision;
+  ranges?: Map<string, ValueRange> | null;
+  keepFp32?: string[];
   onPass?: (name: string, index: number, total: number) => void;
 }
 
@@ -89,6 +91,8 @@ export function runPipeline(model: Model, opts: PipelineOptions): { passes: Pass
       shapes: opts.shapes ?? null,
       precision: opts.precision ?? 'fp32',
       ioTypes: opts.ioTypes ?? 'fp32',
+      ranges: opts.ranges ?? null,
+      keepFp32: opts.keepFp32 ?? [],
       explain: (site: Node | string, status, reason, rule) =>
         explanations.push({ pass: pass.name, ...(rule ? { rule } : {}), site: typeof site === 'string' ? site : site.name, status, reason }),
     };

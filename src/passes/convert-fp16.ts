@@ -4,7 +4,7 @@ import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { halfBytes } from '../ir/half';
 import { isDefaultDomain } from '../ir/query';
 import { Tensor } from '../ir/tensor';
-import { Pass, PassResult } from '../rewrite/pass';
+import { Pass, PassResult, ValueRange } from '../rewrite/pass';
 import { SdcError } from '../ir/errors';
 import { Target } from '../targets';
 
@@ -61,11 +61,16 @@ export const convertFp16: Pass = {
 
     // 1. islands: by the target table and by precision, then backwards from Sin/Cos through their argument
     const island = new Map<Node, string>();
+    const keep = new Set(ctx.keepFp32 ?? []);
+    const kept = new Set<string>();
     for (const n of graph.nodes) {
       if (!floatNode(n)) continue;
-      const why = islandReason(n, ctx.target);
+      const byUser = keep.has(n.name) ? n.name : keep.has(n.opType) ? n.opType : null;
+      if (byUser) kept.add(byUser);
+      const why = byUser ? `--keep-fp32 ${byUser}` : islandReason(n, ctx.target) ?? measuredReason(n, ctx.ranges, isF32);
       if (why) island.set(n, why);
     }
+    for (const k of keep) if (!kept.has(k)) ctx.explain(k, 'skipped', `--keep-fp32 ${k}: no float node has this name or op type`);
     for (const n of [...island.keys()].filter((x) => x.opType === 'Sin' || x.opType === 'Cos')) markArgument(n, island, isF32, 0);
     const half = new Set(graph.nodes.filter((n) => floatNode(n) && !island.has(n) && !SHAPE_READERS.has(n.opType)));
     for (const [n, why] of island) ctx.explain(n, 'skipped', `kept float32: ${why}`);
@@ -142,6 +147,32 @@ function islandReason(n: Node, target: Target): string | null {
   return null;
 }
 
+/**
+ * Largest magnitude an fp16 region may see in calibration: a quarter of fp16's largest value (65504),
+ * because other inputs than the calibration's reach further.
+ */
+export const FP16_SAFE_MAX = 65504 / 4;
+/** A tensor most of whose nonzero values are below fp16's normal range keeps little of its precision. */
+export const FP16_TINY_FRACTION = 0.5;
+
+/**
+ * From the calibration: a node that produces or reads (non-constant) a tensor beyond FP16_SAFE_MAX stays
+ * float32, so the large value is neither computed nor cast into fp16; likewise one whose tensor lives
+ * mostly below fp16's normal range.
+ */
+function measuredReason(n: Node, ranges: Map<string, ValueRange> | null | undefined, isF32: (v: Value | null | undefined) => v is Value): string | null {
+  if (!ranges?.size) return null;
+  for (const v of [...n.outputs, ...n.inputs]) {
+    if (!isF32(v) || v.initializer) continue;
+    const r = ranges.get(v.name);
+    if (!r) continue;
+    const role = n.outputs.includes(v) ? 'produces' : 'reads';
+    if (r.maxAbs > FP16_SAFE_MAX) return `calibration: ${role} ${v.name}, which reached ${r.maxAbs.toPrecision(3)} (fp16 is safe to ${FP16_SAFE_MAX})`;
+    if (r.tinyFraction > FP16_TINY_FRACTION) return `calibration: ${role} ${v.name}, ${Math.round(r.tinyFraction * 100)}% of whose nonzero values are below fp16's normal range (6.1e-5)`;
+  }
+  return null;
+}
+
 function markArgument(n: Node, island: Map<Node, string>, isF32: (v: Value | null | undefined) => v is Value, depth: number): void {
   if (depth > 6) return;
   for (const v of n.inputs) {
@@ -163,7 +194,7 @@ function retype(n: Node): void {
 
 function toHalfTensor(t: Tensor, name = t.name): Tensor {
   const src = t;
-  return new Tensor(name, DataType.FLOAT16, [...t.dims], { kind: 'lazy', length: t.size * 2, produce: () => halfBytes(src.bytes()) });
+  return new Tensor(name, DataType.FLOAT16, [...t.dims], { kind: 'lazy', length: t.size * 2, produce: () => halfBytes(src.bytes()), fromExternal: src.fromExternal });
 }
 
 /** Cast(Cast(x)) between float types: read x directly (or x itself when it already has the type). */

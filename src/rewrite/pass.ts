@@ -22,6 +22,13 @@ export interface Explanation {
   reason?: string;
 }
 
+/** What a calibration run saw of one float tensor (src/verify/calibrate.ts), by value name. */
+export interface ValueRange {
+  maxAbs: number;
+  /** Fraction of its nonzero values below fp16's smallest normal number (2^-14): they lose precision or flush. */
+  tinyFraction: number;
+}
+
 export interface PassContext {
   model: Model;
   target: Target;
@@ -31,6 +38,10 @@ export interface PassContext {
   /** Element type of the computation (convert-fp16) and of the graph's inputs and outputs. */
   precision?: Precision;
   ioTypes?: Precision;
+  /** Value ranges measured by a calibration run of the original model (convert-fp16 keeps out-of-range regions fp32). */
+  ranges?: Map<string, ValueRange> | null;
+  /** Op types or node names the user keeps in float32 (`--keep-fp32`). */
+  keepFp32?: string[];
   explain(node: Node | string, status: 'applied' | 'skipped', reason?: string, rule?: string): void;
 }
 

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
+import { calibrate, CalibrationReport } from './calibrate';
 import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, toShapeMap, writeJsonAtomic } from '../compiler/compile';
 import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
@@ -222,12 +223,14 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
 }
 
 export interface CheckedCompileOptions extends CompileOptions {
+  /** With fp16: measure the model's value ranges first (calibrate()) so out-of-range regions stay fp32 (default true). */
+  calibrate?: boolean;
   /** Compare the output with the original on this many random input sets before keeping it (0: no). */
   check?: number;
   checkTolerance?: number;
 }
 
-export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: CheckReport };
+export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: CheckReport; calibration?: CalibrationReport };
 
 /**
  * compile(), and before the output is moved into place: open it in onnxruntime (or validate it when
@@ -237,8 +240,16 @@ export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: Check
 export async function compileChecked(input: string, opts: CheckedCompileOptions): Promise<CheckedReport> {
   refuseReportPath(input, opts);
   if (opts.check && opts.ioTypes === 'fp16') throw new SdcError(input, '--check feeds the original\'s float32 inputs; it cannot run with --io-types fp16 (check with fp32 I/O, the computation is the same)');
+  let calibration: CalibrationReport | undefined;
+  if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) {
+    opts.progress?.step('calibrating value ranges (fp32, CPU)');
+    const c = await calibrate(input, { shapes: opts.shapes });
+    opts = { ...opts, ranges: c.ranges };
+    calibration = c.report;
+  }
   const { report, staged } = compileStaged(input, opts);
   const out: CheckedReport = report;
+  if (calibration) out.calibration = calibration;
   if (staged) {
     try {
       out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu');
