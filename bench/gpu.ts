@@ -18,7 +18,7 @@ import { recommendedSession } from '../src/targets/session-options';
 /**
  * `npm run bench -- --target webgpu [--quick] [--runs=N] [--only=TEXT,...] [--out=FILE]`: the models as
  * exported and compiled by sdc (default, reduce-overhead) on onnxruntime's WebGPU provider, each
- * variant alternated with the as-exported model in one process: ms per step with quartiles, the paired
+ * variant alternated with the as-exported model in one process: ms per step with the median's ~90% interval, the paired
  * ratio, and kernels per step from one profiled call. Writes docs/benchmarks-gpu.md (and .json). On a
  * machine without a GPU it runs on SwiftShader and says so; those timings measure a CPU, not a GPU.
  */
@@ -147,7 +147,7 @@ async function benchModel(spec: GpuSpec, dir: string, runs: number, log: (s: str
   return { id: spec.id, shapes: spec.shapes, variants };
 }
 
-const ms = (s?: Spread) => (s ? `${s.median.toFixed(1)} (${s.p25.toFixed(1)}–${s.p75.toFixed(1)})` : '—');
+const ms = (s?: Spread) => (s ? `${s.median.toFixed(1)} (${(s.lo ?? s.p25).toFixed(1)}–${(s.hi ?? s.p75).toFixed(1)})` : '—');
 
 function renderGpu(r: GpuResult): string {
   const lines = [
@@ -156,8 +156,8 @@ function renderGpu(r: GpuResult): string {
     `Written by \`${r.command}\` on ${r.date.slice(0, 10)} (commit ${r.versions.commit}).`,
     `Adapter: **${r.adapter}**. Machine: ${r.machine}. onnxruntime-node ${r.versions['onnxruntime-node']}, node ${r.versions.node}.`,
     '',
-    'ms per step: median (quartiles) of runs alternated with the as-exported model in one process; ratio =',
-    'as exported / variant, paired per round, with its quartiles ("within noise" when they cross 1.0).',
+    'ms per step: median (~90% confidence interval of the median) of runs alternated with the as-exported model in one',
+    'process; ratio = as exported / variant, paired per round, with its interval ("within noise" when it contains 1.0).',
     'Kernels from one profiled call: dispatches are WebGPU kernels other than Reshape, Unsqueeze, Squeeze,',
     'Flatten, Shape and Identity; CPU nodes and host↔device copies are what the provider could not keep on',
     'the GPU. sdc variants are opened with the session options sdc recommends (`sdc inspect`).',
@@ -174,7 +174,7 @@ function renderGpu(r: GpuResult): string {
         continue;
       }
       const p = v.placement;
-      const ratio = v.ratio ? `${v.ratio.median.toFixed(2)}× (${v.ratio.p25.toFixed(2)}–${v.ratio.p75.toFixed(2)})${v.ratio.withinNoise ? ' within noise' : ''}` : '1';
+      const ratio = v.ratio ? `${v.ratio.median.toFixed(2)}× (${(v.ratio.lo ?? v.ratio.p25).toFixed(2)}–${(v.ratio.hi ?? v.ratio.p75).toFixed(2)})${v.ratio.withinNoise ? ' within noise' : ''}` : '1';
       lines.push(`| ${v.name} | ${ms(v.run)} | ${ratio} | ${p?.dispatches ?? '—'} | ${p?.cpuNodes.length ?? '—'} | ${p?.memcpy ?? '—'} | ${p?.transposes ?? '—'} | ${p?.kernels ?? '—'} | ${v.relError === undefined ? (v.name.startsWith('peer') ? 'n/a (other weights)' : '') : v.relError.toExponential(1)} |`);
     }
     lines.push('');

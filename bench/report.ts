@@ -2,11 +2,11 @@ import type { BenchResult, ModelResult, Variant } from './run';
 import type { Spread } from '../src/runtime/timing';
 
 const f = (x: number | undefined | null, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
-/** A figure with its quartiles: `412 (398–430)`. */
-const withSpread = (s: Spread | undefined, d = 0) => (s ? `${f(s.median, d)} (${f(s.p25, d)}–${f(s.p75, d)})` : '–');
-/** A ratio with its quartiles over paired samples, marked when they straddle 1 (no measurable change). */
+/** A figure with the ~90% confidence interval of its median: `412 (398–430)` (quartiles in results written before it existed). */
+const withSpread = (s: Spread | undefined, d = 0) => (s ? `${f(s.median, d)} (${f(s.lo ?? s.p25, d)}–${f(s.hi ?? s.p75, d)})` : '–');
+/** A ratio over paired samples with its median's interval, marked when that contains 1 (no measurable change). */
 const ratio = (r: (Spread & { withinNoise: boolean }) | undefined) =>
-  r ? `${r.median.toFixed(2)}× (${r.p25.toFixed(2)}–${r.p75.toFixed(2)})${r.withinNoise ? ' ≈ within noise' : ''}` : '–';
+  r ? `${r.median.toFixed(2)}× (${(r.lo ?? r.p25).toFixed(2)}–${(r.hi ?? r.p75).toFixed(2)})${r.withinNoise ? ' ≈ within noise' : ''}` : '–';
 const topOps = (ops: Record<string, number> | undefined, n = 6) =>
   ops ? Object.entries(ops).slice(0, n).map(([k, v]) => `${k.replace('ai.onnx::', '').replace('com.microsoft::', 'ms:')} ${v}`).join(', ') : '–';
 
@@ -21,7 +21,7 @@ function modelSection(m: ModelResult): string {
   const lines = [`### ${m.id}`, '', `Inputs: ${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.join('×')}`).join(', ')}.`];
   if (m.inspect) lines.push(`\`sdc inspect\`: ${f(m.inspect.wallMs)} ms wall, ${f(m.inspect.maxRssMb)} MB peak RSS.` + (m.passesNone ? ` \`sdc compile --passes none\` (read + write of all weights): ${(m.passesNone.wallMs / 1000).toFixed(1)} s, ${f(m.passesNone.maxRssMb)} MB peak RSS.` : ''));
   lines.push('');
-  lines.push('| variant | nodes | compile ms / peak RSS | session create ms, median (quartiles) | create ratio orig/variant | run ms, median (quartiles) | run ratio orig/variant | % of MatMul ceiling | check |');
+  lines.push('| variant | nodes | compile ms / peak RSS | session create ms, median (interval) | create ratio orig/variant | run ms, median (interval) | run ratio orig/variant | % of MatMul ceiling | check |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const v of m.variants) lines.push(variantRow(v));
   lines.push('');
@@ -39,8 +39,9 @@ function summary(r: BenchResult): string[] {
   const lines = [
     '## Summary',
     '',
-    'Ratios are original ÷ variant (above 1: the variant is faster), medians over paired samples with their quartiles; "≈ within noise"',
-    'marks a ratio whose quartiles straddle 1, i.e. no change this machine can measure.',
+    'Ratios are original ÷ variant (above 1: the variant is faster), medians over paired samples; in brackets a distribution-free',
+    'confidence interval of the median (order statistics, ≥ 90% where there are 5 samples or more; the whole range below that).',
+    '"≈ within noise" marks a ratio whose interval contains 1, i.e. no change this machine can measure.',
     '',
     `| model | nodes orig → sdc default | ${cols.map(([, h]) => `${h}: create ratio / run ratio`).join(' | ')} |`,
     `|---|---|${cols.map(() => '---').join('|')}|`,
@@ -68,7 +69,7 @@ export function renderMarkdown(r: BenchResult, gpu: string | null): string {
     'How to read: every variant runs beside the original in the same process, runs alternated in pairs',
     '(original, variant) after a warm-up; session creation is timed in fresh processes, alternated with the',
     "original's, after both models' files were read once (the page cache is the same for both sides). Every",
-    'figure is a median with its quartiles; ratio = original / variant (above 1 is faster). Sessions use',
+    'figure is a median with a ~90% confidence interval of it; ratio = original / variant (above 1 is faster). Sessions use',
     'graphOptimizationLevel "all" unless the variant says otherwise; the runtime\'s cached specialization and the',
     'onnxruntime offline model are both finalized by onnxruntime at "all", saved, and opened with "disabled". A',
     'variant whose outputs differ from the original by more than 1e-4 (relative to the largest output) is refused,',
