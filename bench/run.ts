@@ -10,6 +10,7 @@ import { SDC_VERSION } from '../src/compiler/version';
 import { countGflop } from './flops';
 import { fusionCountsTable } from './fusion-counts';
 import { syntheticFeeds } from '../src/runtime/feeds';
+import { compareResults } from './compare';
 import { alternateRuns, median, pairedRatio, relError, spread, Spread } from '../src/runtime/timing';
 import { load } from '../src/runtime';
 import { renderMarkdown } from './report';
@@ -281,8 +282,17 @@ function renderOnly(): void {
   fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
 }
 
+/** `--compare A.json B.json`: the ratios of two runs side by side, and whether their intervals overlap. */
+function compareOnly(files: string[]): void {
+  const [a, b] = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as BenchResult);
+  const { markdown } = compareResults(a, b, [path.basename(files[0]), path.basename(files[1])]);
+  process.stdout.write(`${markdown}\n`);
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--render-only')) return renderOnly();
+  const cmp = process.argv.indexOf('--compare');
+  if (cmp >= 0) return compareOnly(process.argv.slice(cmp + 1, cmp + 3));
   const target = process.argv.find((a) => a.startsWith('--target='))?.slice(9) ?? (process.argv.includes('--target') ? process.argv[process.argv.indexOf('--target') + 1] : 'cpu');
   if (target === 'webgpu') return gpuBench(process.argv.slice(2), ROOT);
   if (target !== 'cpu') throw new Error(`--target ${target}: the benchmark runs on cpu or webgpu`);
@@ -309,9 +319,11 @@ async function main(): Promise<void> {
     result.fusionCounts = fusionCountsTable(specs(quick).filter((s) => !only || s.id.includes(only)).map((s) => ({ id: s.id, file: s.file() })));
     result.fusionCountsCommit = gitCommit();
     const docs = path.join(ROOT, 'docs');
-    fs.writeFileSync(path.join(docs, 'benchmarks.json'), JSON.stringify(result, null, 2) + '\n');
-    fs.writeFileSync(path.join(docs, 'benchmarks.md'), renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
-    log('wrote docs/benchmarks.md and docs/benchmarks.json');
+    // --out=F: F.json and F.md instead of docs/benchmarks.* (e.g. two runs to compare)
+    const out = process.argv.find((a) => a.startsWith('--out='))?.slice(6) ?? path.join(docs, 'benchmarks');
+    fs.writeFileSync(`${out}.json`, JSON.stringify(result, null, 2) + '\n');
+    fs.writeFileSync(`${out}.md`, renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
+    log(`wrote ${out}.md and ${out}.json`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
