@@ -19,6 +19,8 @@ import { DevFiles } from './dev-server';
 import { isSdcImport, parseSdcImport, resolveSdcImport } from './import-query';
 import { moduleCode } from './module-code';
 
+export type { SdcModelAsset } from '../src/index';
+
 export interface SdcPluginOptions extends ModelOptions {
   /** Model paths in rules, `/`-imports and the cache are relative to this (default: Vite's root, webpack's context, else the working folder). */
   root?: string;

@@ -14,5 +14,5 @@ export { recommendedSession, RecommendedSession, ProviderLayout } from './target
 export { compileChecked, checkOutput, CheckedCompileOptions, CheckedReport, CheckOptions, CheckReport, LoadReport } from './verify/check';
 export { autotune, AutotuneResult } from './autotune/autotune';
 export { compileAssets, AssetOptions, AssetResult } from './assets/compile-assets';
-export { AssetCompiler, AssetInfo, CompiledAsset, defaultAssetCacheDir } from './assets/asset-compiler';
+export { AssetCompiler, AssetInfo, CompiledAsset, defaultAssetCacheDir, SdcModelAsset } from './assets/asset-compiler';
 export { ModelOptions, ModelRule, ResolvedModelOptions, optionsFor, validateModelOptions } from './assets/model-rules';

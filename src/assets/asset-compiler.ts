@@ -27,6 +27,15 @@ export interface AssetInfo {
   reasons: string[];
 }
 
+/** What `import model from './model.onnx?sdc'` gives in a bundled app (types: `sdc/client`). */
+export interface SdcModelAsset extends Omit<AssetInfo, 'sdcVersion'> {
+  /** The compiled model's URL. */
+  url: string;
+  /** For onnxruntime-web's `externalData` session option: the weights' name in the model, and their URL. */
+  externalData: { path: string; data: string }[];
+  sdcVersion: string;
+}
+
 export interface CompiledAsset {
   source: string;
   key: string;
