@@ -142,3 +142,19 @@ test('BiasSplitGelu and BiasAdd: the sizes the table gives webgpu compute the de
   const bad = single('BiasSplitGelu', 12);
   await expect(runModel(bad.file, bad.feeds, { executionProviders: ['webgpu'] })).rejects.toThrow(/component/);
 });
+
+test('an fp16 webgpu output where the adapter has no shader-f16 (SwiftShader): checked on the CPU, and said so', async () => {
+  if (!(await ready)) return;
+  const { webgpuF16Unavailable } = await import('../src/runtime/session');
+  const { compileChecked } = await import('../src/verify/check');
+  const noF16 = await webgpuF16Unavailable();
+  const out = path.join(dir, 'fp16.webgpu.onnx');
+  const r = await compileChecked(tinyPath('unet_sdpa_op17'), { output: out, target: 'webgpu', precision: 'fp16', check: 1 });
+  expect(r.check!.passed).toBe(true);
+  if (noF16) {
+    expect(noF16).toBe('the WebGPU adapter has no shader-f16');
+    expect(r.check!.ranOn).toMatch(/^cpu .*WebGPU here: the WebGPU adapter has no shader-f16/);
+  } else {
+    expect(r.check!.ranOn).toMatch(/^webgpu/);
+  }
+});

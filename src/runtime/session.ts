@@ -3,6 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../ir/builder';
+import { DataType } from '../ir/dtype';
 import { TargetName } from '../targets';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
 import { saveModel } from '../onnx/write';
@@ -50,6 +51,43 @@ export function providerUnavailable(target: TargetName): Promise<string | null> 
 }
 
 export const webgpuUnavailable = () => providerUnavailable('webgpu');
+
+let f16Probe: Promise<string | null> | null = null;
+
+/**
+ * Can the WebGPU provider run float16 here? It needs the adapter's `shader-f16` (SwiftShader has none:
+ * session creation fails with "requires f16 but the device does not support it"). Null when it can (or
+ * when WebGPU itself cannot start: webgpuUnavailable says that), else why not. Probed once per process
+ * with a one-node fp16 model, run once (some kernels compile their shaders at the first run).
+ */
+export function webgpuF16Unavailable(): Promise<string | null> {
+  f16Probe ??= (async () => {
+    if (await webgpuUnavailable()) return null;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
+    try {
+      const b = new ModelBuilder();
+      const x = b.input('x', [2, 2], DataType.FLOAT16);
+      b.output(b.op('Transpose', [b.op('Add', [x, x])], { perm: [1, 0] }), [2, 2], DataType.FLOAT16);
+      const file = saveModel(b.model, path.join(dir, 'probe-f16.onnx'));
+      const level = ort.env.logLevel;
+      ort.env.logLevel = 'fatal';
+      try {
+        const s = await ort.InferenceSession.create(file, { executionProviders: ['webgpu'], logSeverityLevel: 4 });
+        await s.run({ x: new ort.Tensor('float16', new Uint16Array(4), [2, 2]) });
+        await s.release();
+      } finally {
+        ort.env.logLevel = level;
+      }
+      return null;
+    } catch (e) {
+      const why = (e as Error).message.split('\n')[0];
+      return /f16|float16|shader-f16/i.test(why) ? 'the WebGPU adapter has no shader-f16' : why;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return f16Probe;
+}
 
 /**
  * Open an onnxruntime session for a target. A provider that cannot start makes session creation throw

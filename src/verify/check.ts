@@ -8,7 +8,8 @@ import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { openSession, webgpuUnavailable } from '../runtime/session';
+import { openSession, webgpuF16Unavailable, webgpuUnavailable } from '../runtime/session';
+import { PRECISION_KEY } from '../passes/convert-fp16';
 import { Target, TargetName } from '../targets';
 import { lowerToCpu } from './lower';
 import { usingSwiftShader } from '../runtime/swiftshader';
@@ -141,7 +142,8 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   let ranOn = 'cpu';
   let scratch: string | null = null;
 
-  if (o.target === 'webgpu' && !(await webgpuUnavailable())) {
+  const noGpu = o.target === 'webgpu' ? await webgpuCannotRun(compiledGraph) : null;
+  if (o.target === 'webgpu' && !noGpu) {
     ranOn = 'webgpu';
     if (usingSwiftShader() && compiledGraph.graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
       // SwiftShader runs WebGPU's flash-attention kernel wrongly for queries ≥ 32 (docs/webgpu.md):
@@ -155,7 +157,9 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
     runFile = path.join(scratch, 'lowered.onnx');
     lowerToCpu(compiled, runFile);
-    ranOn = 'cpu (GPU-only ops lowered to CPU ops)';
+    ranOn = `cpu (GPU-only ops lowered to CPU ops${noGpu ? `; WebGPU here: ${noGpu}` : ''})`;
+  } else if (noGpu) {
+    ranOn = `cpu (WebGPU here: ${noGpu})`;
   }
   const quiet = () => {};
   const a = await ort.InferenceSession.create(original, { executionProviders: ['cpu'], logSeverityLevel: 3 });
@@ -183,6 +187,13 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, tolerance, passed: maxRel <= tolerance };
 }
 
+/** Why the WebGPU provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
+async function webgpuCannotRun(model: Model): Promise<string | null> {
+  const why = await webgpuUnavailable();
+  if (why) return why;
+  return model.getMetadata(PRECISION_KEY) === 'fp16' ? webgpuF16Unavailable() : null;
+}
+
 /** The ops of the model in `file` that the CPU provider has no kernel for (`domain::op`). */
 function cpuLacks(file: string): string[] {
   const cpu = new Target('cpu');
@@ -201,10 +212,11 @@ function cpuLacks(file: string): string[] {
  */
 export async function loadStaged(input: string, staged: StagedOutput, target: TargetName = 'cpu'): Promise<LoadReport> {
   const needGpu = cpuLacks(staged.modelFile);
-  // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
-  const onGpu = target === 'webgpu' && !(await webgpuUnavailable());
-  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel` };
   const meta = readModel(staged.modelFile, { allowMissingData: true });
+  // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
+  const noGpu = target === 'webgpu' ? await webgpuCannotRun(meta) : 'not a webgpu output';
+  const onGpu = !noGpu;
+  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel${target === 'webgpu' ? ` (and WebGPU here: ${noGpu})` : ''}` };
   const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), 'webgpu').options.executionProviders : ['cpu'];
   const open = (file: string) =>
     ort.InferenceSession.create(file, { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
