@@ -191,10 +191,9 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
       },
     },
 
-    webpack(compiler: { outputPath: string; context: string; options: { output: { path?: string } } }) {
+    webpack(compiler: { outputPath: string; context: string }) {
       root = userRoot ?? compiler.context ?? root;
-      // webpack sets outputPath after applying plugins: read it when the bundle is written
-      outputDir = null;
+      // webpack sets outputPath after applying plugins: it is read when the bundle is written
       webpackCompiler = compiler;
     },
 
