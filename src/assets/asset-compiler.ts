@@ -27,7 +27,7 @@ export interface AssetInfo {
   reasons: string[];
 }
 
-/** What `import model from './model.onnx?sdc'` gives in a bundled app (types: `sdc/client`). */
+/** What a bundled app gets from importing a model with `?sdc` (types: `sdc/client`). */
 export interface SdcModelAsset extends Omit<AssetInfo, 'sdcVersion'> {
   /** The compiled model's URL. */
   url: string;
