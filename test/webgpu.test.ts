@@ -105,21 +105,13 @@ test('Split: the most outputs the target table allows run on the WebGPU provider
 
 test('BiasSplitGelu and BiasAdd: the sizes the table gives webgpu compute the definition on the native provider; JSEP-only refusals are refused', async () => {
   if (!(await ready)) return;
-  const { ModelBuilder } = await import('../src/ir/builder');
-  const { saveModel } = await import('../src/onnx/write');
   const { parseTarget } = await import('../src/targets');
   const webgpu = parseTarget('webgpu');
-  const single = (op: string, c: number) => {
-    const b = new ModelBuilder(17, { 'com.microsoft': 1 });
-    const x = b.input('x', [2, 3, c]);
-    const bias = b.const('bias', [c], Float32Array.from({ length: c }, (_, i) => Math.cos(i)));
-    b.output(b.op(op, op === 'BiasAdd' ? [x, bias, b.input('s', [2, 3, c])] : [x, bias], {}, { domain: 'com.microsoft' }), null);
-    const file = saveModel(b.model, path.join(dir, `${op}${c}.onnx`));
-    const lowered = path.join(dir, `${op}${c}.lowered.onnx`);
-    lowerToCpu(file, lowered);
-    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', Float32Array.from({ length: 6 * c }, (_, i) => Math.sin(i * 0.1)), [2, 3, c]) };
-    if (op === 'BiasAdd') feeds.s = new ort.Tensor('float32', Float32Array.from({ length: 6 * c }, (_, i) => Math.cos(i * 0.3)), [2, 3, c]);
-    return { file, lowered, feeds };
+  const { singleBiasOp } = await import('./helpers/graphs');
+  const tensors = (f: Record<string, { dims: number[]; data: number[] }>) => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, new ort.Tensor('float32', Float32Array.from(v.data), v.dims)]));
+  const single = (op: 'BiasSplitGelu' | 'BiasAdd', c: number) => {
+    const r = singleBiasOp(op, c, dir);
+    return { ...r, feeds: tensors(r.feeds) };
   };
   for (const [op, size, c] of [['BiasSplitGelu', 'hidden', 2560], ['BiasAdd', 'channels', 320]] as const) {
     expect(webgpu.accepts('com.microsoft', op, { sizes: { [size]: c } })).toBeNull();

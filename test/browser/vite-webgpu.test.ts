@@ -90,22 +90,12 @@ test('the built app runs the compiled model in chromium on webgpu and on wasm, e
 test('JSEP in the page: BiasSplitGelu and BiasAdd at the table\'s sizes equal the definition; the sizes the table refuses fail there', async () => {
   if (!browser || !server) throw new Error('the app test did not start the browser');
   const page = (await browser.contexts()[0]?.pages()[0]) ?? (await browser.newPage());
-  const { ModelBuilder } = await import('../../src/ir/builder');
-  const { saveModel } = await import('../../src/onnx/write');
-  const { lowerToCpu } = await import('../../src/verify/lower');
+  const { singleBiasOp } = await import('../helpers/graphs');
   const { parseTarget } = await import('../../src/targets');
   const webgpu = parseTarget('webgpu');
   const cases = [['BiasSplitGelu', 'hidden', 2560], ['BiasSplitGelu', 'hidden', 256], ['BiasAdd', 'channels', 320], ['BiasAdd', 'channels', 32]] as const;
   for (const [op, size, c] of cases) {
-    const b = new ModelBuilder(17, { 'com.microsoft': 1 });
-    const x = b.input('x', [1, 2, c]);
-    const bias = b.const('bias', [c], Float32Array.from({ length: c }, (_, i) => Math.cos(i)));
-    b.output(b.op(op, op === 'BiasAdd' ? [x, bias, b.input('s', [1, 2, c])] : [x, bias], {}, { domain: 'com.microsoft' }), null);
-    const file = saveModel(b.model, path.join(dir, `${op}${c}.onnx`));
-    const lowered = path.join(dir, `${op}${c}.lowered.onnx`);
-    lowerToCpu(file, lowered);
-    const feeds: Record<string, { dims: number[]; data: number[] }> = { x: { dims: [1, 2, c], data: Array.from({ length: 2 * c }, (_, i) => Math.sin(i * 0.1)) } };
-    if (op === 'BiasAdd') feeds.s = { dims: [1, 2, c], data: Array.from({ length: 2 * c }, (_, i) => Math.cos(i * 0.3)) };
+    const { file, lowered, feeds } = singleBiasOp(op, c, dir, [1, 2]);
     const got = await page.evaluate(
       async ([bytes, f]) => {
         const ort = (window as any).sdcExample.ort;

@@ -25,3 +25,25 @@ export function erfGeluGraph(b: ModelBuilder, x: Value, form: 0 | 1 | 2, tag = '
   if (form === 1) return b.op('Mul', [x, b.op('Mul', [half, erfTerm])]);
   return b.op('Mul', [b.op('Mul', [x, half]), erfTerm]);
 }
+
+/**
+ * One com.microsoft BiasSplitGelu or BiasAdd on x [...lead, c], saved with its lowering (the op's
+ * definition in CPU ops) beside it, and inputs as plain arrays: for checking a kernel at a size.
+ */
+export function singleBiasOp(op: 'BiasSplitGelu' | 'BiasAdd', c: number, dir: string, lead: [number, number] = [2, 3]): { file: string; lowered: string; feeds: Record<string, { dims: number[]; data: number[] }> } {
+  const { saveModel } = require('../../src/onnx/write') as typeof import('../../src/onnx/write');
+  const { lowerToCpu } = require('../../src/verify/lower') as typeof import('../../src/verify/lower');
+  const path = require('path') as typeof import('path');
+  const dims = [...lead, c];
+  const b = new ModelBuilder(17, { 'com.microsoft': 1 });
+  const x = b.input('x', dims);
+  const bias = b.const('bias', [c], Float32Array.from({ length: c }, (_, i) => Math.cos(i)));
+  b.output(b.op(op, op === 'BiasAdd' ? [x, bias, b.input('s', dims)] : [x, bias], {}, { domain: 'com.microsoft' }), null);
+  const file = saveModel(b.model, path.join(dir, `${op}${c}.onnx`));
+  const lowered = path.join(dir, `${op}${c}.lowered.onnx`);
+  lowerToCpu(file, lowered);
+  const n = dims.reduce((a, d) => a * d, 1);
+  const feeds: Record<string, { dims: number[]; data: number[] }> = { x: { dims, data: Array.from({ length: n }, (_, i) => Math.sin(i * 0.1)) } };
+  if (op === 'BiasAdd') feeds.s = { dims, data: Array.from({ length: n }, (_, i) => Math.cos(i * 0.3)) };
+  return { file, lowered, feeds };
+}
