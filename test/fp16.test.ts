@@ -131,7 +131,7 @@ function hiddenOverflow(): string {
 }
 
 test('calibration: a value that leaves fp16\'s range in a calibration run keeps its producer and readers float32', async () => {
-  const { calibrate } = await import('../src/verify/calibrate');
+  const { calibrate } = await import('../src/runtime/calibrate');
   const { compileChecked } = await import('../src/verify/check');
   const src = hiddenOverflow();
   const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -0.5, 2, 0.25, 1, 1, 1, 1.5]), [2, 4]) };
@@ -164,6 +164,29 @@ test('calibration: a value that leaves fp16\'s range in a calibration run keeps 
   expect(halfTyped(measured)).toBe(1);
   const got = await run(measured, feeds);
   expect(diff(want, got)).toBeLessThan(2e-3);
+});
+
+test('the runtime calibrates once per model: load({ precision: fp16 }) keeps the overflowing region float32 and explains it', async () => {
+  const { load } = await import('../src/runtime');
+  const src = hiddenOverflow();
+  const feeds = (n: number) => ({ x: new ort.Tensor('float32', Float32Array.from({ length: 4 * n }, (_, i) => [1, -0.5, 2, 0.25][i % 4]), [n, 4]) });
+  const m = await load(src, { precision: 'fp16', cacheDir: path.join(dir, 'rt-calibrated'), warn: () => {} });
+  for (const n of [2, 3]) expect(diff(await run(src, feeds(n)), Object.values(await m.run(feeds(n)))[0])).toBeLessThan(2e-3);
+  expect(m.calibrationReport?.values).toBe(4);
+  const lines = m.explain();
+  await m.release();
+  expect(lines.filter((l) => /^fp16: value ranges measured/.test(l))).toHaveLength(1);
+  // both specializations were compiled with the one calibration: two islands each, both by measurement
+  expect(lines.filter((l) => /: 2 node\(s\) kept float32 \(2 by measurement\)/.test(l))).toHaveLength(2);
+
+  const off = await load(src, { precision: 'fp16', calibrate: false, cacheDir: path.join(dir, 'rt-calibrated'), warn: () => {} });
+  await off.run(feeds(2));
+  expect(off.calibrationReport).toBeNull();
+  const offLines = off.explain();
+  await off.release();
+  // a separate cache entry (not the calibrated one), compiled by the rules alone
+  expect(offLines[0]).toMatch(/: compiled \(first call\)$/);
+  expect(offLines).toEqual(expect.arrayContaining(['fp16: not calibrated (calibrate: false): float32 islands come from the rules only', expect.stringMatching(/: 0 node\(s\) kept float32 \(0 by measurement\)$/)]));
 });
 
 test('--keep-fp32 keeps the named op types and nodes float32, and says when an entry matches nothing', async () => {

@@ -5,7 +5,7 @@ import { compile, CompileOptions, CompileReport, toShapeMap, writeJsonAtomic } f
 import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
 import { syntheticFeeds } from '../runtime/feeds';
-import { calibrate } from '../verify/calibrate';
+import { calibrate } from '../runtime/calibrate';
 import { openSession, webgpuUnavailable } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';

@@ -22,7 +22,7 @@ export interface Explanation {
   reason?: string;
 }
 
-/** What a calibration run saw of one float tensor (src/verify/calibrate.ts), by value name. */
+/** What a calibration run saw of one float tensor (src/runtime/calibrate.ts), by value name. */
 export interface ValueRange {
   maxAbs: number;
   /** Fraction of its nonzero values below fp16's smallest normal number (2^-14): they lose precision or flush. */

@@ -1,4 +1,7 @@
 import * as ort from 'onnxruntime-node';
+import { ShapeSpec, toShapeMap } from '../compiler/compile';
+import { SdcError } from '../ir/errors';
+import { Model } from '../ir/model';
 
 /** Deterministic inputs of the given shapes (uniform in [-1, 1); an input named timestep gets 500). */
 export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>): Record<string, ort.Tensor> {
@@ -16,4 +19,25 @@ export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string,
     feeds[name] = new ort.Tensor('float32', data, dims);
   }
   return feeds;
+}
+
+/**
+ * Dims to check at: the given shapes, else each input's static dims with symbolic ones at 1 for a batch
+ * and 8 otherwise (8 survives three stride-2 downsamplings: SD1.5 latents, sequence lengths).
+ */
+export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, file: string): { dims: Map<string, number[]>; derived: boolean } {
+  const given = shapes ? toShapeMap(shapes, file, model) : null;
+  const dims = new Map<string, number[]>();
+  let derived = false;
+  for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
+    const g = given?.get(v.name);
+    if (g) {
+      dims.set(v.name, g);
+      continue;
+    }
+    if (!v.shape) throw new SdcError(file, `input '${v.name}' has no declared shape: give --shape to check at`);
+    dims.set(v.name, v.shape.map((d) => (typeof d === 'number' ? d : /batch|^n$|^b$/i.test(String(d)) ? 1 : 8)));
+    if (v.shape.some((d) => typeof d !== 'number')) derived = true;
+  }
+  return { dims, derived };
 }

@@ -7,13 +7,14 @@ import { ORT_TYPE } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
-import { Mode, Precision } from '../rewrite/pass';
+import { Mode, Precision, ValueRange } from '../rewrite/pass';
 import { TargetName } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
 import { ORT_VERSION, openSession, providerUnavailable } from './session';
+import { calibrate, CalibrationReport } from './calibrate';
 
 export interface LoadOptions {
   target?: TargetName;
@@ -29,6 +30,13 @@ export interface LoadOptions {
   dynamic?: string[];
   /** fp16: specializations compiled to float16 with float32 islands (inputs and outputs stay float32). */
   precision?: Precision;
+  /**
+   * With fp16: before the first compile, run the fp32 model once on the CPU (calibrate()) and keep in
+   * float32 every node whose tensors leave fp16's safe range (default true; false: the rules' islands only).
+   */
+  calibrate?: boolean;
+  /** With fp16: op types or node names kept in float32 whatever the rules and the calibration say. */
+  keepFp32?: string[];
   /** Where warnings go (default stderr). */
   warn?: (msg: string) => void;
   sessionOptions?: ort.InferenceSession.SessionOptions;
@@ -83,6 +91,11 @@ export class SdcModel {
   private captures = new Map<string, ModelMeta['capture']>();
   private lastProvider: string | null = null;
   private clock = 0;
+  private calibration: Promise<{ ranges: Map<string, ValueRange> | null; report: CalibrationReport | null; failed?: string }> | null = null;
+  /** What the compiles so far kept in float32 and why (fp16), by shape key. */
+  private islands = new Map<string, string[]>();
+  private calibrationDone: CalibrationReport | null = null;
+  private calibrationFailure: string | null = null;
 
   private constructor(
     readonly source: string,
@@ -113,6 +126,8 @@ export class SdcModel {
       maxSessions: o.maxSessions ?? 4,
       dynamic: o.dynamic ?? [],
       precision: o.precision ?? 'fp32',
+      calibrate: o.calibrate ?? true,
+      keepFp32: o.keepFp32 ?? [],
       warn,
       sessionOptions: o.sessionOptions ?? {},
     };
@@ -198,7 +213,8 @@ export class SdcModel {
     const shapes = key === GENERIC ? null : this.staticShapes(feeds);
     const describe = { source: this.source, mode: key === GENERIC ? 'default' : 'reduce-overhead', target: this.opts.target, precision: this.opts.precision, shapeKey: key };
     // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
-    const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, dynamic: this.opts.dynamic, sdc: SDC_VERSION, ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
+    const fp16 = this.opts.precision === 'fp16' ? { calibrate: this.opts.calibrate, keepFp32: this.opts.keepFp32 } : undefined;
+    const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
     const hit = this.cache.lookup(cacheKey, this.opts.warn);
     const why = this.whyMiss(key);
     if (hit) {
@@ -211,15 +227,48 @@ export class SdcModel {
     log('recompiles', `compiling ${key}: ${why}`);
     return this.cache.store(cacheKey, describe, async (folder, dataName) => {
       const mode = key === GENERIC ? 'default' : 'reduce-overhead';
+      const fp16 = this.opts.precision === 'fp16' ? { ranges: (await this.measureRanges(feeds)).ranges, keepFp32: this.opts.keepFp32 } : {};
+      const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
       if (this.opts.target !== 'cpu') {
-        compile(this.source, { output: path.join(folder, 'model.onnx'), mode, target: this.opts.target, precision: this.opts.precision, shapes, dataFileName: dataName });
+        this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
         return;
       }
       const sdcOut = path.join(folder, 'sdc.onnx');
-      compile(this.source, { output: sdcOut, mode, target: this.opts.target, precision: this.opts.precision, shapes, sessionLevel: 'disabled' });
+      this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
       await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
       for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
     });
+  }
+
+  /**
+   * The fp32 model's value ranges, measured once per loaded model (not per shape key: ranges barely move
+   * with batch or resolution, and calibrate() runs free dims small). A model it cannot measure (control
+   * flow) still compiles, with the rules' islands only, and says so.
+   */
+  private measureRanges(feeds: Record<string, ort.Tensor>): NonNullable<SdcModel['calibration']> {
+    if (!this.opts.calibrate) return Promise.resolve({ ranges: null, report: null });
+    this.calibration ??= (async () => {
+      const undeclared = this.inputs.some((i) => !i.dims);
+      try {
+        const { ranges, report } = await calibrate(this.source, { shapes: undeclared ? new Map(this.inputs.map((i) => [i.name, [...feeds[i.name].dims]])) : null });
+        this.calibrationDone = report;
+        return { ranges, report };
+      } catch (e) {
+        const failed = (e as Error).message;
+        this.calibrationFailure = failed;
+        this.opts.warn(`sdc: fp16 calibration failed (${failed}); float32 islands come from the rules only`);
+        return { ranges: null, report: null, failed };
+      }
+    })();
+    return this.calibration;
+  }
+
+  private noteIslands(key: string, report: { explanations: { pass: string; site: string; status: string; reason?: string }[] }): void {
+    if (this.opts.precision !== 'fp16') return;
+    this.islands.set(
+      key,
+      report.explanations.filter((e) => e.pass === 'convert-fp16' && e.status === 'skipped' && e.reason?.startsWith('kept float32')).map((e) => `${e.site} (${e.reason!.replace(/^kept float32: /, '')})`),
+    );
   }
 
   private staticShapes(feeds: Record<string, ort.Tensor>): Map<string, number[]> {
@@ -275,8 +324,28 @@ export class SdcModel {
     const lines = this.events.map((e) =>
       e.outcome === 'generic' ? `${e.key}: ran on the generic model (${e.why})` : `${e.key}: ${e.outcome === 'disk' ? 'loaded from the disk cache' : 'compiled'} (${e.why})`,
     );
+    if (this.opts.precision === 'fp16') lines.push(...this.precisionSentences());
     lines.push(this.captureSentence());
     return lines;
+  }
+
+  private precisionSentences(): string[] {
+    const lines: string[] = [];
+    if (!this.opts.calibrate) lines.push('fp16: not calibrated (calibrate: false): float32 islands come from the rules only');
+    else if (this.calibrationReport) {
+      const r = this.calibrationReport;
+      lines.push(`fp16: value ranges measured on the CPU in fp32 (${r.values} tensors, timesteps ${r.timesteps.join('/')}, ${Object.entries(r.dims).map(([k, d]) => `${k}=${d.join('x')}`).join(' ')}; ${r.ms} ms)`);
+    } else if (this.calibrationFailure) lines.push(`fp16: calibration failed (${this.calibrationFailure}): float32 islands come from the rules only`);
+    for (const [key, kept] of this.islands) {
+      const measured = kept.filter((k) => k.includes('calibration:')).length;
+      lines.push(`${key === GENERIC ? 'generic model' : key}: ${kept.length} node(s) kept float32 (${measured} by measurement)${kept.length ? `: ${kept.slice(0, 3).join('; ')}${kept.length > 3 ? `; +${kept.length - 3} more` : ''}` : ''}`);
+    }
+    return lines;
+  }
+
+  /** The calibration of this model, once one has run (fp16 with calibrate, after the first compile). */
+  get calibrationReport(): CalibrationReport | null {
+    return this.calibrationDone;
   }
 
   private captureSentence(): string {

@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { calibrate, CalibrationReport } from './calibrate';
-import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, toShapeMap, writeJsonAtomic } from '../compiler/compile';
+import { calibrate, CalibrationReport } from '../runtime/calibrate';
+import { checkDims } from '../runtime/feeds';
+import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, writeJsonAtomic } from '../compiler/compile';
 import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
@@ -52,26 +53,6 @@ const FP16_TOLERANCE = 2e-2;
 const TIMESTEPS = [500, 0, 999];
 const isTimestep = (name: string) => /timestep|^t$/i.test(name);
 
-/**
- * Dims to check at: the given shapes, else each input's static dims with symbolic ones at 1 for a batch
- * and 8 otherwise (8 survives three stride-2 downsamplings: SD1.5 latents, sequence lengths).
- */
-export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, file: string): { dims: Map<string, number[]>; derived: boolean } {
-  const given = shapes ? toShapeMap(shapes, file, model) : null;
-  const dims = new Map<string, number[]>();
-  let derived = false;
-  for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
-    const g = given?.get(v.name);
-    if (g) {
-      dims.set(v.name, g);
-      continue;
-    }
-    if (!v.shape) throw new SdcError(file, `input '${v.name}' has no declared shape: give --shape to check at`);
-    dims.set(v.name, v.shape.map((d) => (typeof d === 'number' ? d : /batch|^n$|^b$/i.test(String(d)) ? 1 : 8)));
-    if (v.shape.some((d) => typeof d !== 'number')) derived = true;
-  }
-  return { dims, derived };
-}
 
 /** One deterministic input set: uniform [-1, 1) floats, timesteps across 0..999, small integers. */
 function feedsFor(model: Model, dims: Map<string, number[]>, set: number): Record<string, ort.Tensor> {

@@ -8,7 +8,7 @@ import { Value } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { encodeReferencingWeights } from '../onnx/write';
 import { ValueRange } from '../rewrite/pass';
-import { checkDims } from './check';
+import { checkDims } from './feeds';
 
 export interface CalibrationReport {
   /** Timesteps of the input sets (one set each). */
