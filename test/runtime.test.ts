@@ -241,3 +241,15 @@ describe('runtime options and cache damage', () => {
     }
   });
 });
+
+test("the caches key on sdc's code: a copy of the build hashes alike, and differently once one file changes", () => {
+  const copy = path.join(dir, 'build-copy', 'src');
+  fs.cpSync(path.resolve(__dirname, '..', 'dist', 'src'), copy, { recursive: true });
+  const version = path.join(copy, 'compiler', 'version.js');
+  const hashOf = () => spawnSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(version)}).sdcBuildHash())`], { encoding: 'utf8' }).stdout;
+  const first = hashOf();
+  expect(first).toMatch(/^[0-9a-f]{16}$/);
+  expect(hashOf()).toBe(first);
+  fs.appendFileSync(path.join(copy, 'passes', 'fold-constants.js'), '\n// a changed pass\n');
+  expect(hashOf()).not.toBe(first);
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -11,3 +12,26 @@ function findVersion(): string {
 }
 
 export const SDC_VERSION: string = findVersion();
+
+let build: string | null = null;
+
+/**
+ * A hash of the code that compiles (every source file under sdc's src/, as .ts or as built .js): the
+ * caches key on it beside the version, so a model compiled by other code — a changed pass during
+ * development, a patched install — is never served as this code's output.
+ */
+export function sdcBuildHash(): string {
+  if (build) return build;
+  const root = path.dirname(__dirname);
+  const h = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (/\.(js|ts|proto)$/.test(e.name) && !e.name.endsWith('.d.ts')) h.update(`${path.relative(root, f)}\0`).update(fs.readFileSync(f));
+    }
+  };
+  walk(root);
+  build = h.digest('hex').slice(0, 16);
+  return build;
+}

@@ -10,7 +10,7 @@ import { readModel } from '../onnx/read';
 import { Mode, Precision, ValueRange } from '../rewrite/pass';
 import { TargetName } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
-import { SDC_VERSION } from '../compiler/version';
+import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
 import { ORT_VERSION, openSession, providerUnavailable } from './session';
@@ -214,7 +214,7 @@ export class SdcModel {
     const describe = { source: this.source, mode: key === GENERIC ? 'default' : 'reduce-overhead', target: this.opts.target, precision: this.opts.precision, shapeKey: key };
     // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
     const fp16 = this.opts.precision === 'fp16' ? { calibrate: this.opts.calibrate, keepFp32: this.opts.keepFp32 } : undefined;
-    const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
+    const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, build: sdcBuildHash(), ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
     const hit = this.cache.lookup(cacheKey, this.opts.warn);
     const why = this.whyMiss(key);
     if (hit) {
