@@ -135,6 +135,8 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
       this.addWatchFile(imp.file);
       const rel = path.relative(root, imp.file);
       const asset = await assetCompiler().compile(imp.file, optionsFor(rel, models, defaults, imp.options));
+      // new weights under an unchanged graph (a fine-tune) are a change to the model too
+      for (const w of asset.weights) this.addWatchFile(w);
       const base = path.basename(imp.file, '.onnx');
       const modelName = `${base}.${asset.hash}.onnx`;
       const dataName = asset.data ? `${base}.${asset.hash}.data` : null;

@@ -145,7 +145,7 @@ test.each([
   expect((err as { stderr: string }).stderr).toMatch(message);
 }, 120000);
 
-test('Vite dev server: serves the compiled model from the cache, and recompiles when the .onnx changes', async () => {
+test('Vite dev server: serves the compiled model from the cache, and recompiles when the .onnx or its weights change', async () => {
   const proj = project('dev');
   writeModel(path.join(proj, 'models', 'a2.onnx'), false, 3);
   const { stdout } = await run(process.execPath, [path.join(ROOT, 'test', 'helpers', 'vite-dev.mjs'), proj, JSON.stringify({ cacheDir: path.join(proj, '.sdc-cache'), ...RULES })], { cwd: proj, maxBuffer: 1 << 24 });
@@ -154,9 +154,11 @@ test('Vite dev server: serves the compiled model from the cache, and recompiles 
   expect(r.firstFetch.status).toBe(200);
   expect(r.firstFetch.bytes).toBeGreaterThan(0);
   expect(r.firstData).toEqual({ status: 200, bytes: 64 * 64 * 4 });
-  expect(r.second).not.toBe(r.first);
+  expect(r.retrained).toMatch(/^\/@sdc\/[0-9a-f]{16}\/a\.[0-9a-f]{16}\.onnx$/);
+  expect(r.retrained).not.toBe(r.first);
+  expect(r.second).not.toBe(r.retrained);
   expect(r.secondFetch.status).toBe(200);
   expect(r.secondFetch.bytes).toBeGreaterThan(64 * 64 * 4); // the new model holds its weights inline
   expect(r.missing.status).toBe(404);
-  expect(r.log.filter((l: string) => /a\.onnx .* compiled/.test(l))).toHaveLength(2);
+  expect(r.log.filter((l: string) => /a\.onnx .* compiled/.test(l))).toHaveLength(3);
 }, 120000);

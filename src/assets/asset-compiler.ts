@@ -2,10 +2,10 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { inspect, IoInfo } from '../compiler/inspect';
-import { SDC_VERSION } from '../compiler/version';
+import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
-import { DiskCache, hashKey, sourceFingerprint } from '../runtime/cache';
+import { DiskCache, hashKey, sourceFingerprint, weightFiles } from '../runtime/cache';
 import { ORT_VERSION, webSessionOptions } from '../runtime/session';
 import { recommendedSession } from '../targets/session-options';
 import { compileChecked } from '../verify/check';
@@ -38,6 +38,8 @@ export interface SdcModelAsset extends Omit<AssetInfo, 'sdcVersion'> {
 
 export interface CompiledAsset {
   source: string;
+  /** The source's external weight files: a build step watches them with the model. */
+  weights: string[];
   key: string;
   /** Found in the cache (true) or compiled by this call. */
   cached: boolean;
@@ -67,7 +69,7 @@ export function defaultAssetCacheDir(root: string = process.cwd()): string {
 
 /**
  * Compiles models for a build step through a persistent cache keyed by the source's content, the
- * options, and the sdc and onnxruntime versions; a second request for the same key while the first is
+ * options, the sdc version and code and the onnxruntime version; a second request for the same key while the first is
  * compiling waits for it instead of compiling again.
  */
 export class AssetCompiler {
@@ -80,26 +82,27 @@ export class AssetCompiler {
   }
 
   /** `check` is left out: it decides whether an output is kept, not what it is. */
-  keyOf(source: string, options: ResolvedModelOptions): string {
+  keyOf(source: string, options: ResolvedModelOptions, weights = weightFiles(source)): string {
     const { check: _check, ...what } = options;
-    return hashKey({ fingerprint: sourceFingerprint(source), ...what, sdc: SDC_VERSION, onnxruntime: ORT_VERSION });
+    return hashKey({ fingerprint: sourceFingerprint(source, weights), ...what, sdc: SDC_VERSION, build: sdcBuildHash(), onnxruntime: ORT_VERSION });
   }
 
   async compile(source: string, options: ResolvedModelOptions): Promise<CompiledAsset> {
     if (!fs.existsSync(source)) throw new SdcError(source, 'model not found');
     if (!fs.statSync(source).isFile()) throw new SdcError(source, 'not a file');
-    const key = this.keyOf(source, options);
+    const weights = weightFiles(source);
+    const key = this.keyOf(source, options, weights);
     const pending = this.running.get(key);
     if (pending) {
       this.stats.joined++;
       return pending;
     }
-    const job = this.compileKey(source, key, options).finally(() => this.running.delete(key));
+    const job = this.compileKey(source, weights, key, options).finally(() => this.running.delete(key));
     this.running.set(key, job);
     return job;
   }
 
-  private async compileKey(source: string, key: string, options: ResolvedModelOptions): Promise<CompiledAsset> {
+  private async compileKey(source: string, weights: string[], key: string, options: ResolvedModelOptions): Promise<CompiledAsset> {
     let model = this.cache.lookup(key, this.log);
     const cached = model !== null;
     if (!model) {
@@ -121,6 +124,7 @@ export class AssetCompiler {
     const data = this.cache.dataFileOf(model);
     return {
       source,
+      weights,
       key,
       cached,
       model,

@@ -14,15 +14,19 @@ export function defaultCacheDir(): string {
  * external data file it uses. (Hashing 3.4 GB of weights on every load would cost seconds; a changed
  * weight file changes its size or time.)
  */
-export function sourceFingerprint(modelPath: string): string {
+export function sourceFingerprint(modelPath: string, weights = weightFiles(modelPath)): string {
   const h = createHash('sha256');
   h.update(fs.readFileSync(modelPath));
-  const model = readModel(modelPath, { allowMissingData: true });
-  for (const f of model.externalFiles()) {
+  for (const f of weights) {
     const st = fs.statSync(f, { throwIfNoEntry: false });
     h.update(`\n${path.basename(f)}:${st?.size ?? -1}:${st?.mtimeMs ?? -1}`);
   }
   return h.digest('hex');
+}
+
+/** The external data files a model names (existing or not): a change to one is a change to the model. */
+export function weightFiles(modelPath: string): string[] {
+  return readModel(modelPath, { allowMissingData: true }).externalFiles();
 }
 
 export function hashKey(parts: unknown): string {

@@ -1,5 +1,6 @@
 // Starts Vite's dev server on <project> with sdc's plugin, loads main.js's import objects, fetches the
-// compiled model it names, then rewrites models/a.onnx (scaled weights) and loads again. Prints one
+// compiled model it names, then doubles the weights in models/a.onnx's data file (the graph unchanged)
+// and loads again, then replaces models/a.onnx (scaled weights, inline) and loads again. Prints one
 // JSON line. Usage: node vite-dev.mjs <project> '<plugin options JSON>'
 import * as fs from 'fs';
 import { createRequire } from 'module';
@@ -22,14 +23,22 @@ const fetchBytes = async (url) => {
 const first = (await server.ssrLoadModule('/main.js')).models;
 const firstFetch = await fetchBytes(first.a.url);
 const firstData = first.a.externalData.length ? await fetchBytes(first.a.externalData[0].data) : null;
-// the change arrives through Vite's watcher, as an editor's save would
+// each change arrives through Vite's watcher, as an editor's save or a new export would
+const changed = async (before) => {
+  let now = before;
+  for (let i = 0; i < 100 && now.a.url === before.a.url; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = (await server.ssrLoadModule('/main.js')).models;
+  }
+  return now;
+};
+const dataFile = path.join(project, 'models', fs.readdirSync(path.join(project, 'models')).find((f) => f.startsWith('a.onnx.')));
+const weights = new Float32Array(new Uint8Array(fs.readFileSync(dataFile)).buffer);
+fs.writeFileSync(dataFile, Buffer.from(weights.map((w) => 2 * w).buffer));
+const retrained = await changed(first);
 fs.copyFileSync(path.join(project, 'models', 'a2.onnx'), path.join(project, 'models', 'a.onnx'));
-let second = first;
-for (let i = 0; i < 100 && second.a.url === first.a.url; i++) {
-  await new Promise((r) => setTimeout(r, 100));
-  second = (await server.ssrLoadModule('/main.js')).models;
-}
+const second = await changed(retrained);
 const secondFetch = await fetchBytes(second.a.url);
 const missing = await fetchBytes('/@sdc/0000/none.onnx');
 await server.close();
-process.stdout.write(`${JSON.stringify({ log, first: first.a.url, second: second.a.url, firstFetch, firstData, secondFetch, missing })}\n`);
+process.stdout.write(`${JSON.stringify({ log, first: first.a.url, retrained: retrained.a.url, second: second.a.url, firstFetch, firstData, secondFetch, missing })}\n`);
