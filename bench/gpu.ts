@@ -10,7 +10,8 @@ import { readModel } from '../src/onnx/read';
 import { SDC_VERSION } from '../src/compiler/version';
 import { syntheticFeeds } from '../src/runtime/feeds';
 import { Placement, profilePlacement } from '../src/runtime/placement';
-import { webgpuUnavailable } from '../src/runtime/session';
+import { calibrate } from '../src/runtime/calibrate';
+import { webgpuF16Unavailable, webgpuUnavailable } from '../src/runtime/session';
 import { useSwiftShader } from '../src/runtime/swiftshader';
 import { alternateRuns, pairedRatio, relError, spread, Spread } from '../src/runtime/timing';
 import { recommendedSession } from '../src/targets/session-options';
@@ -39,7 +40,11 @@ interface GpuVariant {
   ratio?: Spread & { withinNoise: boolean };
   placement?: Placement;
   relError?: number;
+  /** fp16 only: fp32 ms / fp16 ms, alternated with the same variant in fp32 (paired per round). */
+  vsFp32?: Spread & { withinNoise: boolean };
   failed?: string;
+  /** Not measured on this adapter, and why (fp16 without shader-f16). */
+  skipped?: string;
 }
 
 interface GpuResult {
@@ -130,8 +135,9 @@ async function benchModel(spec: GpuSpec, dir: string, runs: number, log: (s: str
     } catch (e) {
       v.failed = (e as Error).message.split('\n')[0].slice(0, 200);
     }
-    for (const f of fs.readdirSync(dir)) if (f.startsWith(path.basename(out))) fs.rmSync(path.join(dir, f), { force: true });
   }
+  await fp16Variants(spec, src, base, variants, measure, runs, feeds, log);
+  for (const f of fs.readdirSync(dir)) if (f.startsWith(path.basename(base))) fs.rmSync(path.join(dir, f), { force: true });
   if (spec.peer) {
     const v: GpuVariant = { name: 'peer: onnxruntime transformers optimizer (vanilla export, its own weights)', options: '' };
     variants.push(v);
@@ -147,6 +153,62 @@ async function benchModel(spec: GpuSpec, dir: string, runs: number, log: (s: str
   return { id: spec.id, shapes: spec.shapes, variants };
 }
 
+/**
+ * reduce-overhead in fp16 (calibrated, as `sdc compile --precision fp16` does), in both layouts: against
+ * the as-exported model like every row, and alternated with the same variant in fp32 for the fp16 gain.
+ * Needs the adapter's shader-f16; without it the rows say so.
+ */
+async function fp16Variants(
+  spec: GpuSpec,
+  src: string,
+  base: string,
+  variants: GpuVariant[],
+  measure: (v: GpuVariant, file: string, options: ort.InferenceSession.SessionOptions, comparable: boolean) => Promise<void>,
+  runs: number,
+  feeds: Record<string, ort.Tensor>,
+  log: (s: string) => void,
+): Promise<void> {
+  const layouts = [['', null], [', preferredLayout NHWC', 'NHWC']] as const;
+  const rows = layouts.map(([suffix]) => ({ name: `sdc reduce-overhead fp16${suffix}`, options: '' }) as GpuVariant);
+  variants.push(...rows);
+  const why = await webgpuF16Unavailable();
+  if (why) {
+    for (const v of rows) v.skipped = why;
+    return;
+  }
+  const fp32 = `${base}.reduce-overhead.onnx`;
+  const fp16 = `${base}.reduce-overhead-fp16.onnx`;
+  try {
+    log(`${spec.id}: sdc reduce-overhead fp16 (calibrating)`);
+    const t0 = performance.now();
+    const { ranges } = await calibrate(src);
+    compile(src, { output: fp16, mode: 'reduce-overhead', target: 'webgpu', precision: 'fp16', shapes: spec.shapes, ranges });
+    rows[0].compileMs = performance.now() - t0;
+  } catch (e) {
+    for (const v of rows) v.failed = (e as Error).message.split('\n')[0].slice(0, 200);
+    return;
+  }
+  const optionsOf = (file: string, layout: string | null) => {
+    const m = readModel(file, { allowMissingData: true });
+    const o = { logSeverityLevel: 3, ...recommendedSession((k) => m.getMetadata(k)).options } as ort.InferenceSession.SessionOptions;
+    return layout ? ({ ...o, executionProviders: [{ name: 'webgpu', preferredLayout: layout }] } as ort.InferenceSession.SessionOptions) : o;
+  };
+  for (const [i, [, layout]] of layouts.entries()) {
+    const v = rows[i];
+    try {
+      await measure(v, fp16, optionsOf(fp16, layout), true);
+      if (!fs.existsSync(fp32)) continue;
+      const [a, b] = [await ort.InferenceSession.create(fp32, optionsOf(fp32, layout)), await ort.InferenceSession.create(fp16, optionsOf(fp16, layout))];
+      const [t32, t16] = await alternateRuns([a, b], feeds, runs);
+      await a.release();
+      await b.release();
+      v.vsFp32 = pairedRatio(t32, t16);
+    } catch (e) {
+      v.failed = (e as Error).message.split('\n')[0].slice(0, 200);
+    }
+  }
+}
+
 const ms = (s?: Spread) => (s ? `${s.median.toFixed(1)} (${(s.lo ?? s.p25).toFixed(1)}–${(s.hi ?? s.p75).toFixed(1)})` : '—');
 
 function renderGpu(r: GpuResult): string {
@@ -160,22 +222,25 @@ function renderGpu(r: GpuResult): string {
     'process; ratio = as exported / variant, paired per round, with its interval ("within noise" when it contains 1.0).',
     'Kernels from one profiled call: dispatches are WebGPU kernels other than Reshape, Unsqueeze, Squeeze,',
     'Flatten, Shape and Identity; CPU nodes and host↔device copies are what the provider could not keep on',
-    'the GPU. sdc variants are opened with the session options sdc recommends (`sdc inspect`).',
+    'the GPU. sdc variants are opened with the session options sdc recommends (`sdc inspect`). fp16 rows are',
+    'compiled as `sdc compile --precision fp16` does (calibrated, float32 I/O); "fp16 vs fp32" alternates each',
+    'with the same variant in fp32: fp32 ms / fp16 ms, paired per round. They need the adapter\'s shader-f16.',
     '',
   ];
   if (/swiftshader/i.test(r.adapter)) lines.push('**SwiftShader is a CPU implementation of Vulkan: these timings say nothing about a GPU; the kernel counts do.**', '');
   for (const m of r.models) {
     lines.push(`## ${m.id} (${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.join('×')}`).join(', ')})`, '');
-    lines.push('| variant | ms per step | ratio | dispatches | CPU nodes | copies | Transposes | kernels | rel. error vs as exported |');
-    lines.push('|---|---|---|---|---|---|---|---|---|');
+    lines.push('| variant | ms per step | ratio | fp16 vs fp32 | dispatches | CPU nodes | copies | Transposes | kernels | rel. error vs as exported |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|');
     for (const v of m.variants) {
-      if (v.failed) {
-        lines.push(`| ${v.name} | failed: ${v.failed} | | | | | | | |`);
+      if (v.failed || v.skipped) {
+        lines.push(`| ${v.name} | ${v.failed ? `failed: ${v.failed}` : `not run: ${v.skipped}`} | | | | | | | | |`);
         continue;
       }
       const p = v.placement;
       const ratio = v.ratio ? `${v.ratio.median.toFixed(2)}× (${(v.ratio.lo ?? v.ratio.p25).toFixed(2)}–${(v.ratio.hi ?? v.ratio.p75).toFixed(2)})${v.ratio.withinNoise ? ' within noise' : ''}` : '1';
-      lines.push(`| ${v.name} | ${ms(v.run)} | ${ratio} | ${p?.dispatches ?? '—'} | ${p?.cpuNodes.length ?? '—'} | ${p?.memcpy ?? '—'} | ${p?.transposes ?? '—'} | ${p?.kernels ?? '—'} | ${v.relError === undefined ? (v.name.startsWith('peer') ? 'n/a (other weights)' : '') : v.relError.toExponential(1)} |`);
+      const vs = v.vsFp32 ? `${v.vsFp32.median.toFixed(2)}× (${v.vsFp32.lo.toFixed(2)}–${v.vsFp32.hi.toFixed(2)})${v.vsFp32.withinNoise ? ' within noise' : ''}` : '';
+      lines.push(`| ${v.name} | ${ms(v.run)} | ${ratio} | ${vs} | ${p?.dispatches ?? '—'} | ${p?.cpuNodes.length ?? '—'} | ${p?.memcpy ?? '—'} | ${p?.transposes ?? '—'} | ${p?.kernels ?? '—'} | ${v.relError === undefined ? (v.name.startsWith('peer') ? 'n/a (other weights)' : '') : v.relError.toExponential(1)} |`);
     }
     lines.push('');
   }
