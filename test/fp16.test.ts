@@ -189,6 +189,24 @@ test('the runtime calibrates once per model: load({ precision: fp16 }) keeps the
   expect(offLines).toEqual(expect.arrayContaining(['fp16: not calibrated (calibrate: false): float32 islands come from the rules only', expect.stringMatching(/: 0 node\(s\) kept float32 \(0 by measurement\)$/)]));
 });
 
+test('a model calibration cannot feed (a bool input) still loads in fp16, with the rules\' islands, and says so', async () => {
+  const { load } = await import('../src/runtime');
+  const b = new ModelBuilder();
+  const x = b.input('x', [2]);
+  const cond = b.input('cond', [2], DataType.BOOL);
+  const y = b.op('Where', [cond, b.op('Mul', [x, b.const('k', [1], [3])]), b.op('Neg', [x])]);
+  b.output(y, [2]);
+  const src = saveModel(b.model, path.join(dir, 'where.onnx'));
+  const warnings: string[] = [];
+  const m = await load(src, { precision: 'fp16', cacheDir: null, warn: (w) => warnings.push(w) });
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -2]), [2]), cond: new ort.Tensor('bool', Uint8Array.from([1, 0]), [2]) };
+  expect(Array.from(Object.values(await m.run(feeds))[0].data as Float32Array)).toEqual([3, 2]);
+  const lines = m.explain();
+  await m.release();
+  expect(warnings).toEqual([expect.stringMatching(/^sdc: fp16 calibration failed \(.*'cond' is BOOL\); float32 islands come from the rules only$/)]);
+  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: calibration failed \(.*'cond' is BOOL\)/)]));
+});
+
 test('--keep-fp32 keeps the named op types and nodes float32, and says when an entry matches nothing', async () => {
   const out = path.join(dir, 'keep.fp16.onnx');
   const r = compile(tinyPath('unet_sdpa_op17'), { output: out, target: 'webgpu', precision: 'fp16', keepFp32: ['Conv', 'NoSuchOp'] });

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { compile } from '../compiler/compile';
+import { compile, CompileReport } from '../compiler/compile';
 import { ORT_TYPE } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
@@ -91,7 +91,7 @@ export class SdcModel {
   private captures = new Map<string, ModelMeta['capture']>();
   private lastProvider: string | null = null;
   private clock = 0;
-  private calibration: Promise<{ ranges: Map<string, ValueRange> | null; report: CalibrationReport | null; failed?: string }> | null = null;
+  private calibration: Promise<Map<string, ValueRange> | null> | null = null;
   /** What the compiles so far kept in float32 and why (fp16), by shape key. */
   private islands = new Map<string, string[]>();
   private calibrationDone: CalibrationReport | null = null;
@@ -227,7 +227,7 @@ export class SdcModel {
     log('recompiles', `compiling ${key}: ${why}`);
     return this.cache.store(cacheKey, describe, async (folder, dataName) => {
       const mode = key === GENERIC ? 'default' : 'reduce-overhead';
-      const fp16 = this.opts.precision === 'fp16' ? { ranges: (await this.measureRanges(feeds)).ranges, keepFp32: this.opts.keepFp32 } : {};
+      const fp16 = this.opts.precision === 'fp16' ? { ranges: await this.measureRanges(feeds), keepFp32: this.opts.keepFp32 } : {};
       const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
       if (this.opts.target !== 'cpu') {
         this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
@@ -242,28 +242,27 @@ export class SdcModel {
 
   /**
    * The fp32 model's value ranges, measured once per loaded model (not per shape key: ranges barely move
-   * with batch or resolution, and calibrate() runs free dims small). A model it cannot measure (control
-   * flow) still compiles, with the rules' islands only, and says so.
+   * with batch or resolution, and calibrate() runs free dims small). A model it cannot measure (a bool
+   * input) still compiles, with the rules' islands only, and says so.
    */
-  private measureRanges(feeds: Record<string, ort.Tensor>): NonNullable<SdcModel['calibration']> {
-    if (!this.opts.calibrate) return Promise.resolve({ ranges: null, report: null });
+  private measureRanges(feeds: Record<string, ort.Tensor>): Promise<Map<string, ValueRange> | null> {
+    if (!this.opts.calibrate) return Promise.resolve(null);
     this.calibration ??= (async () => {
       const undeclared = this.inputs.some((i) => !i.dims);
       try {
         const { ranges, report } = await calibrate(this.source, { shapes: undeclared ? new Map(this.inputs.map((i) => [i.name, [...feeds[i.name].dims]])) : null });
         this.calibrationDone = report;
-        return { ranges, report };
+        return ranges;
       } catch (e) {
-        const failed = (e as Error).message;
-        this.calibrationFailure = failed;
-        this.opts.warn(`sdc: fp16 calibration failed (${failed}); float32 islands come from the rules only`);
-        return { ranges: null, report: null, failed };
+        this.calibrationFailure = (e as Error).message;
+        this.opts.warn(`sdc: fp16 calibration failed (${this.calibrationFailure}); float32 islands come from the rules only`);
+        return null;
       }
     })();
     return this.calibration;
   }
 
-  private noteIslands(key: string, report: { explanations: { pass: string; site: string; status: string; reason?: string }[] }): void {
+  private noteIslands(key: string, report: CompileReport): void {
     if (this.opts.precision !== 'fp16') return;
     this.islands.set(
       key,
