@@ -27,6 +27,7 @@ export function moduleCode(urlExpr: string, dataFile: string | null, dataLocatio
     sessionOptions: info.sessionOptions,
     captureOptions: info.captureOptions,
     reasons: info.reasons,
+    gpuFeatures: info.gpuFeatures,
   };
   lines.push(`const facts = ${JSON.stringify(fields)};`);
   lines.push('export default { url, externalData, ...facts };');

@@ -27,6 +27,7 @@ interface ImportObject {
   target: string;
   precision: string;
   sessionOptions: Record<string, unknown>;
+  gpuFeatures: string[];
 }
 interface BuildResult {
   stats: { compiled: number; fromCache: number; models: { source: string; compiled: boolean }[] };
@@ -86,6 +87,7 @@ describe.each(['vite', 'rollup', 'webpack', 'esbuild'])('%s', (bundler) => {
     expect(a.target).toBe('cpu');
     expect(a.inputs).toEqual([{ name: 'x', dtype: 'float', dims: [2, 64] }]);
     expect(a.sessionOptions.executionProviders).toEqual(['wasm']);
+    expect(a.gpuFeatures).toEqual([]);
     const aFile = fileOf(a.url, out);
     expect(path.basename(aFile)).toMatch(/^a\.[0-9a-f]{16}\.onnx$/);
     expect(readModel(aFile, { allowMissingData: true }).graph.inputs[0].shape).toEqual([2, 64]);
@@ -102,6 +104,7 @@ describe.each(['vite', 'rollup', 'webpack', 'esbuild'])('%s', (bundler) => {
     expect(b.externalData).toEqual([]);
     expect(b.sessionOptions.executionProviders).toEqual([{ name: 'webgpu', preferredLayout: 'NCHW' }]);
     expect(readModel(fileOf(b.url, out)).getMetadata('sdc.precision')).toBe('fp16');
+    expect(b.gpuFeatures).toEqual(['shader-f16']);
   }, 120000);
 });
 

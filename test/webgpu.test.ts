@@ -150,3 +150,29 @@ test('an fp16 webgpu output where the adapter has no shader-f16 (SwiftShader): c
     expect(r.check!.ranOn).toMatch(/^webgpu/);
   }
 });
+
+test('load({ target: webgpu, precision: fp16 }) on an adapter without shader-f16: float32 on the WebGPU provider, said once', async () => {
+  if (!(await ready)) return;
+  const { load } = await import('../src/runtime');
+  const { webgpuF16Unavailable } = await import('../src/runtime/session');
+  const noF16 = await webgpuF16Unavailable();
+  const warnings: string[] = [];
+  const m = await load(tinyPath('unet_sdpa_op17'), { target: 'webgpu', precision: 'fp16', cacheDir: null, warn: (w) => warnings.push(w) });
+  // query lengths under 32, where SwiftShader's attention agrees with the CPU
+  const small = unetFeeds(1, 4, 8, 32);
+  const got = (await m.run(small)).out_sample;
+  const lines = m.explain();
+  const provider = m.stats().provider;
+  await m.release();
+  expect(provider).toBe('webgpu');
+  const want = (await runModel(tinyPath('unet_sdpa_op17'), small)).out_sample;
+  if (noF16) {
+    const said = `fp16 was asked for, but ${noF16}: compiling float32 for WebGPU instead`;
+    expect(warnings).toEqual([`sdc: ${said}`]);
+    expect(lines[0]).toBe(said);
+    expect(relError(want, got)).toBeLessThan(1e-4);
+  } else {
+    expect(warnings).toEqual([]);
+    expect(relError(want, got)).toBeLessThan(2e-2);
+  }
+});

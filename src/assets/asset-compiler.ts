@@ -25,6 +25,11 @@ export interface AssetInfo {
   captureOptions: Record<string, unknown> | null;
   /** Why each recommended option was chosen. */
   reasons: string[];
+  /**
+   * WebGPU adapter features the model cannot run without (`shader-f16` for float16 on WebGPU): an app
+   * checks `adapter.features.has(f)` before opening it, and opens an fp32 build where one is missing.
+   */
+  gpuFeatures: string[];
 }
 
 /** What a bundled app gets from importing a model with `?sdc` (types: `sdc/client`). */
@@ -166,5 +171,6 @@ export function assetInfo(model: string, options: ResolvedModelOptions): AssetIn
     sessionOptions,
     captureOptions,
     reasons,
+    gpuFeatures: options.target === 'webgpu' && report.metadata['sdc.precision'] === 'fp16' ? ['shader-f16'] : [],
   };
 }

@@ -13,7 +13,7 @@ import { RecommendedSession, recommendedSession } from '../targets/session-optio
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
-import { ORT_VERSION, openSession, providerUnavailable } from './session';
+import { ORT_VERSION, openSession, providerUnavailable, webgpuF16Unavailable } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
 export interface LoadOptions {
@@ -94,6 +94,8 @@ export class SdcModel {
   private calibration: Promise<Map<string, ValueRange> | null> | null = null;
   /** What the compiles so far kept in float32 and why (fp16), by shape key. */
   private islands = new Map<string, string[]>();
+  /** What load() could not honour here, said first by explain(). */
+  private readonly fallbacks: string[] = [];
   private calibrationDone: CalibrationReport | null = null;
   private calibrationFailure: string | null = null;
 
@@ -112,26 +114,38 @@ export class SdcModel {
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
     let target: TargetName = o.target ?? 'cpu';
+    let precision = o.precision ?? 'fp32';
+    const fallbacks: string[] = [];
     // Decide once, before anything is compiled: a GPU model can hold ops the CPU cannot run
     // (BiasSplitGelu, NhwcConv), so without the provider the model is compiled for the CPU.
     const why = await providerUnavailable(target);
     if (why) {
-      warn(`sdc: the ${target === 'webgpu' ? 'WebGPU' : target.toUpperCase()} provider cannot start here (${why}); compiling for and running on the CPU instead`);
+      fallbacks.push(`the ${target === 'webgpu' ? 'WebGPU' : target.toUpperCase()} provider cannot start here (${why}); compiling for and running on the CPU instead`);
       target = 'cpu';
     }
+    // WebGPU computes float16 only where the adapter has shader-f16 (software adapters and some GPUs lack
+    // it): there the GPU in float32 beats giving the GPU up
+    const f16 = target === 'webgpu' && precision === 'fp16' ? await webgpuF16Unavailable() : null;
+    if (f16) {
+      fallbacks.push(`fp16 was asked for, but ${f16}: compiling float32 for WebGPU instead`);
+      precision = 'fp32';
+    }
+    for (const f of fallbacks) warn(`sdc: ${f}`);
     const opts = {
       target,
       mode: o.mode ?? 'reduce-overhead',
       maxSpecializations: o.maxSpecializations ?? 8,
       maxSessions: o.maxSessions ?? 4,
       dynamic: o.dynamic ?? [],
-      precision: o.precision ?? 'fp32',
+      precision,
       calibrate: o.calibrate ?? true,
       keepFp32: o.keepFp32 ?? [],
       warn,
       sessionOptions: o.sessionOptions ?? {},
     };
-    return new SdcModel(source, sourceFingerprint(source), inputs, opts, cache);
+    const m = new SdcModel(source, sourceFingerprint(source), inputs, opts, cache);
+    m.fallbacks.push(...fallbacks);
+    return m;
   }
 
   /** The shape key of a call: dtype and dims of every input, with dims named in `dynamic` left as '*'. */
@@ -320,9 +334,10 @@ export class SdcModel {
 
   /** Every miss and fallback so far, and what graph capture can do here, as sentences. */
   explain(): string[] {
-    const lines = this.events.map((e) =>
+    const lines = [...this.fallbacks];
+    lines.push(...this.events.map((e) =>
       e.outcome === 'generic' ? `${e.key}: ran on the generic model (${e.why})` : `${e.key}: ${e.outcome === 'disk' ? 'loaded from the disk cache' : 'compiled'} (${e.why})`,
-    );
+    ));
     if (this.opts.precision === 'fp16') lines.push(...this.precisionSentences());
     lines.push(this.captureSentence());
     return lines;
