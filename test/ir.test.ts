@@ -1,3 +1,4 @@
+import { traceBack } from '../src/analysis/layout';
 import * as fs from 'fs';
 import * as path from 'path';
 import { AttrType, Graph } from '../src/ir/graph';
@@ -87,4 +88,17 @@ test('subgraphs keep outer-scope reads as uses, and survive a write', () => {
   const back = readModel(file);
   expect(back.graph.countNodes()).toBe(4);
   expect(validate(back)).toEqual([]);
+});
+
+test('traceBack stops at a Reshape or Mul whose traced input is omitted (a damaged graph), found by the fuzzer', () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [2, 4]);
+  const broken = b.op('Reshape', [null, b.ints('shape', [4, 2])]);
+  const y = b.op('Transpose', [broken], { perm: [1, 0] });
+  const t = traceBack(y);
+  expect(t.source).toBe(broken);
+  expect(t.steps.map((s) => s.node.opType)).toEqual(['Transpose']);
+  const scaled = b.op('Mul', [null, b.const('c', [1], [2])]);
+  expect(traceBack(b.op('Transpose', [scaled], { perm: [1, 0] })).source).toBe(scaled);
+  expect(traceBack(x).steps).toEqual([]);
 });

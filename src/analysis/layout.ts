@@ -114,18 +114,12 @@ export function traceBack(v: Value, max = 12): { source: Value; steps: Step[] } 
     const n = cur.producer;
     if (!n || (cur !== v && cur.isGraphOutput)) break;
     if (n.domain !== '' && n.domain !== 'ai.onnx') break;
-    if (n.opType === 'Reshape' || n.opType === 'Transpose') {
-      steps.unshift({ node: n, scale: 1 });
-      cur = n.inputs[0]!;
-      continue;
-    }
-    const s = scalarScale(n);
-    if (s) {
-      steps.unshift({ node: n, scale: s[1] });
-      cur = n.inputs[s[0]]!;
-      continue;
-    }
-    break;
+    // an omitted input (a damaged or hand-made graph) ends the chain here, as any other producer would
+    const from = n.opType === 'Reshape' || n.opType === 'Transpose' ? [0, 1] : scalarScale(n);
+    const next = from ? n.inputs[from[0]] : null;
+    if (!from || !next) break;
+    steps.unshift({ node: n, scale: from[1] });
+    cur = next;
   }
   return { source: cur, steps };
 }
