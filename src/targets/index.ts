@@ -1,7 +1,9 @@
 import { DataType, ORT_TYPE, dtypeName } from '../ir/dtype';
 import { KERNELS, Kernel, Layout, TARGETS, TargetName } from './kernels';
+import { TargetTraits, targetTraits } from './traits';
 
 export { KERNELS, TARGETS, TargetName, Kernel, Layout } from './kernels';
+export { TargetTraits, targetTraits } from './traits';
 
 /** What a rule is about to emit, for `Target.accepts`: the main input's element type, sizes, layout. */
 export interface KernelUse {
@@ -16,7 +18,11 @@ const typeName = (dt: DataType) => ORT_TYPE[dt] ?? dtypeName(dt);
 const key = (domain: string, op: string) => `${domain === '' ? 'ai.onnx' : domain}::${op}`;
 
 export class Target {
-  constructor(readonly name: TargetName) {}
+  readonly traits: TargetTraits;
+
+  constructor(readonly name: TargetName) {
+    this.traits = targetTraits(name);
+  }
 
   kernel(domain: string, op: string): Kernel | null {
     return KERNELS[key(domain, op)]?.targets[this.name] ?? null;
