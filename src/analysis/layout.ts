@@ -1,6 +1,6 @@
 import { Node, Value } from '../ir/graph';
 import { ShapeLookup } from './shapes';
-import { Sym } from './symbolic';
+import { Sym } from '../ir/symbolic';
 
 /**
  * Layout tracking through pure data-movement ops. A tensor is described as axes, each a row-major group

@@ -2,7 +2,8 @@ import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value, clampInt } from '../ir/graph';
 import { Model } from '../ir/model';
 import { Arr, arrOf, evaluate, sliceBounds } from './evaluate';
-import { Sym, symOfDim } from './symbolic';
+import { Sym, symOfDim } from '../ir/symbolic';
+import { opRecord } from '../ops';
 
 /**
  * What the compiler knows about a value: element type, shape (symbolic dims), and for small integer
@@ -113,7 +114,10 @@ export class ShapeAnalysis implements ShapeLookup {
   private infer(n: Node, opset: number): Info[] {
     const ins = n.inputs.map((v) => this.get(v));
     const x = ins[0] ?? UNKNOWN;
-    if (n.domain !== '' && n.domain !== 'ai.onnx') return this.inferContrib(n, ins);
+    // the ops sdc emits carry their own inference (src/ops); other contrib ops are unknown
+    const record = opRecord(n.domain, n.opType);
+    if (record && typeof record.infer === 'function') return record.infer(n, ins).map((t) => ({ dtype: t.dtype, shape: t.shape, content: null, constant: null }));
+    if (n.domain !== '' && n.domain !== 'ai.onnx') return n.outputs.map(() => UNKNOWN);
     // Constant folding in the analysis: small all-constant nodes give their full value.
     if (n.inputs.every((v, i) => !v || ins[i].constant) && n.opType !== 'Shape') {
       const vals = evaluate(n, ins.map((i) => i.constant), opset);
@@ -287,46 +291,6 @@ export class ShapeAnalysis implements ShapeLookup {
       default:
         return n.outputs.map(() => UNKNOWN);
     }
-  }
-
-  private inferContrib(n: Node, ins: Info[]): Info[] {
-    const x = ins[0] ?? UNKNOWN;
-    if (n.domain === 'com.microsoft') {
-      switch (n.opType) {
-        case 'MultiHeadAttention': {
-          const v = ins[2]?.shape;
-          const q = x.shape;
-          return [{ dtype: x.dtype, shape: q && v && q.length === 3 && v.length === 3 ? [q[0], q[1], v[2]] : null, content: null, constant: null }];
-        }
-        case 'Attention': {
-          // packed weights [C, q+k+v]: the output has v's width
-          const w = n.inputs[1]?.constant;
-          const sizes = n.ints('qkv_hidden_sizes');
-          const width = sizes?.[2] ?? (w && w.dims.length === 2 ? w.dims[1] / 3 : null);
-          const q = x.shape;
-          return [{ dtype: x.dtype, shape: q && q.length === 3 && width ? [q[0], q[1], Sym.const(width)] : null, content: null, constant: null }, UNKNOWN];
-        }
-        case 'Gelu':
-        case 'FastGelu':
-        case 'BiasGelu':
-        case 'GroupNorm':
-        case 'BiasAdd':
-          return [{ dtype: x.dtype, shape: x.shape, content: null, constant: null }];
-        case 'SkipGroupNorm': {
-          const same = { dtype: x.dtype, shape: x.shape, content: null, constant: null };
-          return [same, same];
-        }
-        case 'SkipLayerNormalization': {
-          const same = { dtype: x.dtype, shape: x.shape, content: null, constant: null };
-          return [same, UNKNOWN, UNKNOWN, same];
-        }
-        case 'BiasSplitGelu': {
-          const last = x.shape?.[x.shape.length - 1]?.value;
-          return [{ dtype: x.dtype, shape: x.shape && last ? [...x.shape.slice(0, -1), Sym.const(last / 2)] : null, content: null, constant: null }];
-        }
-      }
-    }
-    return n.outputs.map(() => UNKNOWN);
   }
 
   private conflict(problem: string): void {

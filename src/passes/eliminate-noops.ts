@@ -1,5 +1,5 @@
 import { analyzeShapes, ShapeAnalysis } from '../analysis/shapes';
-import { Sym } from '../analysis/symbolic';
+import { Sym } from '../ir/symbolic';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { replaceOutput } from '../ir/edit';
 import { isDefaultDomain } from '../ir/query';

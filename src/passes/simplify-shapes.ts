@@ -1,6 +1,6 @@
 import { analyzeShapes, Conflict } from '../analysis/shapes';
 import { SdcError } from '../ir/errors';
-import { Sym } from '../analysis/symbolic';
+import { Sym } from '../ir/symbolic';
 import { DataType } from '../ir/dtype';
 import { Graph } from '../ir/graph';
 import { replaceOutput } from '../ir/edit';

@@ -1,5 +1,5 @@
 import { Layout, layoutKey, replay, scalarScale, sourceLayout, traceBack } from '../analysis/layout';
-import { Sym } from '../analysis/symbolic';
+import { Sym } from '../ir/symbolic';
 import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { isDefaultDomain } from '../ir/query';

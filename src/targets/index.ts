@@ -1,4 +1,5 @@
 import { DataType, ORT_TYPE, dtypeName } from '../ir/dtype';
+import { opKey } from '../ops';
 import { KERNELS, Kernel, Layout, TARGETS, TargetName } from './kernels';
 import { TargetTraits, targetTraits } from './traits';
 
@@ -15,7 +16,7 @@ export interface KernelUse {
 /** float32, float16: the names onnxruntime users read. */
 const typeName = (dt: DataType) => ORT_TYPE[dt] ?? dtypeName(dt);
 
-const key = (domain: string, op: string) => `${domain === '' ? 'ai.onnx' : domain}::${op}`;
+const key = opKey;
 
 export class Target {
   readonly traits: TargetTraits;
