@@ -6,7 +6,7 @@ import { validate } from '../ir/validate';
 import { MODES, Mode } from '../rewrite/pass';
 import { terminalProgress } from '../compiler/progress';
 import { TARGETS, Target, TargetName } from '../targets';
-import { ALL_PASSES } from '../passes';
+import { ALL_PASSES, fusedSiteCounts } from '../passes';
 import { SDC_VERSION } from '../compiler/version';
 import { CompileReport } from '../compiler/compile';
 import { formatExplanation, formatPassRow } from '../compiler/pipeline';
@@ -222,14 +222,9 @@ function opChanges(before: Record<string, number>, after: Record<string, number>
   return shown.length ? `${shown.join(', ')}${changes.length > most ? `, … (${changes.length - most} more; --json has all)` : ''}` : 'none';
 }
 
-/** Sites fused, summed over the fusion passes' counts. */
+/** Sites fused, by the counters the registry marks as fused sites. */
 function fusedSites(r: CompileReport): string {
-  const sites: Record<string, number> = {};
-  for (const p of r.passes) {
-    if (!p.name.startsWith('fuse-') && p.name !== 'channels-last') continue;
-    for (const [k, v] of Object.entries(p.counts ?? {})) if (!['notFused', 'alreadyFused', 'transposesBefore', 'transposesAfter', 'sunk', 'asReshape'].includes(k) && v) sites[k] = (sites[k] ?? 0) + v;
-  }
-  const list = Object.entries(sites).map(([k, v]) => `${k} ${v}`);
+  const list = Object.entries(fusedSiteCounts(r.passes)).map(([k, v]) => `${k} ${v}`);
   return list.length ? list.join(', ') : 'none';
 }
 

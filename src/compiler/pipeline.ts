@@ -2,27 +2,10 @@ import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { Explanation, Mode, Pass, PassContext, Precision, ValueRange } from '../rewrite/pass';
 import { Target } from '../targets';
-import { ALL_PASSES, passByName } from '../passes';
+import { ALL_PASSES, cleanupGroup, passByName, pipelineSteps } from '../passes';
 import { SdcError } from '../ir/errors';
 import { Node } from '../ir/graph';
 import { log, logEnabled } from './log';
-
-/** A step of a pipeline: one pass, or a group repeated until nothing in it changes (at most `max` rounds). */
-export type Step = string | { repeat: string[]; max: number };
-
-/** Cleanup feeds itself: a folded shape exposes a no-op, a removed no-op exposes a duplicate. */
-const CLEANUP: Step = { repeat: ['fold-constants', 'simplify-shapes', 'eliminate-noops', 'eliminate-duplicates', 'eliminate-dead'], max: 4 };
-
-/** Fusions run on a cleaned graph; group norms before layer norms so the residual Adds are settled. */
-const FUSIONS: Step[] = ['fuse-attention', 'fuse-packed-attention', 'fuse-group-norm', 'fuse-channel-affine', 'fuse-layer-norm', 'fuse-gelu', 'fuse-bias-add', 'merge-projections', 'channels-last'];
-
-/** The passes each mode runs, in order; the target then drops the passes that do not apply to it. */
-export const MODE_PIPELINES: Record<Mode, Step[]> = {
-  default: [CLEANUP, ...FUSIONS, CLEANUP, 'convert-fp16', 'capture-hints'],
-  'reduce-overhead': ['specialize-shapes', CLEANUP, ...FUSIONS, CLEANUP, 'convert-fp16', 'capture-hints'],
-  // max-autotune compiles and times several pipelines (src/autotune/autotune.ts); this one is its first candidate
-  'max-autotune': [CLEANUP, ...FUSIONS, CLEANUP, 'convert-fp16', 'capture-hints'],
-};
 
 export interface PassReport {
   name: string;
@@ -60,17 +43,16 @@ function resolve(name: string): Pass {
  * `cleanup` stands for the repeated cleanup group the modes use.
  */
 export function pipelineFor(mode: Mode, target: Target, explicit?: string[], precision: Precision = 'fp32'): Resolved[] {
-  if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' && typeof CLEANUP !== 'string' ? { repeat: CLEANUP.repeat.map(resolve), max: CLEANUP.max } : resolve(n)));
-  // convert-fp16 runs only when fp16 is asked for
-  const applies = (p: Pass) => !p.appliesTo?.(target) && (p.name !== 'convert-fp16' || precision === 'fp16');
-  return MODE_PIPELINES[mode].map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
+  if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' ? { repeat: cleanupGroup().repeat.map(resolve), max: cleanupGroup().max } : resolve(n)));
+  const applies = (p: Pass) => !p.appliesTo?.(target);
+  return pipelineSteps(mode, precision).map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
     .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));
 }
 
 /** The mode's passes that the target drops, each with why (reported in --explain). */
 export function droppedPasses(mode: Mode, target: Target, explicit?: string[]): { pass: string; reason: string }[] {
   if (explicit) return [];
-  const names = MODE_PIPELINES[mode].flatMap((s) => (typeof s === 'string' ? [s] : s.repeat));
+  const names = pipelineSteps(mode).flatMap((s) => (typeof s === 'string' ? [s] : s.repeat));
   return [...new Set(names)].map(resolve).flatMap((p) => {
     const reason = p.appliesTo?.(target);
     return reason ? [{ pass: p.name, reason }] : [];

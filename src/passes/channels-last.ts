@@ -22,6 +22,8 @@ export const channelsLast: Pass = {
   name: 'channels-last',
   description: 'cuda: Conv → NhwcConv in NHWC, transposes sunk through elementwise ops and cancelled in pairs',
   appliesTo: (target) => target.accepts('com.microsoft', 'NhwcConv', { layout: 'NHWC' }),
+  emits: () => ['com.microsoft::NhwcConv', 'ai.onnx::Transpose'],
+  sites: [{ counter: 'nhwcConv', label: 'NhwcConv' }],
   run(graph, ctx) {
     const before = countTransposes(graph);
     const convs = convertConvs(graph, ctx);

@@ -48,7 +48,9 @@ function projection(node: Node): Projection | null {
 export const mergeProjections: Pass = {
   name: 'merge-projections',
   description: 'MatMul/Gemm siblings reading one tensor with constant weights → one MatMul/Gemm and a Split (webgpu)',
-  appliesTo: (target) => (target.name === 'webgpu' ? null : `on ${target.name} small GEMMs cost no dispatch worth a copy of the weights`),
+  appliesTo: (target) => (target.traits.dispatchBound ? null : `on ${target.name} small GEMMs cost no dispatch worth a copy of the weights`),
+  emits: () => ['ai.onnx::MatMul', 'ai.onnx::Gemm', 'ai.onnx::Split'],
+  sites: [{ counter: 'projectionsMerged', label: 'projections merged' }],
   run(graph, ctx) {
     let groups = 0;
     let merged = 0;

@@ -160,6 +160,11 @@ export function rulePass(set: RuleSet): Pass {
   return {
     name: set.name,
     description: set.description,
+    sites: set.rules.map((r) => ({ counter: r.counter, label: r.label })).filter((c, i, all) => all.findIndex((o) => o.counter === c.counter) === i),
+    emits(target: Target, opset: number) {
+      const probe: RuleContext = { model: null as never, graph: null as never, target, opset, shapes: NO_SHAPES };
+      return [...new Set(set.rules.flatMap((r) => r.emits(probe)))];
+    },
     appliesTo(target: Target) {
       const own = set.appliesTo?.(target);
       if (own) return own;

@@ -49,6 +49,13 @@ export interface Pass {
   name: string;
   /** One line for --help and the report. */
   description: string;
+  /**
+   * The ops the pass creates as its product (`domain::op`), each with an op record (src/ops) — glue it
+   * adds around them (Transpose, Reshape, Cast) included. Rule passes take theirs from the rules.
+   */
+  emits?(target: Target, opset: number): string[];
+  /** The counts that are fused sites, with their headings (CLI summary, bench tables). */
+  sites?: { counter: string; label: string }[];
   /** null when the pass can do something on this target, else why not (the pipeline then drops it and says so). */
   appliesTo?(target: Target): string | null;
   run(graph: Graph, ctx: PassContext): PassResult;

@@ -45,6 +45,8 @@ export interface Rule<F = unknown> {
   site: string;
   /** Key of the report count this rule adds to when it applies. */
   counter: string;
+  /** The count's heading in the fused-site tables (CLI summary, bench). */
+  label: string;
   emits(ctx: RuleContext): string[];
   /** The facts for `rewrite`, or a sentence saying why this match is not rewritten. */
   check(m: Match, ctx: RuleContext): F | string;

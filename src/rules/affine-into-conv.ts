@@ -26,6 +26,7 @@ export const affineIntoConv = defineRule<{ cin: number }>({
   pattern: AFFINE_CONV,
   site: 'mul',
   counter: 'affineIntoConv',
+  label: 'affine into Conv',
   emits: () => ['ai.onnx::Conv'],
   check(m, ctx) {
     const conv = m.nodes.conv;

@@ -67,6 +67,7 @@ export const attention = defineRule<Site>({
   pattern: ATTENTION,
   site: 'softmax',
   counter: 'attention',
+  label: 'attention',
   emits: (ctx) => [useOnnxAttention(ctx) ? 'ai.onnx::Attention' : 'com.microsoft::MultiHeadAttention'],
   check(m, ctx) {
     const site = analyze(m, ctx);

@@ -20,6 +20,7 @@ export const biasAdd = defineRule<{ channels: number }>({
   pattern: BIAS_ADD,
   site: 'root',
   counter: 'biasAdd',
+  label: 'bias add',
   emits: () => ['com.microsoft::BiasAdd'],
   check(m, ctx) {
     const xs = ctx.shapes.get(m.values.x).shape;

@@ -47,6 +47,7 @@ export const biasSplitGelu = defineRule<{ h: Value; bias: Value }>({
   pattern: p.alt(BY_SPLIT, BY_SLICE),
   site: 'erf',
   counter: 'biasSplitGelu',
+  label: 'bias split gelu',
   emits: () => ['com.microsoft::BiasSplitGelu'],
   check(m, ctx) {
     const h = m.values.h;

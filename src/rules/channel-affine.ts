@@ -22,7 +22,7 @@ const AFFINE = p.op('Add', [
  * The per-channel affine left behind a GroupNorm on providers without a GroupNorm kernel (Reshape →
  * InstanceNormalization → Reshape → Mul γ → Add β): one BatchNormalization with mean 0, variance 1 and
  * epsilon 0 computes exactly x·γ + β in one kernel instead of two. Its rule set runs for webgpu only
- * (src/rules/index.ts), where every kernel is a GPU dispatch.
+ * (src/passes/registry.ts), where every kernel is a GPU dispatch.
  */
 export const channelAffine = defineRule<{ channels: number }>({
   name: 'channel-affine',
@@ -31,6 +31,7 @@ export const channelAffine = defineRule<{ channels: number }>({
   pattern: AFFINE,
   site: 'mul',
   counter: 'channelAffine',
+  label: 'affine → BatchNorm',
   emits: () => ['ai.onnx::BatchNormalization'],
   check(m, ctx) {
     const xs = ctx.shapes.get(m.values.x);

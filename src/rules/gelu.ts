@@ -27,6 +27,7 @@ export const gelu = defineRule<null>({
   pattern: erfGelu(p.any('x')),
   site: 'erf',
   counter: 'gelu',
+  label: 'gelu',
   emits: (ctx) => [onnxGelu(ctx) ? 'ai.onnx::Gelu' : 'com.microsoft::Gelu'],
   check: () => null,
   rewrite(m, _facts, rw, ctx) {

@@ -19,6 +19,7 @@ export const groupNormSilu = defineRule<null>({
   pattern: SILU,
   site: 'gn',
   counter: 'withSilu',
+  label: '…with SiLU',
   emits: () => ['com.microsoft::GroupNorm'],
   check(m) {
     const t = m.values.t;

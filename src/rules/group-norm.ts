@@ -52,6 +52,7 @@ export const groupNorm = defineRule<Site>({
   pattern: GROUP_NORM,
   site: 'inorm',
   counter: 'groupNorm',
+  label: 'group norm',
   emits: () => ['com.microsoft::GroupNorm'],
   check(m, ctx) {
     return analyze(m, ctx);

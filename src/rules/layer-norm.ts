@@ -29,6 +29,7 @@ export const layerNorm = defineRule<null>({
   pattern: DECOMPOSED,
   site: 'root',
   counter: 'layerNorm',
+  label: 'layer norm',
   emits: () => ['ai.onnx::LayerNormalization'],
   check: () => null,
   rewrite(m, _facts, rw) {

@@ -23,6 +23,7 @@ export const packedAttention = defineRule<{ heads: number; hidden: number; vHidd
   pattern: SELF_ATTENTION,
   site: 'mha',
   counter: 'packedAttention',
+  label: '…packed (self)',
   emits: () => ['com.microsoft::Attention'],
   check(m, ctx) {
     const mha = m.nodes.mha;

@@ -21,6 +21,7 @@ export const skipGroupNorm = defineRule<{ a: Value; b: Value }>({
   pattern: RESIDUAL,
   site: 'gn',
   counter: 'skipGroupNorm',
+  label: '…of a residual sum',
   emits: () => ['com.microsoft::SkipGroupNorm'],
   check(m, ctx) {
     const perm = m.nodes.t.ints('perm');

@@ -16,6 +16,7 @@ export const skipLayerNorm = defineRule<null>({
   pattern: RESIDUAL,
   site: 'ln',
   counter: 'skipLayerNorm',
+  label: 'skip layer norm',
   emits: () => ['com.microsoft::SkipLayerNormalization'],
   check(m, ctx) {
     const ln = m.nodes.ln;
