@@ -1,15 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../src/compiler/compile';
+import { renderFusionTable } from '../src/passes';
 import { KERNELS, TARGETS, Target, renderTargetTable } from '../src/targets';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test('docs/targets.md shows the table the compiler uses', () => {
+test('docs/targets.md shows the kernel table and the fusion table the compiler uses (npm run docs renders them)', () => {
   const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'targets.md'), 'utf8');
   expect(doc).toContain(renderTargetTable());
+  expect(doc).toContain(renderFusionTable());
 });
 
 describe.each(TINY)('tiny %s', (name) => {

@@ -3,7 +3,7 @@ import { AttrType, Graph, Node, Value, clampInt } from '../ir/graph';
 import { Model } from '../ir/model';
 import { Arr, arrOf, evaluate, sliceBounds } from './evaluate';
 import { Sym, symOfDim } from '../ir/symbolic';
-import { opRecord } from '../ops';
+import { convSpatialDims, opRecord } from '../ops';
 
 /**
  * What the compiler knows about a value: element type, shape (symbolic dims), and for small integer
@@ -445,24 +445,8 @@ export class ShapeAnalysis implements ShapeLookup {
     const x = ins[0].shape;
     const w = ins[1]?.shape;
     if (!x || !w) return { ...UNKNOWN, dtype: ins[0].dtype };
-    const spatial = x.length - 2;
     const k = n.ints('kernel_shape') ?? w.slice(2).map((d) => d.value ?? -1);
-    const strides = n.ints('strides') ?? Array(spatial).fill(1);
-    const dil = n.ints('dilations') ?? Array(spatial).fill(1);
-    const pads = n.ints('pads') ?? Array(spatial * 2).fill(0);
-    const autoPad = n.string('auto_pad') ?? 'NOTSET';
-    const out = [x[0], w[0]];
-    for (let i = 0; i < spatial; i++) {
-      const d = x[2 + i];
-      if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
-        out.push(d.add(Sym.const(strides[i] - 1)).floorDiv(Sym.const(strides[i])));
-      } else if (k[i] < 0) {
-        out.push(this.fresh('conv'));
-      } else {
-        const num = d.add(Sym.const((autoPad === 'VALID' ? 0 : pads[i] + pads[i + spatial]) - dil[i] * (k[i] - 1) - 1));
-        out.push(num.floorDiv(Sym.const(strides[i])).add(Sym.const(1)));
-      }
-    }
+    const out = [x[0], w[0], ...convSpatialDims(n, x.slice(2), k).map((d) => d ?? this.fresh('conv'))];
     return { dtype: ins[0].dtype, shape: out, content: null, constant: null };
   }
 

@@ -1,7 +1,26 @@
 import { DataType } from '../ir/dtype';
+import { Node } from '../ir/graph';
 import { Sym } from '../ir/symbolic';
 import { Emitter } from './emit';
 import { F32_F16, LoweringError, OpRecord, TypeShape } from './record';
+
+/**
+ * Output spatial dims of a convolution from its input's spatial dims and kernel size (-1: unknown, which
+ * gives null): the one copy of Conv's arithmetic, for Conv (NCHW) and NhwcConv (NHWC) alike.
+ */
+export function convSpatialDims(n: Node, dims: Sym[], kernel: number[]): (Sym | null)[] {
+  const spatial = dims.length;
+  const strides = n.ints('strides') ?? Array(spatial).fill(1);
+  const dil = n.ints('dilations') ?? Array(spatial).fill(1);
+  const pads = n.ints('pads') ?? Array(spatial * 2).fill(0);
+  const autoPad = n.string('auto_pad') ?? 'NOTSET';
+  return dims.map((d, i) => {
+    if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') return d.add(Sym.const(strides[i] - 1)).floorDiv(Sym.const(strides[i]));
+    if (!(kernel[i] >= 0)) return null;
+    const num = d.add(Sym.const((autoPad === 'VALID' ? 0 : pads[i] + pads[i + spatial]) - dil[i] * (kernel[i] - 1) - 1));
+    return num.floorDiv(Sym.const(strides[i])).add(Sym.const(1));
+  });
+}
 
 export const NHWC_CONV: OpRecord = {
   op: 'com.microsoft::NhwcConv',
@@ -9,15 +28,15 @@ export const NHWC_CONV: OpRecord = {
   note: 'webgpu: session creation fails',
   // [N, H, W, C] in, OHWI weights: spatial dims follow Conv's arithmetic, which the analysis owns; the
   // element type and rank are known here, and the channel count from the weights
+  // [N, H, W, C] in, OHWI weights [M, kH, kW, C]: [N, H', W', M] out
   infer(n, ins): TypeShape[] {
     const x = ins[0]?.shape;
-    const w = n.inputs[1]?.constant;
-    const kernel = n.ints('kernel_shape') ?? (w ? w.dims.slice(1, -1) : null);
-    const stride1 = (n.ints('strides') ?? []).every((s) => s === 1) && (n.ints('dilations') ?? []).every((d) => d === 1);
-    const pads = n.ints('pads');
-    const same = !!kernel && stride1 && !!pads && kernel.every((k, i) => pads[i] + pads[i + kernel.length] === k - 1);
-    if (!x || x.length !== 4 || !w || !same) return [{ dtype: ins[0]?.dtype ?? null, shape: null }];
-    return [{ dtype: ins[0].dtype, shape: [x[0], x[1], x[2], Sym.const(w.dims[0])] }];
+    const w = ins[1]?.shape;
+    if (!x || x.length < 3 || !w || w.length !== x.length) return [{ dtype: ins[0]?.dtype ?? null, shape: null }];
+    const kernel = n.ints('kernel_shape') ?? w.slice(1, -1).map((d) => d.value ?? -1);
+    const spatial = convSpatialDims(n, x.slice(1, -1), kernel);
+    if (spatial.some((d) => d === null)) return [{ dtype: ins[0].dtype, shape: null }];
+    return [{ dtype: ins[0].dtype, shape: [x[0], ...(spatial as Sym[]), w[0]] }];
   },
   // NCHW Conv between two transposes, with the OHWI weights re-laid out as OIHW
   lower(g, n) {

@@ -7,6 +7,7 @@ import { CAST, GEMM, MATMUL, SPLIT, TRANSPOSE } from './standard';
 
 export * from './record';
 export { Emitter } from './emit';
+export { convSpatialDims } from './conv';
 
 /**
  * Every op record, in the order docs/targets.md lists them. Adding a fused op: write its record (kernels,

@@ -1,7 +1,7 @@
 import { rulePass } from '../rewrite/driver';
 import { Mode, Pass, Precision } from '../rewrite/pass';
 import { RuleSet } from '../rewrite/rule';
-import { Target } from '../targets';
+import { Target, TARGETS } from '../targets';
 import { affineIntoConv } from '../rules/affine-into-conv';
 import { attention } from '../rules/attention';
 import { biasAdd } from '../rules/bias-add';
@@ -203,4 +203,26 @@ export function fusedSiteCounts(passes: { name: string; counts?: Record<string, 
     }
   }
   return Object.fromEntries(columns.filter((c) => out[c.counter]).map((c) => [c.counter, out[c.counter]]));
+}
+
+const shortOp = (ref: string) => ref.replace(/^ai\.onnx::/, '').replace(/^com\.microsoft::/, 'ms.');
+
+/**
+ * The fusion stage by target, as Markdown (docs/targets.md embeds it; a test keeps the two equal): what
+ * each pass emits there at opsets 17 and 23, or why the target drops it.
+ */
+export function renderFusionTable(): string {
+  const targets = TARGETS.map((t) => new Target(t));
+  const rows = stageOrder('fuse').map((name) => {
+    const pass = passByName(name)!;
+    const after = REGISTRY.find((e) => e.pass.name === name)!.after ?? [];
+    const cells = targets.map((t) => {
+      const why = pass.appliesTo?.(t);
+      if (why) return `no: ${why}`;
+      const ops = [...new Set([17, 23].flatMap((opset) => pass.emits?.(t, opset) ?? []))];
+      return ops.length ? ops.map(shortOp).join(', ') : 'yes';
+    });
+    return `| ${name} | ${after.map((a) => a.pass).join(', ')} | ${cells.join(' | ')} |`;
+  });
+  return [`| fusion pass (in order) | runs after | ${TARGETS.join(' | ')} |`, `|---|---|${TARGETS.map(() => '---').join('|')}|`, ...rows].join('\n');
 }

@@ -163,7 +163,8 @@ export function rulePass(set: RuleSet): Pass {
     sites: set.rules.map((r) => ({ counter: r.counter, label: r.label })).filter((c, i, all) => all.findIndex((o) => o.counter === c.counter) === i),
     emits(target: Target, opset: number) {
       const probe: RuleContext = { model: null as never, graph: null as never, target, opset, shapes: NO_SHAPES };
-      return [...new Set(set.rules.flatMap((r) => r.emits(probe)))];
+      // only the rules the target can run emit there
+      return [...new Set(set.rules.filter((r) => !missingKernel(r, probe)).flatMap((r) => r.emits(probe)))];
     },
     appliesTo(target: Target) {
       const own = set.appliesTo?.(target);
