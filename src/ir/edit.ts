@@ -9,7 +9,7 @@ export function replaceOutput(graph: Graph, n: Node, to: Value): boolean {
   const out = n.outputs[0];
   if (out.isGraphOutput && (to.isGraphInput || to.isGraphOutput || to.initializer || to.graph !== graph)) return false;
   graph.replaceAllUsesWith(out, to);
-  if (out.uses.length === 0 && !out.isGraphOutput && graph.nodes.includes(n) && n.outputs.every((o) => o.uses.length === 0 && !o.isGraphOutput)) graph.removeNode(n);
+  if (out.uses.length === 0 && !out.isGraphOutput && graph.contains(n) && n.outputs.every((o) => o.uses.length === 0 && !o.isGraphOutput)) graph.removeNode(n);
   return true;
 }
 

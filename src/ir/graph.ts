@@ -86,6 +86,9 @@ export class Node {
   /** device_configurations and other proto fields the compiler does not model, carried verbatim. */
   extra: Record<string, unknown> = {};
 
+  /** Set when the node is removed or erased from its graph (Graph.contains answers from it in O(1)). */
+  detached = false;
+
   constructor(public graph: Graph, public opType: string, public domain: string, public name: string) {}
 
   /** Domain spelled for people and histograms: the default domain is `ai.onnx`. */
@@ -266,6 +269,7 @@ export class Graph {
 
   /** Detach a node: its inputs lose this use; its outputs lose their producer (and must be unused or redefined). */
   removeNode(node: Node): void {
+    node.detached = true;
     node.inputs.forEach((v, i) => {
       if (v) removeUse(v, node, i);
     });
@@ -279,6 +283,7 @@ export class Graph {
     const dead = new Set(nodes);
     if (dead.size === 0) return;
     for (const node of dead) {
+      node.detached = true;
       node.inputs.forEach((v, i) => {
         if (v) removeUse(v, node, i);
       });
@@ -294,11 +299,17 @@ export class Graph {
    * the next compact(): constant time per node, for drivers that erase many while walking `nodes`.
    */
   erase(node: Node): void {
+    node.detached = true;
     node.inputs.forEach((v, i) => {
       if (v) removeUse(v, node, i);
     });
     for (const o of node.outputs) if (o.producer === node) o.producer = null;
     this.erased.add(node);
+  }
+
+  /** Whether `node` is one of this graph's nodes (not removed or erased): O(1), unlike `nodes.includes`. */
+  contains(node: Node): boolean {
+    return node.graph === this && !node.detached;
   }
 
   isErased(node: Node): boolean {

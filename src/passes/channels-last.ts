@@ -104,7 +104,7 @@ function sinkTransposes(g: Graph, ctx: PassContext): number {
   };
   let moved = 0;
   for (const n of [...g.nodes]) {
-    if (!g.nodes.includes(n) || !(ELEMENTWISE.has(n.opType) || n.opType === 'Concat') || !isDefaultDomain(n) || n.outputs.length !== 1) continue;
+    if (!g.contains(n) || !(ELEMENTWISE.has(n.opType) || n.opType === 'Concat') || !isDefaultDomain(n) || n.outputs.length !== 1) continue;
     let p: number[] | null = null;
     const sources: (Value | null)[] = [];
     const needInverse: number[] = [];
@@ -208,7 +208,7 @@ function removeDeadTransposes(g: Graph): void {
 /** T(T(x)) with inverse perms → x. */
 function cancelPairs(g: Graph): void {
   for (const n of [...g.nodes]) {
-    if (!g.nodes.includes(n) || n.opType !== 'Transpose') continue;
+    if (!g.contains(n) || n.opType !== 'Transpose') continue;
     const prev = n.inputs[0]?.producer;
     if (!prev || prev.opType !== 'Transpose') continue;
     const p1 = perm(prev);

@@ -29,7 +29,7 @@ export const eliminateNoops: Pass = {
     const counts: Record<string, number> = {};
     const bump = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
     for (const n of [...graph.nodes]) {
-      if (!graph.nodes.includes(n) || !isDefaultDomain(n)) continue;
+      if (!graph.contains(n) || !isDefaultDomain(n)) continue;
       const r = simplify(graph, n, sa);
       if (r) bump(r);
     }

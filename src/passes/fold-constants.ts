@@ -65,6 +65,6 @@ function foldNode(g: Graph, n: Node, opset: number): 'folded' | 'too-big' | 'no'
     throw e;
   }
   targets.forEach(([o], i) => g.makeConstant(o, tensors[i]));
-  if (g.nodes.includes(n)) g.removeNode(n);
+  if (g.contains(n)) g.removeNode(n);
   return 'folded';
 }

@@ -26,7 +26,7 @@ export const simplifyShapes: Pass = {
     let reshapes = 0;
     let expands = 0;
     for (const n of [...graph.nodes]) {
-      if (n.opType === 'Constant' || !graph.nodes.includes(n)) continue;
+      if (n.opType === 'Constant' || !graph.contains(n)) continue;
       for (const o of [...n.outputs]) {
         const info = sa.get(o);
         if (o.omitted || !info.content || !info.shape || (info.dtype !== DataType.INT64 && info.dtype !== DataType.INT32)) continue;

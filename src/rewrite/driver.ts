@@ -2,12 +2,18 @@ import { analyzeShapes, ShapeAnalysis, ShapeLookup } from '../analysis/shapes';
 import { Graph, Node, Value } from '../ir/graph';
 import { isDefaultDomain } from '../ir/query';
 import { Target } from '../targets';
-import { matchValue, rootOps } from './match';
+import { MatchFailure, MatchTracer, matchValue, rootOps } from './match';
 import { Pass, PassContext, PassResult } from './pass';
 import { Rule, RuleContext, RuleSet, Rewriter, splitOp } from './rule';
 
 /** Rounds per graph: a rewrite can expose a site for another rule (GroupNorm, then its SiLU tail). */
-const MAX_ROUNDS = 8;
+export const MAX_ROUNDS = 8;
+
+/**
+ * A pattern that matched this many op nodes before it failed is a near miss worth explaining (the root
+ * alone matching is every Add or Mul of the graph for some rule).
+ */
+const NEAR_MISS_DEPTH = 3;
 
 interface Verdict {
   rule: string;
@@ -67,6 +73,10 @@ export function applyRuleSet(set: RuleSet, root: Graph, pctx: PassContext): Pass
     if (verdicts.get(key)?.status !== 'applied') verdicts.set(key, v);
   };
 
+  // the deepest failure of any pattern walk that reached a node, for explaining anchors and near misses
+  const tracer = new MatchTracer();
+  const failedAt = new Map<Node, MatchFailure & { rule: string }>();
+  const nearMisses = new Map<string, Verdict & { path: Node[] }>();
   let changed = false;
   for (const g of [...root.allGraphs()]) {
     const ctx = contextFor(g, pctx);
@@ -83,8 +93,17 @@ export function applyRuleSet(set: RuleSet, root: Graph, pctx: PassContext): Pass
         const n = g.nodes[i];
         for (const r of rulesAt(n)) {
           if (g.isErased(n)) break;
-          const m = matchValue(r.pattern, n.outputs[0]);
-          if (!m) continue;
+          tracer.reset();
+          const m = matchValue(r.pattern, n.outputs[0], undefined, null, tracer);
+          if (!m) {
+            const f = tracer.deepest;
+            if (f && f.depth >= 2) {
+              for (const at of f.path) if ((failedAt.get(at)?.depth ?? 0) < f.depth) failedAt.set(at, { ...f, rule: r.name });
+              // later rounds see the set's own rewrites half-applied: only the first round's misses are news
+              if (f.depth >= NEAR_MISS_DEPTH && round === 0) nearMisses.set(`${r.name}|${n.name}`, { rule: r.name, site: n.name, status: 'skipped', reason: `pattern: ${f.reason}`, path: f.path });
+            }
+            continue;
+          }
           const site = m.nodes[r.site]?.name ?? n.name;
           const facts = r.check(m, ctx);
           if (typeof facts === 'string') {
@@ -107,13 +126,18 @@ export function applyRuleSet(set: RuleSet, root: Graph, pctx: PassContext): Pass
   }
 
   const explainedSites = new Set([...verdicts.values()].map((v) => v.site));
+  // a near miss through nodes a rewrite later took, or at a site some rule explained, says nothing more
+  for (const v of nearMisses.values()) {
+    if (!explainedSites.has(v.site) && v.path.every((n) => !n.detached)) pctx.explain(v.site, v.status, v.reason, v.rule);
+  }
   const fusedSites = new Set([...verdicts.values()].filter((v) => v.status === 'applied').map((v) => v.site));
   for (const v of verdicts.values()) pctx.explain(v.site, v.status, v.reason, v.rule);
   for (const a of set.anchors ?? []) {
     for (const g of root.allGraphs()) {
       for (const n of g.nodes) {
         if (n.opType !== a.op || !isDefaultDomain(n) || explainedSites.has(n.name)) continue;
-        pctx.explain(n, 'skipped', a.reason);
+        const f = failedAt.get(n);
+        pctx.explain(n, 'skipped', f ? `${a.reason}: ${f.reason}` : `${a.reason} (no pattern reached it)`, f?.rule);
         if (a.counter) counts[a.counter] = (counts[a.counter] ?? 0) + 1;
       }
     }

@@ -60,66 +60,133 @@ function clone(m: Match): Match {
   return { values: { ...m.values }, nodes: { ...m.nodes }, chains: { ...m.chains }, covered: [...m.covered] };
 }
 
-/** Match `pat` against the value `v` (usually a node's output); null when it does not fit. */
-export function matchValue(pat: Pattern, v: Value | null, m: Match = { values: {}, nodes: {}, chains: {}, covered: [] }, user: Node | null = null): Match | null {
-  if (!v) return null;
+/**
+ * Why a match failed, at its deepest point (as onnxscript's MatchingTracer): `depth` counts the pattern's
+ * op nodes matched on the way down from the root (nodes a chain walked through do not count: a chain
+ * of reshapes is not progress), `path` holds every node walked, and `reason` says what the pattern wanted
+ * there ("Softmax input 0 is Add, not MatMul"). The driver reports it in --explain.
+ */
+export interface MatchFailure {
+  depth: number;
+  reason: string;
+  path: Node[];
+}
+
+/** Keeps the deepest failure of the matches it is passed to (the first one at that depth). */
+export class MatchTracer {
+  deepest: MatchFailure | null = null;
+  private stack: { node: Node; counts: boolean }[] = [];
+  private depth = 0;
+
+  push(node: Node, counts = true): void {
+    this.stack.push({ node, counts });
+    if (counts) this.depth++;
+  }
+
+  pop(): void {
+    if (this.stack.pop()?.counts) this.depth--;
+  }
+
+  fail(reason: string): null {
+    if (!this.deepest || this.depth >= this.deepest.depth) this.deepest = { depth: this.depth, reason, path: this.stack.map((s) => s.node) };
+    return null;
+  }
+
+  reset(): void {
+    this.deepest = null;
+    this.stack = [];
+    this.depth = 0;
+  }
+}
+
+/** "Softmax input 0" for the reader of a value, "the root" for the value a match starts at. */
+const whereIs = (user: Node | null, index: number) => (user ? `${user.opType} '${user.name}' input ${index}` : 'the root');
+const opsText = (ops: string[]) => ops.join('/');
+
+/** Match `pat` against the value `v` (usually a node's output); null when it does not fit. A tracer records why not. */
+export function matchValue(pat: Pattern, v: Value | null, m: Match = { values: {}, nodes: {}, chains: {}, covered: [] }, user: Node | null = null, tracer: MatchTracer | null = null): Match | null {
+  return walk(pat, v, m, user, 0, tracer ?? SILENT);
+}
+
+/** A tracer that keeps nothing, so untraced matches pay nothing for reasons. */
+const SILENT = { push() {}, pop() {}, fail: () => null } as unknown as MatchTracer;
+
+function walk(pat: Pattern, v: Value | null, m: Match, user: Node | null, index: number, t: MatchTracer): Match | null {
+  const fail = (why: () => string) => (t === SILENT ? null : t.fail(why()));
+  if (!v) return fail(() => `${whereIs(user, index)} is omitted`);
   switch (pat.kind) {
     case 'any': {
-      if (pat.capture && m.values[pat.capture] && m.values[pat.capture] !== v) return null; // same name, same value
-      if (pat.where && !pat.where(v, m)) return null;
+      if (pat.capture && m.values[pat.capture] && m.values[pat.capture] !== v) return fail(() => `${whereIs(user, index)} is '${v.name}', but '${pat.capture}' is '${m.values[pat.capture!].name}' elsewhere in the pattern`);
+      if (pat.where && !pat.where(v, m)) return fail(() => `${whereIs(user, index)} ('${v.name}') is not what '${pat.capture ?? 'the pattern'}' needs`);
       const r = clone(m);
       if (pat.capture) r.values[pat.capture] = v;
       return r;
     }
     case 'alt':
       for (const o of pat.options) {
-        const r = matchValue(o, v, m, user);
+        const r = walk(o, v, m, user, index, t);
         if (r) return r;
       }
       return null;
     case 'chain': {
       const walked: Node[] = [];
       let cur: Value = v;
-      for (let i = 0; i <= pat.max; i++) {
-        const r = matchValue(pat.inner, cur, m, user);
-        if (r) {
-          r.chains[pat.capture] = walked.slice().reverse();
-          r.covered.push(...walked);
-          return r;
+      let at = user;
+      let atIndex = index;
+      try {
+        for (let i = 0; i <= pat.max; i++) {
+          const r = walk(pat.inner, cur, m, at, atIndex, t);
+          if (r) {
+            r.chains[pat.capture] = walked.slice().reverse();
+            r.covered.push(...walked);
+            return r;
+          }
+          const n = cur.producer;
+          // the root value's readers are outside the pattern; a walked value inside it is read once
+          const inside = i > 0 || user !== null;
+          if (!n || i === pat.max) return null;
+          if (inside && pat.singleUse && (cur.uses.length !== 1 || cur.isGraphOutput)) return fail(() => `'${cur.name}' in the '${pat.capture}' chain has ${cur.uses.length} readers (the pattern needs one)`);
+          const next = pat.step(n);
+          if (next === null || !n.inputs[next]) return null;
+          walked.push(n);
+          t.push(n, false);
+          at = n;
+          atIndex = next;
+          cur = n.inputs[next]!;
         }
-        const n = cur.producer;
-        // the root value's readers are outside the pattern; a walked value inside it is read once
-        const inside = i > 0 || user !== null;
-        if (!n || i === pat.max || (inside && pat.singleUse && (cur.uses.length !== 1 || cur.isGraphOutput))) return null;
-        const next = pat.step(n);
-        if (next === null || !n.inputs[next]) return null;
-        walked.push(n);
-        cur = n.inputs[next]!;
+        return null;
+      } finally {
+        for (let i = 0; i < walked.length; i++) t.pop();
       }
-      return null;
     }
     case 'op': {
       const n = v.producer;
-      if (!n || !pat.ops.includes(n.opType) || !isDomain(n, pat.domain)) return null;
-      if (pat.singleUse && user && (v.uses.length !== 1 || v.isGraphOutput)) return null;
-      const tryOrder = (order: number[]): Match | null => {
-        let r: Match | null = clone(m);
-        if (pat.inputs) {
-          if (n.inputs.length < pat.inputs.length) return null;
-          for (let i = 0; i < pat.inputs.length && r; i++) r = matchValue(pat.inputs[i], n.inputs[order[i]], r, n);
-        }
-        if (!r) return null;
-        if (pat.capture) {
-          r.nodes[pat.capture] = n;
-          r.values[pat.capture] = v;
-        }
-        if (pat.where && !pat.where(n, r)) return null;
-        r.covered.push(n);
-        return r;
-      };
-      const straight = tryOrder(n.inputs.map((_, i) => i));
-      if (straight || !pat.commutative || n.inputs.length !== 2) return straight;
-      return tryOrder([1, 0]);
+      if (!n) return fail(() => `${whereIs(user, index)} is ${v.isGraphInput ? 'a graph input' : v.constant ? 'a constant' : `'${v.name}'`}, not ${opsText(pat.ops)}`);
+      if (!pat.ops.includes(n.opType) || !isDomain(n, pat.domain)) return fail(() => `${whereIs(user, index)} is ${n.domain && !isDefaultDomain(n) ? `${n.domain} ` : ''}${n.opType}, not ${opsText(pat.ops)}`);
+      if (pat.singleUse && user && (v.uses.length !== 1 || v.isGraphOutput)) return fail(() => `${n.opType} '${n.name}' has ${v.uses.length}${v.isGraphOutput ? ' (and a graph output)' : ''} readers; the pattern needs it read once`);
+      t.push(n);
+      try {
+        const tryOrder = (order: number[]): Match | null => {
+          let r: Match | null = clone(m);
+          if (pat.inputs) {
+            if (n.inputs.length < pat.inputs.length) return fail(() => `${n.opType} '${n.name}' has ${n.inputs.length} inputs; the pattern needs ${pat.inputs!.length}`);
+            for (let i = 0; i < pat.inputs.length && r; i++) r = walk(pat.inputs[i], n.inputs[order[i]], r, n, order[i], t);
+          }
+          if (!r) return null;
+          if (pat.capture) {
+            r.nodes[pat.capture] = n;
+            r.values[pat.capture] = v;
+          }
+          if (pat.where && !pat.where(n, r)) return fail(() => `${n.opType} '${n.name}' is not what '${pat.capture ?? 'the pattern'}' needs (its condition fails)`);
+          r.covered.push(n);
+          return r;
+        };
+        const straight = tryOrder(n.inputs.map((_, i) => i));
+        if (straight || !pat.commutative || n.inputs.length !== 2) return straight;
+        return tryOrder([1, 0]);
+      } finally {
+        t.pop();
+      }
     }
   }
 }

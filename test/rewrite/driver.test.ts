@@ -4,6 +4,8 @@ import { AttrType, Graph } from '../../src/ir/graph';
 import { p } from '../../src/rewrite/match';
 import { defineRule } from '../../src/rewrite/rule';
 import { applyRules } from '../helpers/rules';
+import { REGISTRY } from '../../src/passes';
+import { Target } from '../../src/targets';
 import { tmpDir } from '../helpers/ort';
 
 const dir = tmpDir();
@@ -66,4 +68,19 @@ test('rules reach into subgraphs (an If branch)', () => {
   const run = applyRules(b, [doubleNeg], dir, 'if');
   expect(run.counts.doubleNeg).toBe(2);
   expect(run.ops['ai.onnx::Neg']).toBeUndefined();
+});
+
+test('--explain names where the pattern failed at an anchor it could not fuse (Softmax input is Relu, not MatMul)', () => {
+  const b = new ModelBuilder();
+  const scores = b.op('Relu', [b.input('s', [1, 2, 4, 4])], {}, { name: 'relu' });
+  const probs = b.op('Softmax', [scores], { axis: -1 }, { name: 'softmax' });
+  b.output(b.op('MatMul', [probs, b.input('v', [1, 2, 4, 8])], {}, { name: 'pv' }));
+  const explanations: { site: string; reason?: string }[] = [];
+  const ctx = {
+    model: b.model, target: new Target('cpu'), mode: 'default' as const, shapes: null,
+    explain: (site: unknown, _s: string, reason?: string) => explanations.push({ site: typeof site === 'string' ? site : (site as { name: string }).name, reason }),
+  };
+  const set = REGISTRY.find((e) => e.pass.name === 'fuse-attention')!.pass;
+  set.run(b.model.graph, ctx);
+  expect(explanations).toContainEqual({ site: 'softmax', reason: "not softmax(scale·QKᵀ [+ mask]) V with a single reader at each step: Softmax 'softmax' input 0 is Relu, not MatMul" });
 });

@@ -1,6 +1,6 @@
 import { ModelBuilder } from '../../src/ir/builder';
 import { Value } from '../../src/ir/graph';
-import { matchValue, p, rootOps } from '../../src/rewrite/match';
+import { MatchTracer, matchValue, p, rootOps } from '../../src/rewrite/match';
 import { scalarScale } from '../../src/analysis/layout';
 
 const step = (n: import('../../src/ir/graph').Node) => scalarScale(n)?.[0] ?? null;
@@ -86,5 +86,39 @@ describe('pattern matcher', () => {
     expect(rootOps(p.chain('c', () => 0, p.op('MatMul', null), { ops: ['Reshape'] }))).toEqual(['Reshape', 'MatMul']);
     expect(rootOps(p.chain('c', () => 0, p.op('MatMul', null)))).toBeNull();
     expect(rootOps(p.any())).toBeNull();
+  });
+});
+
+describe('why a pattern did not match (MatchTracer)', () => {
+  test('the deepest failure names the node, the input and what the pattern wanted there', () => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [4]);
+    const y = b.op('Sigmoid', [b.op('Relu', [b.op('Tanh', [x], {}, { name: 'tanh' })], {}, { name: 'relu' })], {}, { name: 'sig' });
+    const tracer = new MatchTracer();
+    const pat = p.alt(
+      p.op('Sigmoid', [p.op('Exp', [p.any()])]),
+      p.op('Sigmoid', [p.op('Relu', [p.op('Neg', [p.any()])])]),
+    );
+    expect(matchValue(pat, y, undefined, null, tracer)).toBeNull();
+    // the second alternative got two nodes deep; its failure is the one reported
+    expect(tracer.deepest).toMatchObject({ depth: 2, reason: "Relu 'relu' input 0 is Tanh, not Neg" });
+    expect(tracer.deepest!.path.map((n) => n.name)).toEqual(['sig', 'relu']);
+  });
+
+  test('reasons for readers, constants and graph inputs', () => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [4]);
+    const r = b.op('Relu', [x], {}, { name: 'relu' });
+    const y = b.op('Add', [r, b.scalar('one', 1)], {}, { name: 'add' });
+    b.output(r);
+    const tracer = new MatchTracer();
+    expect(matchValue(p.op('Add', [p.op('Relu', [p.any()]), p.any()]), y, undefined, null, tracer)).toBeNull();
+    expect(tracer.deepest!.reason).toMatch(/Relu 'relu' has 1 \(and a graph output\) readers; the pattern needs it read once/);
+    tracer.reset();
+    expect(matchValue(p.op('Add', [p.any(), p.op('Mul', [p.any()])]), y, undefined, null, tracer)).toBeNull();
+    expect(tracer.deepest!.reason).toBe("Add 'add' input 1 is a constant, not Mul");
+    tracer.reset();
+    expect(matchValue(p.op('Relu', [p.op('Exp', [p.any()])]), r, undefined, null, tracer)).toBeNull();
+    expect(tracer.deepest!.reason).toBe("Relu 'relu' input 0 is a graph input, not Exp");
   });
 });
