@@ -23,14 +23,6 @@ export function constValues(v: Value | null | undefined): number[] | null {
   return Array.from(t.values() as ArrayLike<number | bigint>, Number);
 }
 
-/** The value of a one-element constant (any rank) when finite, else null. */
-export function constScalar(v: Value | null | undefined): number | null {
-  const t = v?.constant;
-  if (!t || t.size !== 1) return null;
-  const vals = constValues(v);
-  return vals && Number.isFinite(vals[0]) ? vals[0] : null;
-}
-
 /** The single value of a constant whose elements are all equal (within 1e-6 relative), else null. */
 export function uniformConst(v: Value | null | undefined): number | null {
   const vals = constValues(v);

@@ -23,7 +23,6 @@ const root = protobuf.loadSync(path.join(__dirname, 'onnx.proto'));
 
 export const ModelProto = root.lookupType('onnx.ModelProto') as MessageType<onnx.ModelProto, onnx.IModelProto>;
 export const TensorProto = root.lookupType('onnx.TensorProto') as MessageType<onnx.TensorProto, onnx.ITensorProto>;
-export const SequenceProto = root.lookupType('onnx.SequenceProto');
 
 /** The newest IR version this schema describes; newer models may carry fields it would drop. */
 export const MAX_IR_VERSION = 12;

@@ -4,7 +4,7 @@ import { SdcError } from '../ir/errors';
 import { AttrType, Attribute, AttributeMeta, Graph, Value, ValueType } from '../ir/graph';
 import { KeyValue, Tensor } from '../ir/tensor';
 import { Model } from '../ir/model';
-import { ModelProto, TensorProto, toProtoInt64 } from './schema';
+import { ModelProto, toProtoInt64 } from './schema';
 import type { onnx } from './onnx-types';
 
 export interface WriteOptions {
@@ -290,14 +290,6 @@ function modelToProto(model: Model, placement: Map<Tensor, { offset: number; len
     functions: carried(model.functions),
     configuration: carried(model.configuration),
   };
-}
-
-/** Serialize one tensor as a TensorProto (for test data and the cache). */
-export function encodeTensor(t: Tensor): Uint8Array {
-  const p: onnx.ITensorProto = { name: t.name, dims: t.dims, dataType: t.dtype };
-  if (t.data.kind === 'strings') p.stringData = t.data.strings;
-  else p.rawData = t.bytes();
-  return TensorProto.encode(p).finish();
 }
 
 /** Write a model built in code (tests, probes) and return its path. */
