@@ -28,7 +28,7 @@ export class Rng {
 }
 
 /** Byte-level damage: bit flips, truncation, a run of bytes overwritten, a chunk duplicated. */
-export function mutateBytes(buf: Uint8Array, rng: Rng): Uint8Array {
+function mutateBytes(buf: Uint8Array, rng: Rng): Uint8Array {
   const out = Uint8Array.from(buf);
   switch (rng.int(4)) {
     case 0:
@@ -55,7 +55,7 @@ export function mutateBytes(buf: Uint8Array, rng: Rng): Uint8Array {
 const EXTREME = [0, -1, 1, 2 ** 31, -(2 ** 31), 2 ** 40, 2 ** 53, -7, 999];
 
 /** Field-level damage to a decoded ModelProto: dims, types, names, attributes, opsets, locations. */
-export function mutateProto(m: onnx.ModelProto, rng: Rng): void {
+function mutateProto(m: onnx.ModelProto, rng: Rng): void {
   const g = m.graph!;
   const nodes = g.node ?? [];
   const inits = g.initializer ?? [];

@@ -17,7 +17,7 @@ export const isNondeterministic = (n: Node): boolean => NONDETERMINISTIC.has(n.o
 const SMALL_BYTES = 1 << 16;
 
 /** The elements of a small numeric constant as numbers (int64 beyond 2^53 lose precision), else null. */
-export function constValues(v: Value | null | undefined): number[] | null {
+function constValues(v: Value | null | undefined): number[] | null {
   const t = v?.constant;
   if (!t || t.data.kind === 'strings' || t.byteLength > SMALL_BYTES) return null;
   return Array.from(t.values() as ArrayLike<number | bigint>, Number);

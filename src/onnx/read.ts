@@ -390,7 +390,7 @@ function inferAttrType(ap: onnx.IAttributeProto): AttrType {
   return AttrType.UNDEFINED;
 }
 
-export function valueType(tp: onnx.ITypeProto): ValueType {
+function valueType(tp: onnx.ITypeProto): ValueType {
   if (tp.tensorType) {
     const tt = tp.tensorType;
     let shape: Dim[] | null = null;
