@@ -6,8 +6,7 @@ import { inspect } from '../src/compiler/inspect';
 import { compile } from '../src/compiler/compile';
 import { decodeModel } from '../src/onnx/read';
 import { ModelProto } from '../src/onnx/schema';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
+import type { onnx } from '../src/onnx/onnx-types';
 
 /** A small deterministic generator (xorshift32): the same seed gives the same mutants everywhere. */
 export class Rng {
@@ -29,7 +28,7 @@ export class Rng {
 }
 
 /** Byte-level damage: bit flips, truncation, a run of bytes overwritten, a chunk duplicated. */
-export function mutateBytes(buf: Uint8Array, rng: Rng): Uint8Array {
+function mutateBytes(buf: Uint8Array, rng: Rng): Uint8Array {
   const out = Uint8Array.from(buf);
   switch (rng.int(4)) {
     case 0:
@@ -56,10 +55,10 @@ export function mutateBytes(buf: Uint8Array, rng: Rng): Uint8Array {
 const EXTREME = [0, -1, 1, 2 ** 31, -(2 ** 31), 2 ** 40, 2 ** 53, -7, 999];
 
 /** Field-level damage to a decoded ModelProto: dims, types, names, attributes, opsets, locations. */
-export function mutateProto(m: any, rng: Rng): void {
-  const g = m.graph;
-  const nodes: any[] = g.node ?? [];
-  const inits: any[] = g.initializer ?? [];
+function mutateProto(m: onnx.ModelProto, rng: Rng): void {
+  const g = m.graph!;
+  const nodes = g.node ?? [];
+  const inits = g.initializer ?? [];
   switch (rng.int(10)) {
     case 0:
       if (inits.length) rng.pick(inits).dims = [rng.pick(EXTREME), ...(rng.int(2) ? [rng.pick(EXTREME)] : [])];
@@ -78,7 +77,7 @@ export function mutateProto(m: any, rng: Rng): void {
       break;
     case 4: {
       const n = nodes.length ? rng.pick(nodes) : null;
-      const a: any = n?.attribute?.length ? rng.pick(n.attribute) : null;
+      const a = n?.attribute?.length ? rng.pick(n.attribute) : null;
       if (a) {
         a.i = rng.pick(EXTREME);
         a.ints = [rng.pick(EXTREME), rng.pick(EXTREME)];
@@ -106,7 +105,8 @@ export function mutateProto(m: any, rng: Rng): void {
     case 8:
       if (g.input?.length) {
         const dims = g.input[0].type?.tensorType?.shape?.dim;
-        if (dims?.length) dims[rng.int(dims.length)] = { dimValue: rng.pick(EXTREME), value: 'dimValue' };
+        // As decoded, with the oneof's discriminator (`value`) naming the member set.
+        if (dims?.length) dims[rng.int(dims.length)] = { dimValue: rng.pick(EXTREME), value: 'dimValue' } as onnx.TensorShapeProto.Dimension;
       }
       break;
     default:
@@ -114,7 +114,7 @@ export function mutateProto(m: any, rng: Rng): void {
         const a = rng.int(nodes.length);
         const b = rng.int(nodes.length);
         [nodes[a], nodes[b]] = [nodes[b], nodes[a]];
-        if (nodes[a].output?.length && nodes[b].input?.length) nodes[a].input = [...nodes[a].input, nodes[b].output?.[0] ?? ''];
+        if (nodes[a].output?.length && nodes[b].input?.length) nodes[a].input = [...(nodes[a].input ?? []), nodes[b].output?.[0] ?? ''];
       }
   }
 }
@@ -156,7 +156,7 @@ export function seeds(fixtures: string): { name: string; bytes: Uint8Array }[] {
 /** One mutant of `seed`: byte-level or, for decodable seeds, field-level. */
 export function mutant(seed: Uint8Array, rng: Rng): Uint8Array {
   if (rng.int(2)) return mutateBytes(seed, rng);
-  const m = ModelProto.decode(seed) as any;
+  const m = ModelProto.decode(seed);
   mutateProto(m, rng);
   return ModelProto.encode(m).finish();
 }

@@ -36,7 +36,7 @@ function edges(): { from: string; to: string; file: string }[] {
     const text = fs.readFileSync(file, 'utf8');
     for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|require\(\s*)'(\.{1,2}\/[^']*)'/g)) {
       const target = path.resolve(path.dirname(file), m[1]);
-      const resolved = [`${target}.ts`, path.join(target, 'index.ts')].find((f) => fs.existsSync(f));
+      const resolved = [`${target}.ts`, `${target}.d.ts`, path.join(target, 'index.ts')].find((f) => fs.existsSync(f));
       if (!resolved) throw new Error(`${path.relative(ROOT, file)}: cannot resolve '${m[1]}'`);
       const from = folderOf(file);
       const to = folderOf(resolved);

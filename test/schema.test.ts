@@ -1,3 +1,4 @@
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DataType } from '../src/ir/dtype';
@@ -119,4 +120,12 @@ test('typed data fields become the same raw bytes', () => {
   expect(Array.from(g.values.get('f')!.initializer!.values() as Float32Array)).toEqual([1.5, -2]);
   expect(Array.from(g.values.get('i')!.initializer!.values() as BigInt64Array)).toEqual([3n, -4n]);
   expect(Array.from(g.values.get('h')!.initializer!.values() as Uint16Array)).toEqual([0x3c00]);
+});
+
+test('the static types (src/onnx/onnx-types.d.ts) are what pbjs/pbts generate from onnx.proto', () => {
+  // `npm run gen:proto` regenerates them after onnx.proto changes.
+  const root = path.resolve(__dirname, '..');
+  const r = spawnSync('npm', ['run', '-s', 'proto-types'], { cwd: root, encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stdout).toBe(fs.readFileSync(path.join(root, 'src', 'onnx', 'onnx-types.d.ts'), 'utf8'));
 });

@@ -14,7 +14,7 @@ export interface Arr {
 }
 
 const NUMERIC = new Set([DataType.FLOAT, DataType.DOUBLE, DataType.INT32, DataType.INT64, DataType.BOOL, DataType.UINT8, DataType.INT8, DataType.INT16, DataType.UINT16, DataType.UINT32]);
-export const isFoldable = (dt: DataType) => NUMERIC.has(dt);
+const isFoldable = (dt: DataType) => NUMERIC.has(dt);
 
 const count = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
@@ -51,7 +51,7 @@ export function tensorOf(a: Arr, name: string): Tensor {
   return Tensor.fromValues(name, a.dtype, [...a.dims], out);
 }
 
-export function arr(dtype: DataType, dims: number[], values: ArrayLike<number>): Arr {
+function arr(dtype: DataType, dims: number[], values: ArrayLike<number>): Arr {
   return { dtype, dims, data: Float64Array.from(values) };
 }
 
@@ -71,7 +71,7 @@ function coerce(dt: DataType, x: number): number {
   }
 }
 
-export function broadcastDims(a: number[], b: number[]): number[] | null {
+function broadcastDims(a: number[], b: number[]): number[] | null {
   const r = Math.max(a.length, b.length);
   const out: number[] = [];
   for (let i = 0; i < r; i++) {
@@ -336,7 +336,7 @@ function constantNode(node: Node): Arr[] | null {
   return null;
 }
 
-export function reshapeDims(input: number[], shape: number[], allowzero: boolean): number[] | null {
+function reshapeDims(input: number[], shape: number[], allowzero: boolean): number[] | null {
   const dims = shape.map((d, i) => (d === 0 && !allowzero ? input[i] : d));
   if (dims.some((d) => d === undefined)) return null;
   const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);

@@ -9,7 +9,7 @@ import { Sym } from '../ir/symbolic';
  * divides it. Two spellings of the same head split (4-D transposes, 3-D batched heads, dynamo's
  * round trips) end as the same factor layout, which is what attention fusion compares.
  */
-export interface Factor {
+interface Factor {
   id: string;
   size: Sym;
 }
@@ -20,11 +20,11 @@ export function sourceLayout(shape: Sym[], names: string[]): Layout {
 }
 
 /** Is `perm` a reordering of 0..rank-1? */
-export function isPermutation(perm: number[], rank: number): boolean {
+function isPermutation(perm: number[], rank: number): boolean {
   return perm.length === rank && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
 }
 
-export function transposeLayout(l: Layout, perm: number[]): Layout | null {
+function transposeLayout(l: Layout, perm: number[]): Layout | null {
   if (!isPermutation(perm, l.length)) return null;
   return perm.map((p) => l[p]);
 }
@@ -33,7 +33,7 @@ const product = (fs: Factor[]) => fs.reduce((a, f) => a.mul(f.size), Sym.const(1
 
 
 /** Regroup the factors into the target dims; null when a dim cuts through a factor in a way we cannot name. */
-export function reshapeLayout(l: Layout, target: Sym[]): Layout | null {
+function reshapeLayout(l: Layout, target: Sym[]): Layout | null {
   // Size-1 factors (batch 1 in a static model) stay in the flow so that a dim keeps its name; a target
   // dim of 1 takes one if it is next, and leftovers of size 1 may be dropped.
   const flat = l.flat();

@@ -143,7 +143,7 @@ export class AssetCompiler {
 }
 
 /** Reads the compiled graph (not its weights) for the facts an app opens it with. */
-export function assetInfo(model: string, options: ResolvedModelOptions): AssetInfo {
+function assetInfo(model: string, options: ResolvedModelOptions): AssetInfo {
   const report = inspect(readModel(model, { allowMissingData: true }));
   let sessionOptions: Record<string, unknown>;
   let captureOptions: Record<string, unknown> | null = null;

@@ -42,7 +42,7 @@ function resolve(name: string): Pass {
  * The steps to run. Explicit pass names run once each, in the order given, whatever the target; the name
  * `cleanup` stands for the repeated cleanup group the modes use.
  */
-export function pipelineFor(mode: Mode, target: Target, explicit?: string[], precision: Precision = 'fp32'): Resolved[] {
+function pipelineFor(mode: Mode, target: Target, explicit?: string[], precision: Precision = 'fp32'): Resolved[] {
   if (explicit) return explicit.map((n): Resolved => (n === 'cleanup' ? { repeat: cleanupGroup().repeat.map(resolve), max: cleanupGroup().max } : resolve(n)));
   const applies = (p: Pass) => !p.appliesTo?.(target);
   return pipelineSteps(mode, precision).map((s): Resolved => (typeof s === 'string' ? resolve(s) : { repeat: s.repeat.map(resolve).filter(applies), max: s.max }))
@@ -50,7 +50,7 @@ export function pipelineFor(mode: Mode, target: Target, explicit?: string[], pre
 }
 
 /** The mode's passes that the target drops, each with why (reported in --explain). */
-export function droppedPasses(mode: Mode, target: Target, explicit?: string[]): { pass: string; reason: string }[] {
+function droppedPasses(mode: Mode, target: Target, explicit?: string[]): { pass: string; reason: string }[] {
   if (explicit) return [];
   const names = pipelineSteps(mode).flatMap((s) => (typeof s === 'string' ? [s] : s.repeat));
   return [...new Set(names)].map(resolve).flatMap((p) => {

@@ -4,7 +4,7 @@ import { Tensor } from './tensor';
 import { Model } from './model';
 
 /** Marks a number as a FLOAT attribute (plain integers become INT). */
-export class F {
+class F {
   constructor(readonly v: number | number[]) {}
 }
 export const float = (v: number | number[]) => new F(v);

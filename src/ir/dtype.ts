@@ -29,10 +29,6 @@ export function byteSize(dt: DataType, count: number): number {
   return Math.ceil((bitsOf(dt) * count) / 8);
 }
 
-export function isFloat(dt: DataType): boolean {
-  return dt === DataType.FLOAT || dt === DataType.FLOAT16 || dt === DataType.DOUBLE || dt === DataType.BFLOAT16;
-}
-
 /** Names onnxruntime-node uses for tensor types, for building feeds. */
 export const ORT_TYPE: Partial<Record<DataType, string>> = {
   [DataType.FLOAT]: 'float32', [DataType.UINT8]: 'uint8', [DataType.INT8]: 'int8', [DataType.UINT16]: 'uint16',
@@ -40,7 +36,3 @@ export const ORT_TYPE: Partial<Record<DataType, string>> = {
   [DataType.BOOL]: 'bool', [DataType.FLOAT16]: 'float16', [DataType.DOUBLE]: 'float64', [DataType.UINT32]: 'uint32',
   [DataType.UINT64]: 'uint64',
 };
-
-export const ORT_TYPE_TO_DTYPE: Record<string, DataType> = Object.fromEntries(
-  Object.entries(ORT_TYPE).map(([k, v]) => [v, Number(k) as DataType]),
-);

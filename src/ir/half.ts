@@ -1,6 +1,3 @@
-/** IEEE 754 half precision, the largest finite value. */
-export const HALF_MAX = 65504;
-
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 

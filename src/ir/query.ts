@@ -17,18 +17,10 @@ export const isNondeterministic = (n: Node): boolean => NONDETERMINISTIC.has(n.o
 const SMALL_BYTES = 1 << 16;
 
 /** The elements of a small numeric constant as numbers (int64 beyond 2^53 lose precision), else null. */
-export function constValues(v: Value | null | undefined): number[] | null {
+function constValues(v: Value | null | undefined): number[] | null {
   const t = v?.constant;
   if (!t || t.data.kind === 'strings' || t.byteLength > SMALL_BYTES) return null;
   return Array.from(t.values() as ArrayLike<number | bigint>, Number);
-}
-
-/** The value of a one-element constant (any rank) when finite, else null. */
-export function constScalar(v: Value | null | undefined): number | null {
-  const t = v?.constant;
-  if (!t || t.size !== 1) return null;
-  const vals = constValues(v);
-  return vals && Number.isFinite(vals[0]) ? vals[0] : null;
 }
 
 /** The single value of a constant whose elements are all equal (within 1e-6 relative), else null. */

@@ -108,8 +108,3 @@ export function symOfDim(d: number | string | null, fresh: () => string): Sym {
   return Sym.atom(fresh());
 }
 
-/** Back to the IR's dim: a number, or the expression's text as a dim_param. */
-export function dimOfSym(s: Sym): number | string {
-  const v = s.value;
-  return v !== null ? v : s.toString();
-}

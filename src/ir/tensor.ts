@@ -103,7 +103,7 @@ const TYPED: Partial<Record<DataType, TypedCtor>> = {
   [DataType.BFLOAT16]: Uint16Array,
 };
 
-export function readRange(file: string, offset: number, length: number): Uint8Array {
+function readRange(file: string, offset: number, length: number): Uint8Array {
   const out = Buffer.allocUnsafe(length);
   const fd = fs.openSync(file, 'r');
   try {

@@ -3,7 +3,7 @@ import { Model } from './model';
 import { ONNX_OPS } from './onnx-ops';
 
 /** The newest opset of the default domain this sdc knows (ONNX 1.19); a newer one is refused, not guessed. */
-export const MAX_ONNX_OPSET = 25;
+const MAX_ONNX_OPSET = 25;
 
 /**
  * Structural checks: every value read is defined (by a node, a graph input, an initializer, or an

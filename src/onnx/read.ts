@@ -6,12 +6,10 @@ import { AttrType, Attribute, AttributeMeta, Dim, Graph, Node, Value, ValueType 
 import { KeyValue, Tensor, TensorData } from '../ir/tensor';
 import { Model } from '../ir/model';
 import { MAX_IR_VERSION, ModelProto, TensorProto, int64 } from './schema';
+import type { onnx } from './onnx-types';
 
 /** 2^34 elements (64 GB of float32): a declared size beyond it is corrupt, refused before allocating. */
 const MAX_ELEMENTS = 2 ** 34;
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type P = any;
 
 export interface ReadOptions {
   /** Folder that external data `location`s are relative to (default: the model's folder). */
@@ -35,9 +33,10 @@ export function readModel(file: string, opts: ReadOptions = {}): Model {
     const st = fs.statSync(abs);
     if (!st.isFile() && !st.isDirectory()) throw new SdcError(file, 'is not a regular file (a FIFO, socket or device); sdc reads model files');
     buf = fs.readFileSync(abs);
-  } catch (e: any) {
+  } catch (e) {
     if (e instanceof SdcError) throw e;
-    throw new SdcError(file, e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a folder, not an ONNX file' : `cannot read: ${e.message}`);
+    const err = e as NodeJS.ErrnoException;
+    throw new SdcError(file, err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a folder, not an ONNX file' : `cannot read: ${err.message}`);
   }
   return decodeModel(buf, file, opts.baseDir ?? path.dirname(abs), opts.allowMissingData);
 }
@@ -58,11 +57,11 @@ export function weightsBeside(file: string): string[] {
 
 export function decodeModel(buf: Uint8Array, file: string, baseDir: string, allowMissingData = false): Model {
   if (buf.byteLength === 0) throw new SdcError(file, 'is empty, not an ONNX model');
-  let proto: P;
+  let proto: onnx.ModelProto;
   try {
     proto = ModelProto.decode(buf);
-  } catch (e: any) {
-    throw new SdcError(file, `is not a valid ONNX protobuf or is truncated (${e.message})`);
+  } catch (e) {
+    throw new SdcError(file, `is not a valid ONNX protobuf or is truncated (${(e as Error).message})`);
   }
   const ir = Number(int64(proto.irVersion ?? 0));
   if (!proto.graph) throw new SdcError(file, 'holds no graph: not an ONNX model, or truncated');
@@ -89,16 +88,16 @@ export function decodeModel(buf: Uint8Array, file: string, baseDir: string, allo
 /** Decode one serialized TensorProto (the ONNX test data sets' input_N.pb). */
 export function readTensorFile(file: string): Tensor {
   const buf = fs.readFileSync(file);
-  let proto: P;
+  let proto: onnx.TensorProto;
   try {
     proto = TensorProto.decode(buf);
-  } catch (e: any) {
-    throw new SdcError(file, `is not a serialized TensorProto (${e.message})`);
+  } catch (e) {
+    throw new SdcError(file, `is not a serialized TensorProto (${(e as Error).message})`);
   }
   return new ReadContext(file, path.dirname(path.resolve(file))).tensor(proto);
 }
 
-function kv(list: P[] | undefined): KeyValue[] {
+function kv(list: onnx.IStringStringEntryProto[] | null | undefined): KeyValue[] {
   return (list ?? []).map((e) => ({ key: e.key ?? '', value: e.value ?? '' }));
 }
 
@@ -107,10 +106,10 @@ class ReadContext {
 
   constructor(private file: string, private baseDir: string, private allowMissing = false) {}
 
-  graph(gp: P, parent: Graph | null): Graph {
+  graph(gp: onnx.IGraphProto, parent: Graph | null): Graph {
     const g = new Graph(gp.name ?? '', parent);
     g.docString = gp.docString ?? '';
-    for (const key of ['sparseInitializer', 'quantizationAnnotation', 'metadataProps']) {
+    for (const key of ['sparseInitializer', 'quantizationAnnotation', 'metadataProps'] as const) {
       if (gp[key]?.length) g.extra[key] = gp[key];
     }
     const define = (name: string, what: string): Value => {
@@ -120,7 +119,7 @@ class ReadContext {
       return v;
     };
     for (const vi of gp.input ?? []) {
-      const v = define(vi.name, 'graph input');
+      const v = define(vi.name ?? '', 'graph input');
       this.valueInfo(v, vi);
       g.inputs.push(v);
     }
@@ -131,7 +130,7 @@ class ReadContext {
       v.initializer = t;
       if (!v.type) v.type = { kind: 'tensor', elemType: t.dtype, shape: [...t.dims] };
     }
-    const nodes: [Node, P][] = [];
+    const nodes: [Node, onnx.INodeProto][] = [];
     for (const np of gp.node ?? []) {
       const n = new Node(g, np.opType ?? '', np.domain ?? '', np.name ?? '');
       n.overload = np.overload ?? '';
@@ -160,7 +159,7 @@ class ReadContext {
         const a = this.attribute(ap, g);
         n.attrs.set(a.name, a);
       }
-      (np.input ?? []).forEach((name: string, i: number) => {
+      (np.input ?? []).forEach((name, i) => {
         if (name === '') {
           n.inputs.push(null);
           return;
@@ -176,20 +175,21 @@ class ReadContext {
       });
     }
     for (const vi of gp.valueInfo ?? []) {
-      const v = g.values.get(vi.name);
+      const v = g.values.get(vi.name ?? '');
       if (v) this.valueInfo(v, vi);
       else {
         // value_info for a name produced nowhere in this graph: keep it so a write loses nothing.
-        const kept = (g.extra.orphanValueInfo as P[]) ?? [];
+        const kept = (g.extra.orphanValueInfo as onnx.IValueInfoProto[] | undefined) ?? [];
         kept.push(vi);
         g.extra.orphanValueInfo = kept;
       }
     }
     for (const vi of gp.output ?? []) {
-      let v = g.lookup(vi.name);
+      const name = vi.name ?? '';
+      let v = g.lookup(name);
       if (!v) {
-        v = new Value(g, vi.name);
-        g.values.set(vi.name, v);
+        v = new Value(g, name);
+        g.values.set(name, v);
       }
       this.valueInfo(v, vi);
       g.outputs.push(v);
@@ -197,15 +197,17 @@ class ReadContext {
     return g;
   }
 
-  private valueInfo(v: Value, vi: P): void {
+  private valueInfo(v: Value, vi: onnx.IValueInfoProto): void {
     v.docString = vi.docString ?? '';
     v.metadataProps = kv(vi.metadataProps);
     if (vi.type) v.type = valueType(vi.type);
   }
 
-  private attribute(ap: P, g: Graph): Attribute & AttributeMeta {
+  private attribute(ap: onnx.IAttributeProto, g: Graph): Attribute & AttributeMeta {
     const name = ap.name ?? '';
-    let type: AttrType = ap.type ?? AttrType.UNDEFINED;
+    // The schema's AttributeType and the IR's AttrType are both ONNX's codes.
+    const code: number = ap.type ?? AttrType.UNDEFINED;
+    let type: AttrType = code;
     if (type === AttrType.UNDEFINED) type = inferAttrType(ap);
     const meta: AttributeMeta = {};
     if (ap.docString) meta.docString = ap.docString;
@@ -220,21 +222,21 @@ class ReadContext {
         case AttrType.FLOATS: return { name, type, value: [...(ap.floats ?? [])] };
         case AttrType.INTS: return { name, type, value: (ap.ints ?? []).map(int64) };
         case AttrType.STRINGS: return { name, type, value: ap.strings ?? [] };
-        case AttrType.TENSORS: return { name, type, value: (ap.tensors ?? []).map((t: P) => this.tensor(t)) };
-        case AttrType.GRAPHS: return { name, type, value: (ap.graphs ?? []).map((s: P) => this.graph(s, g)) };
+        case AttrType.TENSORS: return { name, type, value: (ap.tensors ?? []).map((t) => this.tensor(t)) };
+        case AttrType.GRAPHS: return { name, type, value: (ap.graphs ?? []).map((s) => this.graph(s, g)) };
         default: return { name, type: type as AttrType.UNDEFINED, value: ap };
       }
     })();
     return Object.assign(a, meta);
   }
 
-  tensor(tp: P): Tensor {
+  tensor(tp: onnx.ITensorProto): Tensor {
     const dtype: DataType = tp.dataType ?? DataType.UNDEFINED;
-    const name: string = tp.name ?? '';
-    const dims = (tp.dims ?? []).map((d: unknown) => Number(int64(d)));
-    const bad = dims.find((d: number) => !Number.isSafeInteger(d) || d < 0);
+    const name = tp.name ?? '';
+    const dims = (tp.dims ?? []).map((d) => Number(int64(d)));
+    const bad = dims.find((d) => !Number.isSafeInteger(d) || d < 0);
     if (bad !== undefined) throw new SdcError(this.file, `tensor '${name}' has an invalid dim ${bad} in [${dims.join(',')}]`);
-    const count = dims.reduce((a: number, b: number) => a * b, 1);
+    const count = dims.reduce((a, b) => a * b, 1);
     if (count > MAX_ELEMENTS) throw new SdcError(this.file, `tensor '${name}' declares ${dims.join('x')} = ${count} elements, more than any model holds`);
     const t = new Tensor(name, dtype, dims, { kind: 'bytes', bytes: new Uint8Array(0) });
     t.docString = tp.docString ?? '';
@@ -248,9 +250,9 @@ class ReadContext {
     return t;
   }
 
-  private externalData(t: Tensor, tp: P): TensorData {
+  private externalData(t: Tensor, tp: onnx.ITensorProto): TensorData {
     const info: Record<string, string> = {};
-    for (const e of tp.externalData ?? []) info[e.key] = e.value;
+    for (const e of tp.externalData ?? []) info[e.key ?? ''] = e.value ?? '';
     const loc = info.location;
     const what = `tensor '${t.name}'`;
     if (!loc) throw new SdcError(this.file, `${what} is external but names no location`);
@@ -296,7 +298,7 @@ class ReadContext {
         const st = fs.statSync(full);
         if (!st.isFile()) throw new SdcError(this.file, `${what}: external data '${loc}' is not a file`);
         size = st.size;
-      } catch (e: any) {
+      } catch (e) {
         if (e instanceof SdcError) throw e;
         throw new SdcError(this.file, `${what}: external data file '${loc}' is missing (looked in ${path.dirname(full)})`);
       }
@@ -307,7 +309,7 @@ class ReadContext {
 }
 
 /** Any typed field (float_data, int32_data, ...) becomes the raw little-endian bytes ONNX defines. */
-function inlineData(t: Tensor, tp: P, file: string): TensorData {
+function inlineData(t: Tensor, tp: onnx.ITensorProto, file: string): TensorData {
   const dt = t.dtype;
   const count = t.size;
   if (dt === DataType.STRING) {
@@ -329,41 +331,43 @@ function inlineData(t: Tensor, tp: P, file: string): TensorData {
   switch (dt) {
     case DataType.FLOAT:
     case DataType.COMPLEX64:
-      (tp.floatData ?? []).forEach((x: number, i: number) => dv.setFloat32(i * 4, x, true));
+      (tp.floatData ?? []).forEach((x, i) => dv.setFloat32(i * 4, x, true));
       break;
     case DataType.DOUBLE:
     case DataType.COMPLEX128:
-      (tp.doubleData ?? []).forEach((x: number, i: number) => dv.setFloat64(i * 8, x, true));
+      (tp.doubleData ?? []).forEach((x, i) => dv.setFloat64(i * 8, x, true));
       break;
     case DataType.INT64:
-      (tp.int64Data ?? []).forEach((x: unknown, i: number) => dv.setBigInt64(i * 8, BigInt(int64(x)), true));
+      (tp.int64Data ?? []).forEach((x, i) => dv.setBigInt64(i * 8, BigInt(int64(x)), true));
       break;
     case DataType.UINT32:
-      (tp.uint64Data ?? []).forEach((x: unknown, i: number) => dv.setUint32(i * 4, Number(int64(x)) >>> 0, true));
+      (tp.uint64Data ?? []).forEach((x, i) => dv.setUint32(i * 4, Number(int64(x)) >>> 0, true));
       break;
     case DataType.UINT64:
-      (tp.uint64Data ?? []).forEach((x: unknown, i: number) => dv.setBigUint64(i * 8, BigInt.asUintN(64, BigInt(int64(x))), true));
+      (tp.uint64Data ?? []).forEach((x, i) => dv.setBigUint64(i * 8, BigInt.asUintN(64, BigInt(int64(x))), true));
       break;
     case DataType.INT32:
-      (tp.int32Data ?? []).forEach((x: number, i: number) => dv.setInt32(i * 4, x, true));
+      (tp.int32Data ?? []).forEach((x, i) => dv.setInt32(i * 4, x, true));
       break;
     case DataType.INT16:
     case DataType.UINT16:
     case DataType.FLOAT16:
     case DataType.BFLOAT16:
-      (tp.int32Data ?? []).forEach((x: number, i: number) => dv.setUint16(i * 2, x & 0xffff, true));
+      (tp.int32Data ?? []).forEach((x, i) => dv.setUint16(i * 2, x & 0xffff, true));
       break;
     default:
       // 8-bit types (one element per int32) and 4/2-bit types (int32_data holds the packed bytes).
-      (tp.int32Data ?? []).forEach((x: number, i: number) => {
+      (tp.int32Data ?? []).forEach((x, i) => {
         if (i < nbytes) out[i] = x & 0xff;
       });
   }
   return { kind: 'bytes', bytes: out };
 }
 
+type TypedField = 'floatData' | 'doubleData' | 'int64Data' | 'uint64Data' | 'int32Data';
+
 /** Which typed field of a TensorProto carries this element type's values (ONNX's table). */
-function typedField(dt: DataType): string | null {
+function typedField(dt: DataType): TypedField | null {
   switch (dt) {
     case DataType.FLOAT: case DataType.COMPLEX64: return 'floatData';
     case DataType.DOUBLE: case DataType.COMPLEX128: return 'doubleData';
@@ -374,7 +378,7 @@ function typedField(dt: DataType): string | null {
   }
 }
 
-function inferAttrType(ap: P): AttrType {
+function inferAttrType(ap: onnx.IAttributeProto): AttrType {
   if (ap.t) return AttrType.TENSOR;
   if (ap.g) return AttrType.GRAPH;
   if (ap.floats?.length) return AttrType.FLOATS;
@@ -386,19 +390,22 @@ function inferAttrType(ap: P): AttrType {
   return AttrType.UNDEFINED;
 }
 
-export function valueType(tp: P): ValueType {
+function valueType(tp: onnx.ITypeProto): ValueType {
   if (tp.tensorType) {
     const tt = tp.tensorType;
     let shape: Dim[] | null = null;
     let dimDenotations: (string | undefined)[] | undefined;
     if (tt.shape) {
-      shape = (tt.shape.dim ?? []).map((d: P): Dim => {
-        // The oneof's discriminator, not the fields: proto2 gives unset fields a default of 0.
-        if (d.value === 'dimValue') return Number(int64(d.dimValue));
-        if (d.value === 'dimParam') return d.dimParam;
+      const dims = tt.shape.dim ?? [];
+      shape = dims.map((d): Dim => {
+        // The oneof's discriminator, not the fields: proto2 gives unset fields a default of 0. Decoded
+        // messages carry it (the generated class has it; the property interface does not).
+        const set = (d as onnx.TensorShapeProto.Dimension).value;
+        if (set === 'dimValue') return Number(int64(d.dimValue));
+        if (set === 'dimParam') return d.dimParam ?? null;
         return null;
       });
-      if ((tt.shape.dim ?? []).some((d: P) => d.denotation)) dimDenotations = tt.shape.dim.map((d: P) => d.denotation || undefined);
+      if (dims.some((d) => d.denotation)) dimDenotations = dims.map((d) => d.denotation || undefined);
     }
     const t: ValueType = { kind: 'tensor', elemType: tt.elemType ?? 0, shape };
     if (tp.denotation) t.denotation = tp.denotation;

@@ -4,10 +4,8 @@ import { SdcError } from '../ir/errors';
 import { AttrType, Attribute, AttributeMeta, Graph, Value, ValueType } from '../ir/graph';
 import { KeyValue, Tensor } from '../ir/tensor';
 import { Model } from '../ir/model';
-import { ModelProto, TensorProto, toProtoInt64 } from './schema';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type P = any;
+import { ModelProto, toProtoInt64 } from './schema';
+import type { onnx } from './onnx-types';
 
 export interface WriteOptions {
   /**
@@ -71,12 +69,13 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
     if (placement.size) fs.renameSync(tmpData, dataAbs);
     fs.renameSync(tmpModel, outAbs);
     return { modelFile: outAbs, modelBytes: bytes.byteLength, dataFile: placement.size ? dataAbs : null, dataBytes };
-  } catch (e: any) {
+  } catch (e) {
     for (const f of [tmpModel, tmpData]) fs.rmSync(f, { force: true });
     if (e instanceof SdcError) throw e;
-    if (e.code === 'ENOENT' && !fs.existsSync(path.dirname(outAbs))) throw new SdcError(out, `output folder ${path.dirname(outAbs)} does not exist`);
-    if (e.code === 'ENOSPC') throw new SdcError(out, 'no space left on the device; nothing was written');
-    if (e.code === 'EACCES' || e.code === 'EROFS') throw new SdcError(out, `cannot write here (${e.code}); nothing was written`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !fs.existsSync(path.dirname(outAbs))) throw new SdcError(out, `output folder ${path.dirname(outAbs)} does not exist`);
+    if (code === 'ENOSPC') throw new SdcError(out, 'no space left on the device; nothing was written');
+    if (code === 'EACCES' || code === 'EROFS') throw new SdcError(out, `cannot write here (${code}); nothing was written`);
     throw e;
   }
 }
@@ -164,12 +163,20 @@ export function encodeReferencingWeights(model: Model, folder: string): Uint8Arr
   return ModelProto.encode(modelToProto(model, new Map(), '', folder)).finish();
 }
 
-function modelToProto(model: Model, placement: Map<Tensor, { offset: number; length: number }>, dataName: string, referenceFolder?: string): P {
-  const tensorProto = (t: Tensor): P => {
-    const p: P = { name: t.name, dims: t.dims.map(toProtoInt64), dataType: t.dtype };
+/**
+ * A part of a message that the IR carries unread (`extra`, model functions, non-tensor types, attributes it
+ * does not model): read.ts stored it as decoded, so it is written back as the message it was.
+ */
+function carried<T>(decoded: unknown): T {
+  return decoded as T;
+}
+
+function modelToProto(model: Model, placement: Map<Tensor, { offset: number; length: number }>, dataName: string, referenceFolder?: string): onnx.IModelProto {
+  const tensorProto = (t: Tensor): onnx.ITensorProto => {
+    const p: onnx.ITensorProto = { name: t.name, dims: t.dims.map(toProtoInt64), dataType: t.dtype };
     if (t.docString) p.docString = t.docString;
     if (t.metadataProps.length) p.metadataProps = t.metadataProps;
-    if (t.extra.segment) p.segment = t.extra.segment;
+    if (t.extra.segment) p.segment = carried(t.extra.segment);
     const at = placement.get(t);
     if (referenceFolder !== undefined && t.data.kind === 'external') {
       p.dataLocation = 1;
@@ -192,32 +199,34 @@ function modelToProto(model: Model, placement: Map<Tensor, { offset: number; len
     }
     return p;
   };
-  const typeProto = (t: ValueType): P => {
-    if (t.kind === 'other') return t.proto;
-    const tt: P = { elemType: t.elemType };
+  const typeProto = (t: ValueType): onnx.ITypeProto => {
+    if (t.kind === 'other') return carried(t.proto);
+    const tt: onnx.TypeProto.ITensor = { elemType: t.elemType };
     if (t.shape) {
       tt.shape = {
         dim: t.shape.map((d, i) => {
-          const dp: P = typeof d === 'number' ? { dimValue: toProtoInt64(d) } : typeof d === 'string' ? { dimParam: d } : {};
+          const dp: onnx.TensorShapeProto.IDimension = typeof d === 'number' ? { dimValue: toProtoInt64(d) } : typeof d === 'string' ? { dimParam: d } : {};
           const den = t.dimDenotations?.[i];
           if (den) dp.denotation = den;
           return dp;
         }),
       };
     }
-    const p: P = { tensorType: tt };
+    const p: onnx.ITypeProto = { tensorType: tt };
     if (t.denotation) p.denotation = t.denotation;
     return p;
   };
-  const valueInfo = (v: Value): P => {
-    const p: P = { name: v.name };
+  const valueInfo = (v: Value): onnx.IValueInfoProto => {
+    const p: onnx.IValueInfoProto = { name: v.name };
     if (v.type) p.type = typeProto(v.type);
     if (v.docString) p.docString = v.docString;
     if (v.metadataProps.length) p.metadataProps = v.metadataProps;
     return p;
   };
-  const attribute = (a: Attribute & AttributeMeta): P => {
-    const p: P = { name: a.name, type: a.type };
+  const attribute = (a: Attribute & AttributeMeta): onnx.IAttributeProto => {
+    // The IR's AttrType and the schema's AttributeType are both ONNX's codes.
+    const code: number = a.type;
+    const p: onnx.IAttributeProto = { name: a.name, type: code };
     if (a.docString) p.docString = a.docString;
     if (a.refAttrName) p.refAttrName = a.refAttrName;
     switch (a.type) {
@@ -231,15 +240,15 @@ function modelToProto(model: Model, placement: Map<Tensor, { offset: number; len
       case AttrType.STRINGS: p.strings = a.value; break;
       case AttrType.TENSORS: p.tensors = a.value.map(tensorProto); break;
       case AttrType.GRAPHS: p.graphs = a.value.map(graphProto); break;
-      default: return a.value; // carried verbatim as decoded
+      default: return carried(a.value); // the whole AttributeProto, as decoded
     }
     return p;
   };
-  const graphProto = (g: Graph): P => {
-    const p: P = { name: g.name };
+  const graphProto = (g: Graph): onnx.IGraphProto => {
+    const p: onnx.IGraphProto = { name: g.name };
     if (g.docString) p.docString = g.docString;
     p.node = g.nodes.map((n) => {
-      const np: P = {
+      const np: onnx.INodeProto = {
         input: n.inputs.map((v) => (v ? v.name : '')),
         output: n.outputs.map((v) => (v.omitted ? '' : v.name)),
         name: n.name,
@@ -250,7 +259,7 @@ function modelToProto(model: Model, placement: Map<Tensor, { offset: number; len
       if (n.overload) np.overload = n.overload;
       if (n.docString) np.docString = n.docString;
       if (n.metadataProps.length) np.metadataProps = n.metadataProps;
-      if (n.extra.deviceConfigurations) np.deviceConfigurations = n.extra.deviceConfigurations;
+      if (n.extra.deviceConfigurations) np.deviceConfigurations = carried(n.extra.deviceConfigurations);
       return np;
     });
     p.initializer = g.initializers().map((v) => tensorProto(v.initializer!));
@@ -260,8 +269,10 @@ function modelToProto(model: Model, placement: Map<Tensor, { offset: number; len
     p.valueInfo = [...g.values.values()]
       .filter((v) => v.type && v.producer && !v.omitted && !io.has(v) && !v.initializer)
       .map(valueInfo)
-      .concat((g.extra.orphanValueInfo as P[]) ?? []);
-    for (const key of ['sparseInitializer', 'quantizationAnnotation', 'metadataProps']) if (g.extra[key]) p[key] = g.extra[key];
+      .concat(carried<onnx.IValueInfoProto[] | undefined>(g.extra.orphanValueInfo) ?? []);
+    if (g.extra.sparseInitializer) p.sparseInitializer = carried(g.extra.sparseInitializer);
+    if (g.extra.quantizationAnnotation) p.quantizationAnnotation = carried(g.extra.quantizationAnnotation);
+    if (g.extra.metadataProps) p.metadataProps = carried(g.extra.metadataProps);
     return p;
   };
   const kvs = (l: KeyValue[]) => l.map((e) => ({ key: e.key, value: e.value }));
@@ -275,18 +286,10 @@ function modelToProto(model: Model, placement: Map<Tensor, { offset: number; len
     docString: model.docString,
     graph: graphProto(model.graph),
     metadataProps: kvs(model.metadataProps),
-    trainingInfo: model.trainingInfo,
-    functions: model.functions,
-    configuration: model.configuration,
+    trainingInfo: carried(model.trainingInfo),
+    functions: carried(model.functions),
+    configuration: carried(model.configuration),
   };
-}
-
-/** Serialize one tensor as a TensorProto (for test data and the cache). */
-export function encodeTensor(t: Tensor): Uint8Array {
-  const p: P = { name: t.name, dims: t.dims, dataType: t.dtype };
-  if (t.data.kind === 'strings') p.stringData = t.data.strings;
-  else p.rawData = t.bytes();
-  return TensorProto.encode(p).finish();
 }
 
 /** Write a model built in code (tests, probes) and return its path. */

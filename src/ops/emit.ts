@@ -33,5 +33,5 @@ export class Emitter {
 }
 
 export const int = (name: string, value: number): Attribute => ({ name, type: AttrType.INT, value });
-export const ints = (name: string, value: number[]): Attribute => ({ name, type: AttrType.INTS, value });
+const ints = (name: string, value: number[]): Attribute => ({ name, type: AttrType.INTS, value });
 export const float = (name: string, value: number): Attribute => ({ name, type: AttrType.FLOAT, value });

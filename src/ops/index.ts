@@ -6,7 +6,6 @@ import { OpRecord, opKey } from './record';
 import { CAST, GEMM, MATMUL, SPLIT, TRANSPOSE } from './standard';
 
 export * from './record';
-export { Emitter } from './emit';
 export { convSpatialDims } from './conv';
 
 /**
@@ -24,8 +23,4 @@ const BY_KEY = new Map(OP_RECORDS.map((r) => [r.op, r]));
 /** The record of `domain::op`, or null when sdc has none (an op sdc never emits). */
 export function opRecord(domain: string, op: string): OpRecord | null {
   return BY_KEY.get(opKey(domain, op)) ?? null;
-}
-
-export function opRecordByKey(key: string): OpRecord | null {
-  return BY_KEY.get(key) ?? null;
 }

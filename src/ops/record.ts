@@ -33,7 +33,7 @@ export interface TypeShape {
 }
 
 /** Output types of one node from its inputs' (one entry per output; a missing entry is unknown). */
-export type InferFn = (n: Node, inputs: TypeShape[]) => TypeShape[];
+type InferFn = (n: Node, inputs: TypeShape[]) => TypeShape[];
 
 export interface LowerContext {
   /** Opset of the default domain of the model being lowered. */
@@ -47,7 +47,7 @@ export interface LowerContext {
  * and return the values that take the place of its outputs (the oracle moves their readers and removes
  * `n`). Throws a LoweringError for a use of the op it cannot express.
  */
-export type LowerFn = (g: Graph, n: Node, ctx: LowerContext) => (Value | null)[];
+type LowerFn = (g: Graph, n: Node, ctx: LowerContext) => (Value | null)[];
 
 export class LoweringError extends Error {}
 

@@ -7,12 +7,12 @@ const DATA_DEPENDENT = new Set(['NonZero', 'Unique', 'Compress', 'NonMaxSuppress
 const CONTROL_FLOW = new Set(['If', 'Loop', 'Scan', 'SequenceMap']);
 const INT_TYPES = new Set([DataType.INT64, DataType.INT32]);
 
-export interface CaptureInfo {
+interface CaptureInfo {
   capturable: boolean;
   blockers: string[];
 }
 
-export const CAPTURE_KEY = 'sdc.capture';
+const CAPTURE_KEY = 'sdc.capture';
 
 /**
  * Graph capture (CUDA graphs, WebGPU capture) replays one recorded launch sequence: it needs static

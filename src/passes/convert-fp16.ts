@@ -152,9 +152,9 @@ function islandReason(n: Node, target: Target): string | null {
  * Largest magnitude an fp16 region may see in calibration: a quarter of fp16's largest value (65504),
  * because other inputs than the calibration's reach further.
  */
-export const FP16_SAFE_MAX = 65504 / 4;
+const FP16_SAFE_MAX = 65504 / 4;
 /** A tensor most of whose nonzero values are below fp16's normal range keeps little of its precision. */
-export const FP16_TINY_FRACTION = 0.5;
+const FP16_TINY_FRACTION = 0.5;
 
 /**
  * From the calibration: a node that produces or reads (non-constant) a tensor beyond FP16_SAFE_MAX stays

@@ -5,7 +5,7 @@ import { isDefaultDomain, isNondeterministic } from '../ir/query';
 import { byteSize } from '../ir/dtype';
 
 /** Constants folding may create: at most this many bytes, and no more than its inputs for growth ops. */
-export const FOLD_LIMIT_BYTES = 1 << 20;
+const FOLD_LIMIT_BYTES = 1 << 20;
 const GROWTH = new Set(['Expand', 'Tile', 'ConstantOfShape', 'Range', 'Resize', 'Upsample', 'Pad']);
 
 /**

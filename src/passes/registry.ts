@@ -33,7 +33,7 @@ import { specializeShapes } from './specialize-shapes';
 export type Stage = 'specialize' | 'cleanup' | 'fuse' | 'precision' | 'finish';
 
 /** A pass of its stage that must have run first, and why. */
-export interface After {
+interface After {
   pass: string;
   why: string;
 }

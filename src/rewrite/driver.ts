@@ -7,7 +7,7 @@ import { Pass, PassContext, PassResult } from './pass';
 import { Rule, RuleContext, RuleSet, Rewriter, splitOp } from './rule';
 
 /** Rounds per graph: a rewrite can expose a site for another rule (GroupNorm, then its SiLU tail). */
-export const MAX_ROUNDS = 8;
+const MAX_ROUNDS = 8;
 
 /**
  * A pattern that matched this many op nodes before it failed is a near miss worth explaining (the root

@@ -191,11 +191,6 @@ function walk(pat: Pattern, v: Value | null, m: Match, user: Node | null, index:
   }
 }
 
-/** Match rooted at a node's first output. */
-export function matchNode(pat: Pattern, n: Node): Match | null {
-  return matchValue(pat, n.outputs[0]);
-}
-
 /**
  * The op types a node must have to root `pat` (its output is the root value), or null when any node
  * may. A driver tries a rule only at such nodes.

@@ -63,7 +63,7 @@ export function defineRule<F>(r: Rule<F>): Rule {
  * An op that marks where a rule set could apply: one that no rule of the set explained is reported with
  * `reason` (an unfused Softmax, a lone Erf), so --explain accounts for every candidate site.
  */
-export interface Anchor {
+interface Anchor {
   op: string;
   reason: string;
   /** Report count of such nodes, when worth one. */

@@ -413,4 +413,3 @@ async function finalizeForCpu(input: string, output: string, dataName: string): 
 }
 
 export const load = SdcModel.load;
-export { webCaptureOptions, webSessionOptions } from './session';

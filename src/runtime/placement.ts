@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
  * Ops the WebGPU provider runs without a dispatch (a view of the same buffer, or host-side metadata):
  * they are placed on the device but cost no GPU kernel, so dispatch counts leave them out.
  */
-export const NO_DISPATCH = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Shape', 'Identity']);
+const NO_DISPATCH = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Shape', 'Identity']);
 
 /** Where onnxruntime ran each node of one call, read from its profiler's trace. */
 export interface Placement {

@@ -11,7 +11,7 @@ import { saveModel } from '../onnx/write';
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
 
 /** The onnxruntime execution provider each target runs on: adding a target adds its name here. */
-export const PROVIDER: Record<TargetName, string> = { cpu: 'cpu', webgpu: 'webgpu', cuda: 'cuda' };
+const PROVIDER: Record<TargetName, string> = { cpu: 'cpu', webgpu: 'webgpu', cuda: 'cuda' };
 
 const probes = new Map<TargetName, Promise<string | null>>();
 

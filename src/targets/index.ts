@@ -3,8 +3,8 @@ import { opKey } from '../ops';
 import { KERNELS, Kernel, Layout, TARGETS, TargetName } from './kernels';
 import { TargetTraits, targetTraits } from './traits';
 
-export { KERNELS, TARGETS, TargetName, Kernel, Layout } from './kernels';
-export { TargetTraits, targetTraits } from './traits';
+export { KERNELS, TARGETS, TargetName, Kernel } from './kernels';
+export { TargetTraits } from './traits';
 
 /** What a rule is about to emit, for `Target.accepts`: the main input's element type, sizes, layout. */
 export interface KernelUse {

@@ -28,7 +28,7 @@ export interface TargetTraits {
   untimeable: string | null;
 }
 
-export const TRAITS: Record<TargetName, TargetTraits> = {
+const TRAITS: Record<TargetName, TargetTraits> = {
   cpu: {
     provider: 'cpu', label: 'CPU', hostCpu: true, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: ['wasm'], untimeable: null,

@@ -29,7 +29,7 @@ export async function serveFolder(root: string): Promise<{ url: string; close():
   return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
  * Headless Debian chromium with WebGPU on SwiftShader (its CPU Vulkan driver); the background-service

@@ -67,7 +67,7 @@ function tensorInputs(c: Case): Set<string> {
   return new Set(readModel(c.model).graph.inputs.filter((v) => v.type?.kind === 'tensor').map((v) => v.name));
 }
 
-export function closeTo(a: ort.Tensor, b: ort.Tensor, rtol = 1e-3, atol = 1e-3): boolean {
+function closeTo(a: ort.Tensor, b: ort.Tensor, rtol = 1e-3, atol = 1e-3): boolean {
   if (a.dims.join() !== b.dims.join()) return false;
   const x = a.data as ArrayLike<number | bigint | string | boolean>;
   const y = b.data as ArrayLike<number | bigint | string | boolean>;
