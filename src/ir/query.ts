@@ -1,3 +1,4 @@
+import { DataType } from './dtype';
 import { Node, Value } from './graph';
 
 /**
@@ -36,4 +37,17 @@ export function constInts(v: Value | null | undefined): number[] | null {
   if (!t || t.dims.length > 1) return null;
   const vals = constValues(v);
   return vals && vals.every(Number.isInteger) ? vals : null;
+}
+
+/**
+ * The channel count of a float constant that holds one value per channel of an NCHW tensor, broadcast
+ * over the rest: [C, 1, 1] or [1, C, 1, 1]. Null for anything else.
+ */
+export function perChannelCount(v: Value | null | undefined): number | null {
+  const t = v?.constant;
+  if (!t || t.dtype !== DataType.FLOAT) return null;
+  const d = t.dims;
+  if (d.length === 3 && d[1] === 1 && d[2] === 1) return d[0];
+  if (d.length === 4 && d[0] === 1 && d[2] === 1 && d[3] === 1) return d[1];
+  return null;
 }

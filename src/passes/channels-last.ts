@@ -4,9 +4,8 @@ import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { Pass, PassContext } from '../rewrite/pass';
 import { isDefaultDomain } from '../ir/query';
+import { TO_NCHW, TO_NHWC } from '../ir/dims';
 
-const TO_NHWC = [0, 2, 3, 1];
-const TO_NCHW = [0, 3, 1, 2];
 /** Ops that act elementwise (no axis attribute): a transpose of every input commutes with them. */
 const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sigmoid', 'Relu', 'Tanh', 'Erf', 'Neg', 'Sqrt', 'Exp', 'Identity', 'Cast']);
 

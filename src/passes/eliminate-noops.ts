@@ -1,9 +1,9 @@
 import { analyzeShapes, ShapeAnalysis } from '../analysis/shapes';
-import { Sym } from '../ir/symbolic';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { replaceOutput } from '../ir/edit';
 import { isDefaultDomain } from '../ir/query';
 import { Pass } from '../rewrite/pass';
+import { normalizeAxis, sameDims } from '../ir/dims';
 
 /** Ops that only move data: when the output shape equals the input shape they copy it unchanged. */
 const SHAPE_ONLY = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Expand']);
@@ -68,9 +68,7 @@ function isZeros(v: Value | null): boolean {
   return false;
 }
 
-function sameShape(a: Sym[] | null, b: Sym[] | null): boolean {
-  return !!a && !!b && a.length === b.length && a.every((d, i) => d.equals(b[i]));
-}
+const sameShape = sameDims;
 
 const constInts = (v: Value | null | undefined): number[] | null => (v?.constant && v.constant.size <= 8 ? Array.from(v.constant.values() as ArrayLike<number | bigint>, Number) : null);
 
@@ -87,8 +85,8 @@ function sliceOfConcat(g: Graph, n: Node, sa: ShapeAnalysis): boolean {
   const axes = n.inputs[3] ? constInts(n.inputs[3]) : starts?.map((_, i) => i) ?? null;
   const steps = n.inputs[4] ? constInts(n.inputs[4]) : null;
   if (!starts || !ends || !axes || starts.length !== 1 || (steps && steps[0] !== 1)) return false;
-  const axis = (cat.int('axis') ?? 0) < 0 ? cat.int('axis')! + rank : cat.int('axis') ?? 0;
-  if ((axes[0] < 0 ? axes[0] + rank : axes[0]) !== axis) return false;
+  const axis = normalizeAxis(cat.int('axis') ?? 0, rank);
+  if (normalizeAxis(axes[0], rank) !== axis) return false;
   const sizes = cat.inputs.map((v) => (v ? sa.get(v).shape?.[axis]?.value ?? null : null));
   if (sizes.some((d) => d === null)) return false;
   const total = (sizes as number[]).reduce((a, b) => a + b, 0);

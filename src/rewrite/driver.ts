@@ -1,6 +1,8 @@
 import { analyzeShapes, ShapeAnalysis, ShapeLookup } from '../analysis/shapes';
 import { Graph, Node, Value } from '../ir/graph';
+import { DataType } from '../ir/dtype';
 import { isDefaultDomain } from '../ir/query';
+import { Tensor } from '../ir/tensor';
 import { Target } from '../targets';
 import { MatchFailure, MatchTracer, matchValue, rootOps } from './match';
 import { Pass, PassContext, PassResult } from './pass';
@@ -160,6 +162,12 @@ function rewriterFor(g: Graph, pctx: PassContext, replaced: Map<Value, Value>): 
     },
     constant(name, tensor) {
       return g.addInitializer(name, tensor);
+    },
+    floats(name, dims, values) {
+      return g.addInitializer(name, Tensor.fromValues(name, DataType.FLOAT, dims, values));
+    },
+    int64s(name, values) {
+      return g.addInitializer(name, Tensor.fromValues(name, DataType.INT64, [values.length], values.map(BigInt)));
     },
   };
 }

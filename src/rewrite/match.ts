@@ -111,31 +111,34 @@ export function matchValue(pat: Pattern, v: Value | null, m: Match = { values: {
 /** A tracer that keeps nothing, so untraced matches pay nothing for reasons. */
 const SILENT = { push() {}, pop() {}, fail: () => null } as unknown as MatchTracer;
 
-function walk(pat: Pattern, v: Value | null, m: Match, user: Node | null, index: number, t: MatchTracer): Match | null {
+function walk(pat: Pattern, v: Value | null, m: Match, user: Node | null, index: number, t: MatchTracer, reader: Node | null = user): Match | null {
   const fail = (why: () => string) => (t === SILENT ? null : t.fail(why()));
-  if (!v) return fail(() => `${whereIs(user, index)} is omitted`);
+  const at = () => whereIs(reader, index);
+  if (!v) return fail(() => `${at()} is omitted`);
   switch (pat.kind) {
     case 'any': {
-      if (pat.capture && m.values[pat.capture] && m.values[pat.capture] !== v) return fail(() => `${whereIs(user, index)} is '${v.name}', but '${pat.capture}' is '${m.values[pat.capture!].name}' elsewhere in the pattern`);
-      if (pat.where && !pat.where(v, m)) return fail(() => `${whereIs(user, index)} ('${v.name}') is not what '${pat.capture ?? 'the pattern'}' needs`);
+      if (pat.capture && m.values[pat.capture] && m.values[pat.capture] !== v) return fail(() => `${at()} is '${v.name}', but '${pat.capture}' is '${m.values[pat.capture!].name}' elsewhere in the pattern`);
+      if (pat.where && !pat.where(v, m)) return fail(() => `${at()} ('${v.name}') is not what '${pat.capture ?? 'the pattern'}' needs`);
       const r = clone(m);
       if (pat.capture) r.values[pat.capture] = v;
       return r;
     }
     case 'alt':
       for (const o of pat.options) {
-        const r = walk(o, v, m, user, index, t);
+        const r = walk(o, v, m, user, index, t, reader);
         if (r) return r;
       }
       return null;
     case 'chain': {
       const walked: Node[] = [];
       let cur: Value = v;
-      let at = user;
+      let chainAt = reader;
       let atIndex = index;
       try {
         for (let i = 0; i <= pat.max; i++) {
-          const r = walk(pat.inner, cur, m, at, atIndex, t);
+          // the inner pattern is matched as if read by the chain's own reader (single-use rules apply as
+          // there), while a failure is described at the node the chain reached
+          const r = walk(pat.inner, cur, m, user, atIndex, t, chainAt);
           if (r) {
             r.chains[pat.capture] = walked.slice().reverse();
             r.covered.push(...walked);
@@ -150,7 +153,7 @@ function walk(pat: Pattern, v: Value | null, m: Match, user: Node | null, index:
           if (next === null || !n.inputs[next]) return null;
           walked.push(n);
           t.push(n, false);
-          at = n;
+          chainAt = n;
           atIndex = next;
           cur = n.inputs[next]!;
         }
@@ -161,8 +164,8 @@ function walk(pat: Pattern, v: Value | null, m: Match, user: Node | null, index:
     }
     case 'op': {
       const n = v.producer;
-      if (!n) return fail(() => `${whereIs(user, index)} is ${v.isGraphInput ? 'a graph input' : v.constant ? 'a constant' : `'${v.name}'`}, not ${opsText(pat.ops)}`);
-      if (!pat.ops.includes(n.opType) || !isDomain(n, pat.domain)) return fail(() => `${whereIs(user, index)} is ${n.domain && !isDefaultDomain(n) ? `${n.domain} ` : ''}${n.opType}, not ${opsText(pat.ops)}`);
+      if (!n) return fail(() => `${at()} is ${v.isGraphInput ? 'a graph input' : v.constant ? 'a constant' : `'${v.name}'`}, not ${opsText(pat.ops)}`);
+      if (!pat.ops.includes(n.opType) || !isDomain(n, pat.domain)) return fail(() => `${at()} is ${n.domain && !isDefaultDomain(n) ? `${n.domain} ` : ''}${n.opType}, not ${opsText(pat.ops)}`);
       if (pat.singleUse && user && (v.uses.length !== 1 || v.isGraphOutput)) return fail(() => `${n.opType} '${n.name}' has ${v.uses.length}${v.isGraphOutput ? ' (and a graph output)' : ''} readers; the pattern needs it read once`);
       t.push(n);
       try {

@@ -27,6 +27,10 @@ export interface Rewriter {
   replace(from: Value, to: Value): void;
   /** A new initializer. */
   constant(name: string, tensor: Tensor): Value;
+  /** A new float32 initializer of `dims` from values (per-channel vectors, folded weights). */
+  floats(name: string, dims: number[], values: ArrayLike<number>): Value;
+  /** A new 1-D int64 initializer (shapes, axes, split sizes). */
+  int64s(name: string, values: number[]): Value;
 }
 
 /**

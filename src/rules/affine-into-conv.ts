@@ -1,6 +1,5 @@
 import { DataType } from '../ir/dtype';
 import { Value } from '../ir/graph';
-import { Tensor } from '../ir/tensor';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
 import { perChannel } from './channel-affine';
@@ -65,8 +64,8 @@ export const affineIntoConv = defineRule<{ cin: number }>({
       bias[o] += shift;
     }
     const name = conv.name;
-    const wv = rw.constant(`${name}_affine_w`, Tensor.fromValues(`${name}_affine_w`, DataType.FLOAT, w.dims, folded));
-    const bv = rw.constant(`${name}_affine_b`, Tensor.fromValues(`${name}_affine_b`, DataType.FLOAT, [cout], bias));
+    const wv = rw.floats(`${name}_affine_w`, w.dims, folded);
+    const bv = rw.floats(`${name}_affine_b`, [cout], bias);
     const node = rw.add({ op: 'Conv', inputs: [m.values.x, wv, bv], outputs: [`${m.values.conv.name}_affine`], attrs: [...conv.attrs.values()], name: `${name}_AffineFolded` });
     rw.replace(m.values.conv, node.outputs[0]);
     return `γ, β folded into a ${kh}×${kw} Conv (${s.cin} input channels)`;

@@ -1,11 +1,10 @@
 import { Layout, layoutKey, replay, scalarScale, sourceLayout, traceBack } from '../analysis/layout';
 import { Sym } from '../ir/symbolic';
-import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { isDefaultDomain } from '../ir/query';
-import { Tensor } from '../ir/tensor';
 import { Match, p } from '../rewrite/match';
 import { defineRule, RuleContext } from '../rewrite/rule';
+import { normalizeAxis } from '../ir/dims';
 
 /** Between the two MatMuls: scalar scales and at most one additive mask, in any order. */
 function scoreStep(n: Node): number | null {
@@ -83,7 +82,7 @@ export const attention = defineRule<Site>({
     if (mask) {
       const r = mask.shape?.length ?? mask.constant?.dims.length ?? 4;
       if (r < 4) {
-        const axes = rw.constant(`${name}_mask_axes`, Tensor.fromValues('', DataType.INT64, [4 - r], Array.from({ length: 4 - r }, (_, i) => BigInt(i))));
+        const axes = rw.int64s(`${name}_mask_axes`, Array.from({ length: 4 - r }, (_, i) => i));
         mask = rw.add({ op: 'Unsqueeze', inputs: [mask, axes], outputs: [`${name}_mask4d`] }).outputs[0];
       }
     }
@@ -103,8 +102,7 @@ function analyze(m: Match, ctx: RuleContext): Site | string {
   const sm = m.nodes.softmax;
   const rank = sa.get(sm.inputs[0]).shape?.length;
   if (rank === undefined) return 'rank of the scores unknown';
-  let axis = sm.int('axis', (ctx.opset || 17) >= 13 ? -1 : 1);
-  if (axis < 0) axis += rank;
+  const axis = normalizeAxis(sm.int('axis', (ctx.opset || 17) >= 13 ? -1 : 1), rank);
   if (axis !== rank - 1) return `softmax over axis ${axis}, not the last (${rank - 1})`;
 
   let scale = 1;

@@ -1,6 +1,8 @@
 import { Value } from '../ir/graph';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
+import { checkDims } from '../ir/dims';
+import { Sym } from '../ir/symbolic';
 
 /** (x + bias) + skip, in either order of the outer Add. */
 const BIAS_ADD = p.op('Add', [
@@ -23,10 +25,10 @@ export const biasAdd = defineRule<{ channels: number }>({
   label: 'bias add',
   emits: () => ['com.microsoft::BiasAdd'],
   check(m, ctx) {
-    const xs = ctx.shapes.get(m.values.x).shape;
-    const ss = ctx.shapes.get(m.values.skip).shape;
-    if (!xs || xs.length !== 3 || !ss || ss.length !== 3 || !xs.every((d, i) => d.equals(ss[i]))) return 'input and residual are not the same 3-D shape';
-    const c = xs[2].value;
+    const dims = new Map<string, Sym>();
+    const why = checkDims(ctx.shapes.get(m.values.x).shape, ['B', 'S', 'C'], dims, 'the input') ?? checkDims(ctx.shapes.get(m.values.skip).shape, ['B', 'S', 'C'], dims, 'the residual');
+    if (why) return `input and residual are not the same 3-D shape: ${why}`;
+    const c = dims.get('C')!.value;
     if (c !== null && m.values.bias.constant!.size !== c) return 'the bias does not have one value per channel';
     return ctx.target.accepts('com.microsoft', 'BiasAdd', { dtype: ctx.shapes.get(m.values.x).dtype, sizes: { channels: c } }) ?? { channels: c! };
   },

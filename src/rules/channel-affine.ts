@@ -3,14 +3,11 @@ import { AttrType, Value } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
+import { sameDims } from '../ir/dims';
+import { perChannelCount } from '../ir/query';
 
 /** A per-channel constant of an NCHW tensor: [C,1,1] or [1,C,1,1]. */
-export const perChannel = (v: Value) => {
-  const t = v.constant;
-  if (!t || t.dtype !== DataType.FLOAT) return false;
-  const d = t.dims;
-  return (d.length === 3 && d[1] === 1 && d[2] === 1) || (d.length === 4 && d[0] === 1 && d[2] === 1 && d[3] === 1);
-};
+export const perChannel = (v: Value) => perChannelCount(v) !== null;
 
 /** x · γ + β with γ, β per channel, in either operand order. */
 const AFFINE = p.op('Add', [
@@ -41,14 +38,14 @@ export const channelAffine = defineRule<{ channels: number }>({
     if (c === null) return 'channel count unknown';
     if (m.values.gamma.constant!.size !== c || m.values.beta.constant!.size !== c) return 'γ or β does not have one value per channel';
     const out = ctx.shapes.get(m.values.root).shape;
-    if (!out || out.length !== 4 || !out.every((d, i) => d.equals(xs.shape![i]))) return 'the affine broadcasts the tensor to another shape';
+    if (!sameDims(out, xs.shape)) return 'the affine broadcasts the tensor to another shape';
     return { channels: c };
   },
   rewrite(m, s, rw) {
     const out: Value = m.values.root;
     const name = m.nodes.mul.name;
-    const vec = (t: Tensor, suffix: string) => rw.constant(`${name}_${suffix}`, Tensor.fromValues(`${name}_${suffix}`, DataType.FLOAT, [s.channels], t.values() as Float32Array));
-    const fill = (v: number, suffix: string) => rw.constant(`${name}_${suffix}`, Tensor.fromValues(`${name}_${suffix}`, DataType.FLOAT, [s.channels], new Float32Array(s.channels).fill(v)));
+    const vec = (t: Tensor, suffix: string) => rw.floats(`${name}_${suffix}`, [s.channels], t.values() as Float32Array);
+    const fill = (v: number, suffix: string) => rw.floats(`${name}_${suffix}`, [s.channels], new Float32Array(s.channels).fill(v));
     const bn = rw.add({
       op: 'BatchNormalization',
       inputs: [m.values.x, vec(m.values.gamma.constant!, 'gamma'), vec(m.values.beta.constant!, 'beta'), fill(0, 'mean'), fill(1, 'var')],

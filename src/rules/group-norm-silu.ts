@@ -1,9 +1,9 @@
 import { AttrType } from '../ir/graph';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
-import { NCHW, transpose } from './group-norm';
+import { transpose } from './group-norm';
+import { samePerm, TO_NCHW } from '../ir/dims';
 
-const samePerm = (a: number[] | undefined, b: number[]) => !!a && a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** y · sigmoid(y) where y is a GroupNorm's result moved back to NCHW. */
 const SILU = p.op('Mul', [
@@ -23,7 +23,7 @@ export const groupNormSilu = defineRule<null>({
   emits: () => ['com.microsoft::GroupNorm'],
   check(m) {
     const t = m.values.t;
-    if (!samePerm(m.nodes.t.ints('perm'), NCHW)) return 'the GroupNorm result is not moved back to NCHW before the SiLU';
+    if (!samePerm(m.nodes.t.ints('perm'), TO_NCHW)) return 'the GroupNorm result is not moved back to NCHW before the SiLU';
     if (t.isGraphOutput || t.uses.length !== 2) return 'the GroupNorm result has readers besides the SiLU';
     if (m.nodes.gn.int('activation', 0) !== 0) return 'the GroupNorm already has an activation';
     return null;
@@ -38,7 +38,7 @@ export const groupNormSilu = defineRule<null>({
       if (o.omitted) fused.outputs[i].omitted = true;
       else rw.replace(o, fused.outputs[i]);
     });
-    rw.replace(m.values.root, transpose(rw, fused.outputs[0], NCHW, `${gn.name}_silu_nchw`));
+    rw.replace(m.values.root, transpose(rw, fused.outputs[0], TO_NCHW, `${gn.name}_silu_nchw`));
     return `${gn.opType} + SiLU (activation=1)`;
   },
 });

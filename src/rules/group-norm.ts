@@ -1,8 +1,9 @@
 import { DataType } from '../ir/dtype';
 import { AttrType, Value } from '../ir/graph';
-import { Tensor } from '../ir/tensor';
 import { Match, p } from '../rewrite/match';
 import { defineRule, Rewriter, RuleContext } from '../rewrite/rule';
+import { sameDims, TO_NCHW, TO_NHWC } from '../ir/dims';
+import { perChannelCount } from '../ir/query';
 
 /** GroupNorm as exporters write it: Reshape [N, G, -1] → InstanceNormalization → Reshape back. */
 const CORE = p.op('Reshape', [
@@ -10,11 +11,8 @@ const CORE = p.op('Reshape', [
   p.any('backShape'),
 ], { capture: 'core' });
 
-/** A per-channel [.., C, 1, 1] float constant (the channel count is checked against the input's). */
-const channelConst = (capture: string) => p.any(capture, (v) => {
-  const d = v.constant?.dims;
-  return !!d && v.constant!.dtype === DataType.FLOAT && d.length >= 3 && d.slice(0, -3).every((k) => k === 1) && d[d.length - 2] === 1 && d[d.length - 1] === 1;
-});
+/** A per-channel [C, 1, 1] / [1, C, 1, 1] float constant (the channel count is checked against the input's). */
+const channelConst = (capture: string) => p.any(capture, (v) => perChannelCount(v) !== null);
 
 /** The core, then the GroupNorm's own affine: a per-channel Mul, then a per-channel Add, each optional. */
 const GROUP_NORM = p.alt(
@@ -35,8 +33,6 @@ interface Site {
 
 const floats = (v: Value | undefined) => (v?.constant && v.constant.dtype === DataType.FLOAT ? Float32Array.from(v.constant.values() as Float32Array) : null);
 
-export const NHWC = [0, 2, 3, 1];
-export const NCHW = [0, 3, 1, 2];
 export const transpose = (rw: Rewriter, x: Value, perm: number[], name: string): Value =>
   rw.add({ op: 'Transpose', inputs: [x], outputs: [name], attrs: [{ name: 'perm', type: AttrType.INTS, value: perm }] }).outputs[0];
 
@@ -59,11 +55,11 @@ export const groupNorm = defineRule<Site>({
   },
   rewrite(m, s, rw) {
     const name = m.nodes.inorm.name;
-    const gamma = rw.constant(`${name}_gamma`, Tensor.fromValues(`${name}_gamma`, DataType.FLOAT, [s.channels], s.gamma));
-    const beta = rw.constant(`${name}_beta`, Tensor.fromValues(`${name}_beta`, DataType.FLOAT, [s.channels], s.beta));
-    const gn = rw.add({ op: 'GroupNorm', domain: 'com.microsoft', inputs: [transpose(rw, s.x, NHWC, `${name}_nhwc`), gamma, beta], outputs: [`${name}_groupnorm`], name: `${name}_GroupNorm`,
+    const gamma = rw.floats(`${name}_gamma`, [s.channels], s.gamma);
+    const beta = rw.floats(`${name}_beta`, [s.channels], s.beta);
+    const gn = rw.add({ op: 'GroupNorm', domain: 'com.microsoft', inputs: [transpose(rw, s.x, TO_NHWC, `${name}_nhwc`), gamma, beta], outputs: [`${name}_groupnorm`], name: `${name}_GroupNorm`,
       attrs: [{ name: 'groups', type: AttrType.INT, value: s.groups }, { name: 'epsilon', type: AttrType.FLOAT, value: s.epsilon }, { name: 'activation', type: AttrType.INT, value: 0 }, { name: 'channels_last', type: AttrType.INT, value: 1 }] });
-    rw.replace(m.values.root ?? m.values.core, transpose(rw, gn.outputs[0], NCHW, `${name}_nchw`));
+    rw.replace(m.values.root ?? m.values.core, transpose(rw, gn.outputs[0], TO_NCHW, `${name}_nchw`));
     return `GroupNorm groups=${s.groups} channels=${s.channels}`;
   },
 });
@@ -78,7 +74,7 @@ function analyze(m: Match, ctx: RuleContext): Site | string {
   const groups = gs[1].value;
   if (channels === null || groups === null || channels % groups !== 0 || !gs[0].equals(xs[0])) return 'channels are not split evenly into groups';
   const outShape = info(m.values.core).shape;
-  if (!outShape || outShape.length !== 4 || !outShape.every((d, i) => d.equals(xs[i]))) return 'the result is not reshaped back to the input shape';
+  if (!sameDims(outShape, xs)) return 'the result is not reshaped back to the input shape';
   const why = ctx.target.accepts('com.microsoft', 'GroupNorm', { dtype: info(x).dtype, layout: 'NHWC' });
   if (why) return why;
   const s = floats(m.values.instScale);

@@ -1,6 +1,5 @@
 import { DataType } from '../ir/dtype';
 import { AttrType, Value } from '../ir/graph';
-import { Tensor } from '../ir/tensor';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
 
@@ -52,8 +51,8 @@ export const packedAttention = defineRule<{ heads: number; hidden: number; vHidd
       });
     }
     const name = mha.name;
-    const w = rw.constant(`${name}_qkv_weight`, Tensor.fromValues(`${name}_qkv_weight`, DataType.FLOAT, [rows, width], packed));
-    const b = rw.constant(`${name}_qkv_bias`, Tensor.fromValues(`${name}_qkv_bias`, DataType.FLOAT, [width], new Float32Array(width)));
+    const w = rw.floats(`${name}_qkv_weight`, [rows, width], packed);
+    const b = rw.floats(`${name}_qkv_bias`, [width], new Float32Array(width));
     const scale = mha.attrs.get('scale');
     const attrs = [
       { name: 'num_heads', type: AttrType.INT as const, value: s.heads },

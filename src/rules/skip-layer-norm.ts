@@ -1,6 +1,7 @@
 import { AttrType } from '../ir/graph';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
+import { normalizeAxis, sameDims } from '../ir/dims';
 
 /** LayerNormalization of a residual sum; the sum may have other readers (the next residual). */
 const RESIDUAL = p.op('LayerNormalization', [p.op('Add', [p.any('a'), p.any('b')], { capture: 'add', singleUse: false }), p.any('gamma')], { capture: 'ln' });
@@ -25,10 +26,8 @@ export const skipLayerNorm = defineRule<null>({
     const sa = ctx.shapes.get(a).shape;
     const sb = ctx.shapes.get(b).shape;
     const r = sa?.length;
-    let axis = ln.int('axis', -1);
-    if (r !== undefined && axis < 0) axis += r;
-    if (r !== 3 || axis !== 2) return 'SkipLayerNormalization normalizes the last axis of 3-D input';
-    if (!sb || sb.length !== 3 || !sa!.every((d, i) => d.equals(sb[i]))) return 'the residual operands do not have the same shape';
+    if (r !== 3 || normalizeAxis(ln.int('axis', -1), r) !== 2) return 'SkipLayerNormalization normalizes the last axis of 3-D input';
+    if (!sameDims(sa, sb)) return 'the residual operands do not have the same shape';
     const kernel = ctx.target.accepts('com.microsoft', 'SkipLayerNormalization', { dtype: ctx.shapes.get(a).dtype });
     if (kernel) return kernel;
     if (!ln.inputs[1]?.constant || (ln.inputs[2] && !ln.inputs[2].constant)) return 'gamma/beta are not constant';
