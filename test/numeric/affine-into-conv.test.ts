@@ -66,6 +66,8 @@ const refusals: [string, Case, RegExp][] = [
   ['one pad only (the bottom)', { conv: { pads: [0, 0, 1, 0] } }, /^the Conv pads: the border would see zeros, not β$/],
   ['auto_pad SAME_UPPER', { conv: { auto_pad: 'SAME_UPPER' } }, /^the Conv pads \(auto_pad SAME_UPPER\)$/],
   ['group 2', { conv: {}, group: 2 }, /^a grouped Conv$/],
+  // γ broadcasts x's single channel to the Conv's 4: folding would hand the Conv a 1-channel input
+  ['an x of 1 channel broadcast by γ to 4', { conv: {}, x: [2, 1, 9, 8] }, /^x has 1 channel where the Conv takes 4 \(γ, β broadcast it\)$/],
 ];
 
 test.each(refusals)('webgpu does not fold into a Conv with %s, says why, and keeps the numbers (BatchNormalization or Mul/Add)', async (name, c, why) => {
