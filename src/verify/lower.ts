@@ -1,5 +1,6 @@
 import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
+import { fromHalfBits } from '../ir/half';
 import { Tensor } from '../ir/tensor';
 import { readModel } from '../onnx/read';
 import { writeModel } from '../onnx/write';
@@ -11,7 +12,8 @@ import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
  * runs, with their documented semantics, so the transformed graph — transposes sunk, weights re-laid
  * out, affines and SiLU folded — can be run and compared with the original model on a machine without
  * the GPU. It checks sdc's algebra, not the provider's kernels. `only` names the op types to lower
- * instead (MultiHeadAttention is lowered only when named). Returns how many nodes were lowered.
+ * instead (MultiHeadAttention is lowered only when named). A float16 op (--precision fp16) is lowered
+ * as its float32 definition between casts. Returns how many nodes were lowered.
  */
 export function lowerToCpu(src: string, out: string, only?: string[]): number {
   const model = readModel(src);
@@ -19,18 +21,26 @@ export function lowerToCpu(src: string, out: string, only?: string[]): number {
   let facts: ShapeLookup | null = null;
   const ctx = { opset: model.opset('') ?? 17, facts: () => (facts ??= analyzeShapes(model)) };
   let n = 0;
-  for (const node of [...g.nodes]) {
-    if (node.domain !== 'com.microsoft') continue;
-    if (only ? !only.includes(node.opType) : ['MultiHeadAttention', 'Attention'].includes(node.opType)) continue;
+  const lowerable = (node: Node) => node.domain === 'com.microsoft' && !!LOWERINGS[node.opType]
+    && (only ? only.includes(node.opType) : !['MultiHeadAttention', 'Attention'].includes(node.opType));
+  const nodes = g.nodes.filter(lowerable);
+  // element types, read before anything changes (a lowered op's result is a value the analysis never saw)
+  const dtypeOf = nodes.length ? elementTypes(g, ctx.facts()) : () => null;
+  const inputTypes = new Map(nodes.map((node) => [node, node.inputs.map(dtypeOf)]));
+  for (const node of nodes) {
+    const lowered = LOWERINGS[node.opType];
+    // fp16 (--precision fp16): the lowering computes in float32 (its constants are float32) between casts
+    const types = inputTypes.get(node)!;
+    const half = types[0] === DataType.FLOAT16;
+    if (half) widen(g, node, types);
+    const narrow = (v: Value) => (half ? op(g, 'Cast', [v], node, [{ name: 'to', type: AttrType.INT, value: DataType.FLOAT16 }]) : v);
     if (node.opType === 'SkipGroupNorm') {
       // Y = GroupNorm(X + skip), S = X + skip
       const sum = op(g, 'Add', [node.inputs[0], node.inputs[3]], node);
-      if (node.outputs[1] && !node.outputs[1].omitted) g.replaceAllUsesWith(node.outputs[1], sum);
+      if (node.outputs[1] && !node.outputs[1].omitted) g.replaceAllUsesWith(node.outputs[1], narrow(sum));
       g.setInput(node, 0, sum);
     }
-    const lowered = LOWERINGS[node.opType];
-    if (!lowered) continue;
-    const result = lowered(g, node, ctx);
+    const result = narrow(lowered(g, node, ctx));
     result.type = node.outputs[0].type;
     g.replaceAllUsesWith(node.outputs[0], result);
     g.removeNode(node);
@@ -40,6 +50,36 @@ export function lowerToCpu(src: string, out: string, only?: string[]): number {
   model.source = '';
   writeModel(model, out);
   return n;
+}
+
+/**
+ * Element type of each value: the shape analysis's, or where it has none (it does not follow NhwcConv,
+ * and then nothing downstream), the first input's — what the contrib ops sdc emits and the layout ops
+ * around them keep.
+ */
+function elementTypes(g: Graph, facts: ShapeLookup): (v: Value | null) => DataType | null {
+  const types = new Map<Value, DataType | null>();
+  const of = (v: Value | null): DataType | null => {
+    if (!v || v.omitted) return null;
+    const known = types.get(v);
+    return known !== undefined ? known : v.constant?.dtype ?? v.elemType ?? facts.get(v).dtype;
+  };
+  for (const n of g.nodes) {
+    for (const o of n.outputs) types.set(o, o.elemType ?? facts.get(o).dtype ?? (n.opType === 'Cast' ? n.int('to') ?? null : of(n.inputs[0])));
+  }
+  return of;
+}
+
+/** The node's float16 inputs as float32: constants converted, tensors cast. */
+function widen(g: Graph, n: Node, types: (DataType | null)[]): void {
+  n.inputs.forEach((v, i) => {
+    if (!v || types[i] !== DataType.FLOAT16) return;
+    const t = v.constant;
+    const wide = t
+      ? constant(g, `${t.name}_fp32`, DataType.FLOAT, t.dims, Array.from(t.values() as Uint16Array, fromHalfBits))
+      : op(g, 'Cast', [v], n, [{ name: 'to', type: AttrType.INT, value: DataType.FLOAT }]);
+    g.setInput(n, i, wide);
+  });
 }
 
 const T = (g: Graph, x: Value, perm: number[], before: Node) =>
