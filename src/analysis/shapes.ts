@@ -320,6 +320,12 @@ export class ShapeAnalysis implements ShapeLookup {
           const same = { dtype: x.dtype, shape: x.shape, content: null, constant: null };
           return [same, UNKNOWN, UNKNOWN, same];
         }
+        case 'NhwcConv': {
+          // the NCHW Conv's arithmetic on NHWC input and OHWI weights (channels-last), its result moved back to NHWC
+          const nchw = (i: Info | undefined): Info => ({ ...(i ?? UNKNOWN), shape: i?.shape?.length === 4 ? [i.shape[0], i.shape[3], i.shape[1], i.shape[2]] : null });
+          const y = this.conv(n, [nchw(x), nchw(ins[1])]);
+          return [{ ...y, shape: y.shape && [y.shape[0], y.shape[2], y.shape[3], y.shape[1]] }];
+        }
         case 'BiasSplitGelu': {
           const last = x.shape?.[x.shape.length - 1]?.value;
           return [{ dtype: x.dtype, shape: x.shape && last ? [...x.shape.slice(0, -1), Sym.const(last / 2)] : null, content: null, constant: null }];

@@ -1,10 +1,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
+import { analyzeShapes } from '../../src/analysis/shapes';
 import { compile } from '../../src/compiler/compile';
+import { DataType } from '../../src/ir/dtype';
+import { ModelBuilder } from '../../src/ir/builder';
+import { readModel } from '../../src/onnx/read';
+import { saveModel } from '../../src/onnx/write';
 import { checkOutput } from '../../src/verify/check';
 import { lowerToCpu } from '../../src/verify/lower';
-import { randomFloats, tinyPath, tmpDir, unetFeeds } from '../helpers/ort';
+import { randomFloats, runModel, tinyPath, tmpDir, unetFeeds } from '../helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -67,4 +72,33 @@ test.each(['webgpu', 'cuda'] as const)('%s --precision fp16, lowered to CPU ops,
   const check = await checkOutput(tinyPath(NAME), out, { sets: 1, target, shapes: 'sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32', tolerance: 2e-2 }); // compileChecked's fp16 tolerance
   expect(check.ranOn).toMatch(/^cpu \(GPU-only ops lowered/);
   expect(check.passed).toBe(true);
+});
+
+/**
+ * Conv (stride 2×1 on a 6×5 input) → Reshape → Softmax: the unfused Softmax is a float32 island
+ * downstream of cuda's NhwcConv, which convert-fp16 can cast into only if the shape analysis follows
+ * the NhwcConv (element type, and the NHWC dims [1, 3, 5, 4]).
+ */
+test('cuda fp16: a float32 island after an NhwcConv reads its input through a Cast (the lowered model runs, numbers within 2e-2)', async () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [1, 4, 6, 5]);
+  const c = b.op('Conv', [x, b.const('w', [4, 4, 3, 3], Array.from(randomFloats(144, 1)))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 1] });
+  b.output(b.op('Softmax', [b.op('Reshape', [c, b.ints('s', [1, 4, 15])])], { axis: -1 }), [1, 4, 15]);
+  const src = saveModel(b.model, path.join(dir, 'island.onnx'));
+  const out = path.join(dir, 'island.cuda.fp16.onnx');
+  const r = compile(src, { output: out, target: 'cuda', precision: 'fp16' });
+  expect(r.opsAfter['com.microsoft::NhwcConv']).toBe(1);
+  expect(r.explanations).toContainEqual(expect.objectContaining({ pass: 'convert-fp16', status: 'skipped', reason: 'kept float32: an unfused Softmax (exponentials of unbounded scores)' }));
+  const m = readModel(out);
+  const conv = m.graph.nodes.find((n) => n.opType === 'NhwcConv')!;
+  const facts = analyzeShapes(m).get(conv.outputs[0]);
+  expect([facts.dtype, facts.shape?.map((d) => d.value)]).toEqual([DataType.FLOAT16, [1, 3, 5, 4]]);
+  const softmax = m.graph.nodes.find((n) => n.opType === 'Softmax')!;
+  expect(softmax.inputs[0]!.producer!.opType).toBe('Cast');
+  const lowered = path.join(dir, 'island.cuda.fp16.lowered.onnx');
+  lowerToCpu(out, lowered);
+  const feeds = { x: new ort.Tensor('float32', randomFloats(120, 7), [1, 4, 6, 5]) };
+  const [want, got] = [await runModel(src, feeds), await runModel(lowered, feeds)];
+  expect(got[softmax.outputs[0].name].type).toBe('float32');
+  expect(diff(Object.values(want)[0], Object.values(got)[0])).toBeLessThan(2e-2);
 });
