@@ -5,7 +5,7 @@ import { Tensor } from '../../src/ir/tensor';
 import { applyRuleSet } from '../../src/rewrite/driver';
 import { p } from '../../src/rewrite/match';
 import { Explanation, PassContext } from '../../src/rewrite/pass';
-import { defineRule, Rule, RuleSet } from '../../src/rewrite/rule';
+import { defineRule, RuleSet } from '../../src/rewrite/rule';
 import { Target } from '../../src/targets';
 import { applyRules, worstError } from '../helpers/rules';
 import { tensor, tmpDir } from '../helpers/ort';
