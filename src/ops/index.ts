@@ -6,6 +6,7 @@ import { OpRecord, opKey } from './record';
 import { CAST, GEMM, MATMUL, SPLIT, TRANSPOSE } from './standard';
 
 export * from './record';
+export { Emitter } from './emit';
 export { convSpatialDims } from './conv';
 
 /**

@@ -47,7 +47,7 @@ export interface LowerContext {
  * and return the values that take the place of its outputs (the oracle moves their readers and removes
  * `n`). Throws a LoweringError for a use of the op it cannot express.
  */
-type LowerFn = (g: Graph, n: Node, ctx: LowerContext) => (Value | null)[];
+export type LowerFn = (g: Graph, n: Node, ctx: LowerContext) => (Value | null)[];
 
 export class LoweringError extends Error {}
 

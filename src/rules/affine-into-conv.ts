@@ -40,6 +40,8 @@ export const affineIntoConv = defineRule<{ cin: number }>({
     if (b && !(b.constant && b.constant.dtype === DataType.FLOAT)) return 'the Conv bias is not a constant';
     const xs = ctx.shapes.get(m.values.x);
     if (xs.dtype !== DataType.FLOAT || xs.shape?.length !== 4) return 'not a float32 NCHW tensor';
+    const c = xs.shape[1].value;
+    if (c !== cin) return `x has ${c === null ? 'an unknown number of' : c} channel${c === 1 ? '' : 's'} where the Conv takes ${cin} (γ, β broadcast it)`;
     return { cin };
   },
   rewrite(m, s, rw) {
