@@ -3,9 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { calibrate, CalibrationReport } from '../runtime/calibrate';
-import { checkDims } from '../runtime/feeds';
+import { checkDims, modelInputSpecs, syntheticInputs } from '../runtime/feeds';
 import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, writeJsonAtomic } from '../compiler/compile';
-import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
@@ -50,41 +49,6 @@ export interface LoadReport {
 const DEFAULT_TOLERANCE = 1e-3;
 /** fp16 rounds every weight and activation to 11 significant bits: the bound the fp16 tests hold. */
 const FP16_TOLERANCE = 2e-2;
-const TIMESTEPS = [500, 0, 999];
-const isTimestep = (name: string) => /timestep|^t$/i.test(name);
-
-
-/** One deterministic input set: uniform [-1, 1) floats, timesteps across 0..999, small integers. */
-function feedsFor(model: Model, dims: Map<string, number[]>, set: number): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  let seed = 0x9e3779b9 ^ (set * 7919);
-  const next = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 2 ** 31 - 1;
-  };
-  for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
-    const d = dims.get(v.name)!;
-    const n = d.reduce((a, b) => a * b, 1);
-    const t = TIMESTEPS[set % TIMESTEPS.length];
-    switch (v.elemType) {
-      case DataType.FLOAT:
-        feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => (isTimestep(v.name) ? t : next())), d);
-        break;
-      case DataType.INT64:
-        feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(isTimestep(v.name) ? t : 1)), d);
-        break;
-      case DataType.INT32:
-        feeds[v.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => (isTimestep(v.name) ? t : 1)), d);
-        break;
-      default:
-        throw new SdcError(model.source, `--check feeds float32, int64 and int32 inputs; '${v.name}' is ${DataType[v.elemType ?? 0] ?? v.elemType}`);
-    }
-  }
-  return feeds;
-}
-
 /** max |a-b| / max |a| and mean |a-b| / mean |a|; a NaN or an Inf the original lacks is Infinity. */
 function difference(a: ort.Tensor, b: ort.Tensor): { max: number; mean: number } {
   const x = a.data as ArrayLike<number>;
@@ -116,6 +80,7 @@ const ATTENTION_OPS = ['MultiHeadAttention', 'Attention'];
 export async function checkOutput(original: string, compiled: string, o: CheckOptions): Promise<CheckReport> {
   const model = readModel(original);
   const { dims, derived } = checkDims(model, o.shapes, original);
+  const specs = modelInputSpecs(model, dims, '--check');
   const tolerance = o.tolerance ?? DEFAULT_TOLERANCE;
   // the compiled graph (no weights) answers both questions below: attention ops, recorded session options
   const compiledGraph = readModel(compiled, { allowMissingData: true });
@@ -151,7 +116,8 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   let meanRel = 0;
   try {
     for (let s = 0; s < o.sets; s++) {
-      const feeds = feedsFor(model, dims, s);
+      // input set s: uniform [-1, 1) floats, timestep 500, 0, 999 by set (src/runtime/feeds.ts)
+      const feeds = syntheticInputs(specs, { set: s });
       const ra = await a.run(feeds);
       const rb = await b.run(feeds);
       for (const k of a.outputNames) {
