@@ -189,7 +189,7 @@ test('the runtime calibrates once per model: load({ precision: fp16 }) keeps the
   expect(offLines).toEqual(expect.arrayContaining(['fp16: not calibrated (calibrate: false): float32 islands come from the rules only', expect.stringMatching(/: 0 node\(s\) kept float32 \(0 by measurement\)$/)]));
 });
 
-test('a model calibration cannot feed (a bool input) still loads in fp16, with the rules\' islands, and says so', async () => {
+test('a model with a bool input (a mask) is calibrated: the input generator feeds it true', async () => {
   const { load } = await import('../src/runtime');
   const b = new ModelBuilder();
   const x = b.input('x', [2]);
@@ -203,8 +203,27 @@ test('a model calibration cannot feed (a bool input) still loads in fp16, with t
   expect(Array.from(Object.values(await m.run(feeds))[0].data as Float32Array)).toEqual([3, 2]);
   const lines = m.explain();
   await m.release();
-  expect(warnings).toEqual([expect.stringMatching(/^sdc: fp16 calibration failed \(.*'cond' is BOOL\); float32 islands come from the rules only$/)]);
-  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: calibration failed \(.*'cond' is BOOL\)/)]));
+  expect(warnings).toEqual([]);
+  expect(m.calibrationReport?.dims).toEqual({ x: [2], cond: [2] });
+  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: value ranges measured on the CPU in fp32/)]));
+});
+
+test('a model calibration cannot feed (a string input) still loads in fp16, with the rules\' islands, and says so', async () => {
+  const { load } = await import('../src/runtime');
+  const b = new ModelBuilder();
+  const x = b.input('x', [2]);
+  const label = b.input('label', [1], DataType.STRING);
+  b.output(b.op('Mul', [x, b.const('k', [1], [3])]), [2]);
+  b.output(b.op('Identity', [label]), [1], DataType.STRING);
+  const src = saveModel(b.model, path.join(dir, 'labelled.onnx'));
+  const warnings: string[] = [];
+  const m = await load(src, { precision: 'fp16', cacheDir: null, warn: (w) => warnings.push(w) });
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -2]), [2]), label: new ort.Tensor('string', ['a'], [1]) };
+  expect(Array.from(Object.values(await m.run(feeds))[0].data as Float32Array)).toEqual([3, -6]);
+  const lines = m.explain();
+  await m.release();
+  expect(warnings).toEqual([expect.stringMatching(/^sdc: fp16 calibration failed \(.*'label' is STRING\); float32 islands come from the rules only$/)]);
+  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: calibration failed \(.*'label' is STRING\)/)]));
 });
 
 test('--keep-fp32 keeps the named op types and nodes float32, and says when an entry matches nothing', async () => {
