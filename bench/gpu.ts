@@ -13,7 +13,8 @@ import { Placement, profilePlacement } from '../src/runtime/placement';
 import { calibrate } from '../src/runtime/calibrate';
 import { webgpuF16Unavailable, webgpuUnavailable } from '../src/runtime/session';
 import { useSwiftShader } from '../src/runtime/swiftshader';
-import { alternateRuns, pairedRatio, relError, spread, Spread } from '../src/runtime/timing';
+import { relError } from '../src/runtime/compare';
+import { alternateRuns, pairedRatio, spread, Spread } from '../src/runtime/timing';
 import { recommendedSession } from '../src/targets/session-options';
 
 /**

@@ -11,7 +11,8 @@ import { countGflop } from './flops';
 import { fusionCountsTable } from './fusion-counts';
 import { syntheticFeeds } from '../src/runtime/feeds';
 import { compareResults } from './compare';
-import { alternateRuns, median, pairedRatio, relError, spread, Spread } from '../src/runtime/timing';
+import { compareTensors } from '../src/runtime/compare';
+import { alternateRuns, median, pairedRatio, spread, Spread } from '../src/runtime/timing';
 import { load } from '../src/runtime';
 import { renderMarkdown } from './report';
 import { saveModel } from '../src/onnx/write';
@@ -226,9 +227,10 @@ async function benchModel(spec: Spec, dir: string, rounds: number, createTimes: 
       continue;
     }
     const out = (await s.run(feeds)).out_sample as ort.Tensor;
-    v.relError = relError(reference, out);
-    if (!(v.relError <= TOLERANCE)) {
-      v.refused = `outputs differ from the original (relative error ${v.relError.toExponential(2)} > ${TOLERANCE})`;
+    const diff = compareTensors(reference, out, 'out_sample');
+    v.relError = diff.mismatch ? Infinity : diff.maxRel;
+    if (diff.mismatch || !(diff.maxRel <= TOLERANCE)) {
+      v.refused = `outputs differ from the original (${diff.mismatch ?? `relative error ${diff.maxRel.toExponential(2)} > ${TOLERANCE}`})`;
       await s.release();
       continue;
     }

@@ -2,7 +2,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../src/ir/errors';
 import { gelu } from '../src/rules/gelu';
-import { compileChecked } from '../src/verify/check';
+import { ModelBuilder } from '../src/ir/builder';
+import { saveModel } from '../src/onnx/write';
+import { checkOutput, compileChecked } from '../src/verify/check';
+import { erfGeluGraph } from './helpers/graphs';
 import { webgpuUnavailable } from '../src/runtime/session';
 import { TINY, tinyPath, tmpDir } from './helpers/ort';
 
@@ -48,4 +51,66 @@ test('--check refuses a wrong output (a rule broken on purpose): exit code 3, no
   }
   expect(fs.existsSync(out)).toBe(false);
   expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+});
+
+/** y = erf-GELU(x) + c on x [2, 8], where c holds +Inf at column 3: the original's output has an Inf in every row. */
+function geluPlusInf(name: string, inf = Infinity): string {
+  const b = new ModelBuilder(17);
+  const x = b.input('x', [2, 8]);
+  const c = Array.from({ length: 8 }, (_, i) => (i === 3 ? inf : 0.25 * i));
+  b.output(b.op('Add', [erfGeluGraph(b, x, 0), b.const('c', [8], c)], {}, { name: 'y' }), [2, 8]);
+  return saveModel(b.model, path.join(dir, `${name}.onnx`));
+}
+
+test('--check refuses a wrong output when the original\'s output holds an Inf (the relative bound is over the finite values)', async () => {
+  const src = geluPlusInf('gelu-inf');
+  const rewrite = gelu.rewrite;
+  gelu.rewrite = (m, _f, rw) => {
+    rw.replace(m.values.gelu, rw.add({ op: 'Relu', inputs: [m.values.x], outputs: ['broken'] }).outputs[0]);
+    return 'broken on purpose';
+  };
+  const out = path.join(dir, 'broken-inf', 'y.onnx');
+  try {
+    // before: max |a - b| / max |a| divided by Inf, so any difference beside an Inf passed
+    const p = compileChecked(src, { output: out, check: 2 });
+    await expect(p).rejects.toMatchObject({ exitCode: 3, problem: expect.stringMatching(/differs from the original by \S+ \(max relative, on the finite values; tolerance 0.001\)/) });
+  } finally {
+    gelu.rewrite = rewrite;
+  }
+  expect(fs.existsSync(out)).toBe(false);
+});
+
+test('--check passes a right output whose Infs match the original\'s, and says the bound covered the finite values', async () => {
+  const r = await compileChecked(geluPlusInf('gelu-inf-ok'), { output: path.join(dir, 'gelu-inf-ok.out.onnx'), check: 3 });
+  expect(r.opsAfter).toMatchObject({ 'com.microsoft::Gelu': 1 });
+  expect(r.check).toMatchObject({ passed: true, nonFinite: 3 * 2, mismatches: [] });
+  expect(r.check!.maxRel).toBeLessThan(1e-4);
+  expect(r.warnings).toContainEqual(expect.stringMatching(/--check: the original's outputs held 6 NaN or infinite values over 3 input sets; the compiled model's matched each, position by position/));
+});
+
+test('--check: a NaN or an Inf on one side only is a mismatch, said where, whatever the tolerance', async () => {
+  const original = geluPlusInf('one-side-a');
+  const nan = geluPlusInf('one-side-b', NaN);
+  const r = await checkOutput(original, nan, { sets: 1, target: 'cpu', tolerance: 1e9 });
+  expect(r).toMatchObject({ passed: false, nonFinite: 2, mismatches: ['input set 0: y_out0[0,3]: the original has +Inf, the compiled model NaN (and 1 more position)'] });
+  const back = await checkOutput(nan, original, { sets: 1, target: 'cpu', tolerance: 1e9 });
+  expect(back.mismatches).toEqual(['input set 0: y_out0[0,3]: the original has NaN, the compiled model +Inf (and 1 more position)']);
+  expect((await checkOutput(nan, nan, { sets: 1, target: 'cpu' })).passed).toBe(true); // NaN matches NaN
+});
+
+test('--check refuses an output with a NaN the original lacks, saying where (exit code 3, nothing written)', async () => {
+  const rewrite = gelu.rewrite;
+  // GELU "fused" into log(x): NaN for every negative x
+  gelu.rewrite = (m, _f, rw) => {
+    rw.replace(m.values.gelu, rw.add({ op: 'Log', inputs: [m.values.x], outputs: ['broken'] }).outputs[0]);
+    return 'broken on purpose';
+  };
+  const out = path.join(dir, 'broken-nan', 'y.onnx');
+  try {
+    const p = compileChecked(geluPlusInf('gelu-nan'), { output: out, check: 1 });
+    await expect(p).rejects.toMatchObject({ exitCode: 3, problem: expect.stringMatching(/^the compiled model differs from the original on cpu: input set 0: y_out0\[\d,\d\]: the original has -?[\d.e-]+, the compiled model NaN \(and \d+ more positions\); nothing was written$/) });
+  } finally {
+    gelu.rewrite = rewrite;
+  }
+  expect(fs.existsSync(out)).toBe(false);
 });

@@ -8,24 +8,10 @@ import { ModelBuilder } from '../src/ir/builder';
 import { fromHalfBits, toHalfBits } from '../src/ir/half';
 import { readModel } from '../src/onnx/read';
 import { saveModel } from '../src/onnx/write';
-import { TINY, randomFloats, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { TINY, randomFloats, relError, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-/** max |a − b| / max |a|, NaN/Inf in b counted as infinitely wrong */
-function diff(a: ort.Tensor, b: ort.Tensor): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  let m = 0;
-  let s = 0;
-  for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(y[i])) return Infinity;
-    m = Math.max(m, Math.abs(x[i] - y[i]));
-    s = Math.max(s, Math.abs(x[i]));
-  }
-  return m / s;
-}
 
 async function run(file: string, feeds: Record<string, ort.Tensor>): Promise<ort.Tensor> {
   const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], logSeverityLevel: 3 });
@@ -59,7 +45,7 @@ describe.each(TINY)('tiny %s in fp16', (name) => {
       const feeds = unetFeeds(2, 32, 16, 32);
       feeds.sample = new ort.Tensor('float32', randomFloats(2 * 4 * 32 * 32, seed), [2, 4, 32, 32]);
       feeds.timestep = new ort.Tensor('float32', Float32Array.from([t, t]), [2]);
-      expect(diff(await run(tinyPath(name), feeds), await run(out, feeds))).toBeLessThan(2e-2);
+      expect(relError(await run(tinyPath(name), feeds), await run(out, feeds))).toBeLessThan(2e-2);
     }
   });
 });
@@ -75,7 +61,7 @@ test('an intermediate beyond 65504 keeps its region float32 and the output finit
   compile(src, { output: out, precision: 'fp16', passes: ['convert-fp16'] });
   const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, 0.5, 0.25, 1]), [4]) };
   const [want, got] = [await run(src, feeds), await run(out, feeds)];
-  expect(diff(want, got)).toBeLessThan(2e-3);
+  expect(relError(want, got)).toBeLessThan(2e-3);
   const again = path.join(dir, 'big.fp16.again.onnx');
   const r = compile(out, { output: again, precision: 'fp16', passes: ['convert-fp16'] });
   expect(r.passes[0].changed).toBe(false);
@@ -93,7 +79,7 @@ test('the timestep embedding stays accurate at t = 999', async () => {
   const out = path.join(dir, 'temb.fp16.onnx');
   compile(src, { output: out, precision: 'fp16' });
   const feeds = { t: new ort.Tensor('float32', Float32Array.from([999]), [1]) };
-  expect(diff(await run(src, feeds), await run(out, feeds))).toBeLessThan(2e-3);
+  expect(relError(await run(src, feeds), await run(out, feeds))).toBeLessThan(2e-3);
 });
 
 test('--io-types fp16: inputs and outputs float16', async () => {
@@ -111,7 +97,7 @@ test('the runtime and the build step take precision fp16: float32 feeds, fp16 sp
   const got = (await m.run(feeds)).out_sample;
   const file = await m.modelFileFor(feeds);
   await m.release();
-  expect(diff(await run(tinyPath('unet_dynamo_op18'), feeds), got)).toBeLessThan(2e-2);
+  expect(relError(await run(tinyPath('unet_dynamo_op18'), feeds), got)).toBeLessThan(2e-2);
   expect(readModel(file, { allowMissingData: true }).getMetadata('sdc.precision')).toBe('fp16');
   const src = path.join(dir, 'assets-src');
   fs.mkdirSync(src);
@@ -163,7 +149,7 @@ test('calibration: a value that leaves fp16\'s range in a calibration run keeps 
   expect(islands).toHaveLength(2);
   expect(halfTyped(measured)).toBe(1);
   const got = await run(measured, feeds);
-  expect(diff(want, got)).toBeLessThan(2e-3);
+  expect(relError(want, got)).toBeLessThan(2e-3);
 });
 
 test('the runtime calibrates once per model: load({ precision: fp16 }) keeps the overflowing region float32 and explains it', async () => {
@@ -171,7 +157,7 @@ test('the runtime calibrates once per model: load({ precision: fp16 }) keeps the
   const src = hiddenOverflow();
   const feeds = (n: number) => ({ x: new ort.Tensor('float32', Float32Array.from({ length: 4 * n }, (_, i) => [1, -0.5, 2, 0.25][i % 4]), [n, 4]) });
   const m = await load(src, { precision: 'fp16', cacheDir: path.join(dir, 'rt-calibrated'), warn: () => {} });
-  for (const n of [2, 3]) expect(diff(await run(src, feeds(n)), Object.values(await m.run(feeds(n)))[0])).toBeLessThan(2e-3);
+  for (const n of [2, 3]) expect(relError(await run(src, feeds(n)), Object.values(await m.run(feeds(n)))[0])).toBeLessThan(2e-3);
   expect(m.calibrationReport?.values).toBe(4);
   const lines = m.explain();
   await m.release();
@@ -189,7 +175,7 @@ test('the runtime calibrates once per model: load({ precision: fp16 }) keeps the
   expect(offLines).toEqual(expect.arrayContaining(['fp16: not calibrated (calibrate: false): float32 islands come from the rules only', expect.stringMatching(/: 0 node\(s\) kept float32 \(0 by measurement\)$/)]));
 });
 
-test('a model calibration cannot feed (a bool input) still loads in fp16, with the rules\' islands, and says so', async () => {
+test('a model with a bool input (a mask) is calibrated: the input generator feeds it true', async () => {
   const { load } = await import('../src/runtime');
   const b = new ModelBuilder();
   const x = b.input('x', [2]);
@@ -203,8 +189,27 @@ test('a model calibration cannot feed (a bool input) still loads in fp16, with t
   expect(Array.from(Object.values(await m.run(feeds))[0].data as Float32Array)).toEqual([3, 2]);
   const lines = m.explain();
   await m.release();
-  expect(warnings).toEqual([expect.stringMatching(/^sdc: fp16 calibration failed \(.*'cond' is BOOL\); float32 islands come from the rules only$/)]);
-  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: calibration failed \(.*'cond' is BOOL\)/)]));
+  expect(warnings).toEqual([]);
+  expect(m.calibrationReport?.dims).toEqual({ x: [2], cond: [2] });
+  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: value ranges measured on the CPU in fp32/)]));
+});
+
+test('a model calibration cannot feed (a string input) still loads in fp16, with the rules\' islands, and says so', async () => {
+  const { load } = await import('../src/runtime');
+  const b = new ModelBuilder();
+  const x = b.input('x', [2]);
+  const label = b.input('label', [1], DataType.STRING);
+  b.output(b.op('Mul', [x, b.const('k', [1], [3])]), [2]);
+  b.output(b.op('Identity', [label]), [1], DataType.STRING);
+  const src = saveModel(b.model, path.join(dir, 'labelled.onnx'));
+  const warnings: string[] = [];
+  const m = await load(src, { precision: 'fp16', cacheDir: null, warn: (w) => warnings.push(w) });
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -2]), [2]), label: new ort.Tensor('string', ['a'], [1]) };
+  expect(Array.from(Object.values(await m.run(feeds))[0].data as Float32Array)).toEqual([3, -6]);
+  const lines = m.explain();
+  await m.release();
+  expect(warnings).toEqual([expect.stringMatching(/^sdc: fp16 calibration failed \(.*'label' is STRING\); float32 islands come from the rules only$/)]);
+  expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^fp16: calibration failed \(.*'label' is STRING\)/)]));
 });
 
 test('--keep-fp32 keeps the named op types and nodes float32, and says when an entry matches nothing', async () => {
@@ -229,5 +234,5 @@ test('a model with external weights keeps them external when they are converted 
   expect(fs.statSync(`${out}.data`).size).toBeLessThanOrEqual(0.52 * fs.statSync(`${src}.data`).size);
   expect(fs.statSync(out).size).toBeLessThan(16 * 1024); // the graph only: the weights are not inline
   const feeds = { x: new ort.Tensor('float32', randomFloats(4096, 3), [1, 4096]) };
-  expect(diff(await run(src, feeds), await run(out, feeds))).toBeLessThan(2e-2);
+  expect(relError(await run(src, feeds), await run(out, feeds))).toBeLessThan(2e-2);
 });

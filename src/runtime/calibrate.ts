@@ -8,7 +8,7 @@ import { Value } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { encodeReferencingWeights } from '../onnx/write';
 import { ValueRange } from '../rewrite/pass';
-import { checkDims } from './feeds';
+import { checkDims, modelInputSpecs, syntheticInputs } from './feeds';
 
 export interface CalibrationReport {
   /** Timesteps of the input sets (one set each). */
@@ -81,7 +81,9 @@ export async function calibrate(file: string, o: { shapes?: ShapeSpec | null; ti
   }
   const folder = path.dirname(path.resolve(file));
   const timesteps = o.timesteps ?? [0, 500, 999];
-  const feeds = timesteps.map((t, set) => gaussianFeeds(model.graph.inputs.filter((v) => !v.initializer), dims, t, set, file));
+  // the one input generator (feeds.ts): Gaussian floats, the set's timestep, integer inputs 1
+  const specs = modelInputSpecs(model, dims, 'calibration');
+  const feeds = timesteps.map((t, set) => syntheticInputs(specs, { set, floats: 'gaussian', timestep: t }));
   const ranges = new Map<string, ValueRange>();
   const original = [...model.graph.outputs];
   // one session per group whose graph outputs are that group: onnxruntime keeps every graph output
@@ -133,27 +135,4 @@ function measure(data: Float32Array): ValueRange {
     }
   }
   return { maxAbs, tinyFraction: nonzero ? tiny / nonzero : 0 };
-}
-
-/** Unit Gaussian floats (Box–Muller on a fixed xorshift), the timestep `t`, integer inputs 1. */
-function gaussianFeeds(inputs: Value[], dims: Map<string, number[]>, t: number, set: number, file: string): Record<string, ort.Tensor> {
-  let seed = (0x2545f491 ^ (set * 7919)) >>> 0 || 1;
-  const uniform = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return ((seed >>> 0) + 1) / 2 ** 32;
-  };
-  const gauss = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const v of inputs) {
-    const d = dims.get(v.name)!;
-    const n = d.reduce((a, b) => a * b, 1);
-    const timestep = /timestep|^t$/i.test(v.name);
-    if (v.elemType === DataType.FLOAT) feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => (timestep ? t : gauss())), d);
-    else if (v.elemType === DataType.INT64) feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(timestep ? t : 1)), d);
-    else if (v.elemType === DataType.INT32) feeds[v.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => (timestep ? t : 1)), d);
-    else throw new SdcError(file, `calibration feeds float32, int64 and int32 inputs; '${v.name}' is ${DataType[v.elemType ?? 0] ?? v.elemType}`);
-  }
-  return feeds;
 }

@@ -1,24 +1,140 @@
 import * as ort from 'onnxruntime-node';
 import { ShapeSpec, toShapeMap } from '../compiler/compile';
+import { DataType, ORT_TYPE } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
+import { toHalfBits } from '../ir/half';
 import { Model } from '../ir/model';
 
-/** Deterministic inputs of the given shapes (uniform in [-1, 1); an input named timestep gets 500). */
-export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>): Record<string, ort.Tensor> {
+/*
+ * The one generator of synthetic inputs: `--check`, fp16 calibration, `sdc run` / `sdc bench` /
+ * max-autotune (syntheticFeeds) and the tests' helpers all draw their tensors here, so one (seed, set)
+ * gives the same tensors everywhere. The conventions, for diffusion models:
+ * - floats are uniform in [-1, 1) (`floats: 'uniform'`, the default) or unit Gaussian (`'gaussian'`,
+ *   Box–Muller: latent noise and conditioning, what calibration measures ranges on);
+ * - an input named like a timestep (`timestep`, `timesteps`, `t`) holds the set's timestep in every
+ *   element: TIMESTEPS[set % 3] = 500, 0, 999 (the middle and both ends of the schedule), or `timestep`;
+ * - other integer inputs hold 1 (a valid index, token id or count), bool inputs true (masks on);
+ * - one xorshift32 stream per input set, seeded by `seed` and `set`, read input by input in the order
+ *   given (a timestep, an integer or a bool input reads none of it).
+ */
+
+/** The timestep of input set `set` is TIMESTEPS[set % TIMESTEPS.length]. */
+export const TIMESTEPS: readonly number[] = [500, 0, 999];
+/** The seed when none is given (the golden ratio's bits; set 0 streams from it unchanged). */
+export const DEFAULT_SEED = 0x9e3779b9;
+
+/** Whether an input is a diffusion timestep, by name. */
+export const isTimestep = (name: string): boolean => /timestep|^t$/i.test(name);
+
+/** The element types the generator fills (onnxruntime's names). */
+export const FEED_TYPES = ['float32', 'float16', 'float64', 'int64', 'int32', 'int16', 'int8', 'uint64', 'uint32', 'uint16', 'uint8', 'bool'] as const;
+export type FeedType = (typeof FEED_TYPES)[number];
+
+/** A deterministic xorshift32 stream: the one pseudo-random source of synthetic inputs. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0 || 1;
+  }
+  /** The next 32 random bits, unsigned. */
+  next(): number {
+    this.s ^= this.s << 13;
+    this.s ^= this.s >>> 17;
+    this.s ^= this.s << 5;
+    return this.s >>> 0;
+  }
+  /** Uniform in [-1, 1). */
+  uniform(): number {
+    return this.next() / 2 ** 31 - 1;
+  }
+  /** Unit Gaussian (Box–Muller on two draws in (0, 1]). */
+  gaussian(): number {
+    const u = (this.next() + 1) / 2 ** 32;
+    const v = (this.next() + 1) / 2 ** 32;
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+}
+
+/** The stream seed of input set `set`: distinct sets, distinct streams; set 0 is `seed` itself. */
+export const streamSeed = (seed: number, set: number): number => (seed ^ Math.imul(set, 7919)) >>> 0 || 1;
+
+export interface InputSpec {
+  name: string;
+  /** onnxruntime's element type name ('float32', 'int64', ...). */
+  type: string;
+  dims: readonly number[];
+}
+
+export interface InputOptions {
+  /** Which input set (default 0): picks the timestep and, with `seed`, the random stream. */
+  set?: number;
+  /** Default DEFAULT_SEED. */
+  seed?: number;
+  /** 'uniform' in [-1, 1) (default) or 'gaussian' (unit normal). */
+  floats?: 'uniform' | 'gaussian';
+  /** The timestep inputs' value (every element), or one value per element; default TIMESTEPS[set % 3]. */
+  timestep?: number | readonly number[];
+}
+
+/** One deterministic input set for inputs of the given names, types and dims (the conventions above). */
+export function syntheticInputs(specs: readonly InputSpec[], o: InputOptions = {}): Record<string, ort.Tensor> {
+  const set = o.set ?? 0;
+  const rng = new Rng(streamSeed(o.seed ?? DEFAULT_SEED, set));
+  const draw = o.floats === 'gaussian' ? () => rng.gaussian() : () => rng.uniform();
+  const t = o.timestep ?? TIMESTEPS[set % TIMESTEPS.length];
   const feeds: Record<string, ort.Tensor> = {};
-  let seed = 12345;
-  for (const [name, dims] of shapes) {
+  for (const { name, type, dims } of specs) {
+    if (!(FEED_TYPES as readonly string[]).includes(type)) throw new Error(`synthetic inputs are ${FEED_TYPES.join(', ')}; '${name}' is ${type}`);
     const n = dims.reduce((a, b) => a * b, 1);
-    const type = types.get(name) ?? 'float32';
-    if (type !== 'float32') throw new Error(`sdc run feeds float32 inputs only; '${name}' is ${type}`);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      data[i] = /timestep/i.test(name) ? 500 : seed / 2 ** 31 - 1;
-    }
-    feeds[name] = new ort.Tensor('float32', data, dims);
+    if (typeof t !== 'number' && isTimestep(name) && t.length !== n) throw new Error(`'${name}' has ${n} elements; ${t.length} timesteps were given`);
+    const value: (i: number) => number = isTimestep(name) ? (i) => (typeof t === 'number' ? t : t[i]) : type.startsWith('float') ? draw : () => 1;
+    feeds[name] = new ort.Tensor(type as FeedType, fill(type as FeedType, n, value), [...dims]);
   }
   return feeds;
+}
+
+function fill(type: FeedType, n: number, value: (i: number) => number): ort.Tensor.DataType {
+  switch (type) {
+    case 'float32': return Float32Array.from({ length: n }, (_, i) => value(i));
+    case 'float64': return Float64Array.from({ length: n }, (_, i) => value(i));
+    case 'float16': return Uint16Array.from({ length: n }, (_, i) => toHalfBits(value(i)));
+    case 'int64': return BigInt64Array.from({ length: n }, (_, i) => BigInt(value(i)));
+    case 'uint64': return BigUint64Array.from({ length: n }, (_, i) => BigInt(value(i)));
+    case 'int32': return Int32Array.from({ length: n }, (_, i) => value(i));
+    case 'uint32': return Uint32Array.from({ length: n }, (_, i) => value(i));
+    case 'int16': return Int16Array.from({ length: n }, (_, i) => value(i));
+    case 'uint16': return Uint16Array.from({ length: n }, (_, i) => value(i));
+    case 'int8': return Int8Array.from({ length: n }, (_, i) => value(i));
+    case 'uint8': return Uint8Array.from({ length: n }, (_, i) => value(i));
+    case 'bool': return Uint8Array.from({ length: n }, (_, i) => (value(i) ? 1 : 0));
+  }
+}
+
+/** The model's graph inputs (not initializers) at `dims`, with their element types; `purpose` names the caller in errors. */
+export function modelInputSpecs(model: Model, dims: Map<string, number[]>, purpose: string): InputSpec[] {
+  return model.graph.inputs
+    .filter((v) => !v.initializer)
+    .map((v) => {
+      const type = ORT_TYPE[v.elemType ?? DataType.UNDEFINED];
+      if (!type || !(FEED_TYPES as readonly string[]).includes(type)) {
+        throw new SdcError(model.source, `${purpose} feeds ${FEED_TYPES.join(', ')} inputs; '${v.name}' is ${DataType[v.elemType ?? 0] ?? v.elemType}`);
+      }
+      return { name: v.name, type, dims: dims.get(v.name)! };
+    });
+}
+
+/** `n` floats uniform in [-1, 1) from the stream of `seed` (weights and inputs of models built in code). */
+export function randomFloats(n: number, seed = 1): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.uniform());
+}
+
+/**
+ * Input set 0 (timestep 500) at the given dims: `sdc run`, `sdc bench`, max-autotune and the benchmarks.
+ * `types` maps input names to onnxruntime type names (float32 where absent).
+ */
+export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>): Record<string, ort.Tensor> {
+  return syntheticInputs([...shapes].map(([name, dims]) => ({ name, type: types.get(name) ?? 'float32', dims })));
 }
 
 /**

@@ -256,7 +256,7 @@ export class SdcModel {
 
   /**
    * The fp32 model's value ranges, measured once per loaded model (not per shape key: ranges barely move
-   * with batch or resolution, and calibrate() runs free dims small). A model it cannot measure (a bool
+   * with batch or resolution, and calibrate() runs free dims small). A model it cannot measure (a string
    * input) still compiles, with the rules' islands only, and says so.
    */
   private measureRanges(feeds: Record<string, ort.Tensor>): Promise<Map<string, ValueRange> | null> {

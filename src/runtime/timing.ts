@@ -19,21 +19,6 @@ export async function alternateRuns(sessions: ort.InferenceSession[], feeds: Rec
   return times;
 }
 
-/** Largest |a-b| over the largest |a|: the error measure of every "same outputs" check. */
-export function relError(a: ort.Tensor, b: ort.Tensor): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  if (x.length !== y.length) return Infinity;
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
-  for (let i = 0; i < x.length; i++) {
-    const d = Math.abs(x[i] - y[i]);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
-  }
-  return worst / (scale || 1);
-}
-
 /** A measured figure with its spread: the median and the quartiles of the samples. */
 export interface Spread {
   median: number;

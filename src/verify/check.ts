@@ -3,9 +3,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { calibrate, CalibrationReport } from '../runtime/calibrate';
-import { checkDims } from '../runtime/feeds';
+import { compareTensors } from '../runtime/compare';
+import { checkDims, modelInputSpecs, syntheticInputs } from '../runtime/feeds';
 import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, writeJsonAtomic } from '../compiler/compile';
-import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
@@ -33,11 +33,19 @@ export interface CheckReport {
   derivedDims: boolean;
   /** Where the compiled model ran: a provider, or the CPU after lowering GPU-only ops to CPU ops. */
   ranOn: string;
-  /** Worst (max |a - b| / max |a|) over every output and input set. */
+  /**
+   * Worst max |a - b| / max |a| over every output and input set, on the finite values (the metric of
+   * src/runtime/compare.ts: NaN and ±Inf are compared apart, and must match exactly).
+   */
   maxRel: number;
-  /** Worst (mean |a - b| / mean |a|) over every output and input set. */
+  /** Worst mean |a - b| / mean |a| over every output and input set, on the finite values. */
   meanRel: number;
+  /** NaN and ±Inf values in the original's outputs (over every set); the compiled model's must match each, position by position. */
+  nonFinite: number;
+  /** Where the compiled outputs hold a NaN or an Inf the original's lack, or lack one they hold (or differ in dims), in words; empty when none. */
+  mismatches: string[];
   tolerance: number;
+  /** No mismatch, and maxRel within the tolerance. */
   passed: boolean;
 }
 
@@ -50,61 +58,6 @@ export interface LoadReport {
 const DEFAULT_TOLERANCE = 1e-3;
 /** fp16 rounds every weight and activation to 11 significant bits: the bound the fp16 tests hold. */
 const FP16_TOLERANCE = 2e-2;
-const TIMESTEPS = [500, 0, 999];
-const isTimestep = (name: string) => /timestep|^t$/i.test(name);
-
-
-/** One deterministic input set: uniform [-1, 1) floats, timesteps across 0..999, small integers. */
-function feedsFor(model: Model, dims: Map<string, number[]>, set: number): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  let seed = 0x9e3779b9 ^ (set * 7919);
-  const next = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 2 ** 31 - 1;
-  };
-  for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
-    const d = dims.get(v.name)!;
-    const n = d.reduce((a, b) => a * b, 1);
-    const t = TIMESTEPS[set % TIMESTEPS.length];
-    switch (v.elemType) {
-      case DataType.FLOAT:
-        feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => (isTimestep(v.name) ? t : next())), d);
-        break;
-      case DataType.INT64:
-        feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(isTimestep(v.name) ? t : 1)), d);
-        break;
-      case DataType.INT32:
-        feeds[v.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => (isTimestep(v.name) ? t : 1)), d);
-        break;
-      default:
-        throw new SdcError(model.source, `--check feeds float32, int64 and int32 inputs; '${v.name}' is ${DataType[v.elemType ?? 0] ?? v.elemType}`);
-    }
-  }
-  return feeds;
-}
-
-/** max |a-b| / max |a| and mean |a-b| / mean |a|; a NaN or an Inf the original lacks is Infinity. */
-function difference(a: ort.Tensor, b: ort.Tensor): { max: number; mean: number } {
-  const x = a.data as ArrayLike<number>;
-  const y = b.data as ArrayLike<number>;
-  if (x.length !== y.length || a.dims.join() !== b.dims.join()) return { max: Infinity, mean: Infinity };
-  let scale = 0;
-  let sumAbs = 0;
-  let worst = 0;
-  let sumDiff = 0;
-  for (let i = 0; i < x.length; i++) {
-    const xi = Number(x[i]);
-    const d = Math.abs(xi - Number(y[i]));
-    scale = Math.max(scale, Math.abs(xi));
-    sumAbs += Math.abs(xi);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? (Object.is(xi, Number(y[i])) || (Number.isNaN(xi) && Number.isNaN(Number(y[i]))) ? worst : Infinity) : d;
-    if (Number.isFinite(d)) sumDiff += d;
-  }
-  return { max: worst / (scale || 1), mean: sumDiff / (sumAbs || 1) };
-}
-
 /**
  * Run the original on the CPU and the compiled model on its target's provider (WebGPU when an adapter
  * exists; otherwise, and for cuda, on the CPU with the GPU-only ops lowered to CPU ops of the same
@@ -116,6 +69,7 @@ const ATTENTION_OPS = ['MultiHeadAttention', 'Attention'];
 export async function checkOutput(original: string, compiled: string, o: CheckOptions): Promise<CheckReport> {
   const model = readModel(original);
   const { dims, derived } = checkDims(model, o.shapes, original);
+  const specs = modelInputSpecs(model, dims, '--check');
   const tolerance = o.tolerance ?? DEFAULT_TOLERANCE;
   // the compiled graph (no weights) answers both questions below: attention ops, recorded session options
   const compiledGraph = readModel(compiled, { allowMissingData: true });
@@ -149,15 +103,20 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   const b = (await openSession(runFile, onGpu ? 'webgpu' : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
   let maxRel = 0;
   let meanRel = 0;
+  let nonFinite = 0;
+  const mismatches: string[] = [];
   try {
     for (let s = 0; s < o.sets; s++) {
-      const feeds = feedsFor(model, dims, s);
+      // input set s: uniform [-1, 1) floats, timestep 500, 0, 999 by set (src/runtime/feeds.ts)
+      const feeds = syntheticInputs(specs, { set: s });
       const ra = await a.run(feeds);
       const rb = await b.run(feeds);
       for (const k of a.outputNames) {
-        const d = difference(ra[k], rb[k]);
-        maxRel = Math.max(maxRel, d.max);
-        meanRel = Math.max(meanRel, d.mean);
+        const d = compareTensors(ra[k], rb[k], k);
+        maxRel = Math.max(maxRel, d.maxRel);
+        meanRel = Math.max(meanRel, d.meanRel);
+        nonFinite += d.nonFinite;
+        if (d.mismatch) mismatches.push(`input set ${s}: ${d.mismatch}`);
       }
     }
   } finally {
@@ -165,7 +124,13 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
     await b.release();
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
-  return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, tolerance, passed: maxRel <= tolerance };
+  const passed = !mismatches.length && maxRel <= tolerance;
+  return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, nonFinite, mismatches, tolerance, passed };
+}
+
+/** What --check says when the original's outputs held NaN or ±Inf (a note: the check passed). */
+function checkNote(c: CheckReport): string {
+  return `--check: the original's outputs held ${c.nonFinite} NaN or infinite value${c.nonFinite === 1 ? '' : 's'} over ${c.sets} input set${c.sets === 1 ? '' : 's'}; the compiled model's matched each, position by position, and the relative bound (max rel ${c.maxRel.toExponential(2)}) covers the finite values only`;
 }
 
 /** Why the WebGPU provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
@@ -252,9 +217,15 @@ export async function compileChecked(input: string, opts: CheckedCompileOptions)
         out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.shapes, target: report.target, tolerance });
         opts.progress?.done();
         const c = out.check;
-        if (!c.passed) {
-          throw new SdcError(input, `the compiled model differs from the original by ${c.maxRel.toExponential(2)} (max relative; tolerance ${c.tolerance}) on ${c.ranOn}; nothing was written`, 3);
+        if (c.mismatches.length) {
+          // a NaN or an Inf on one side only (or dims that differ): no tolerance accepts it (runtime/compare.ts)
+          const more = c.mismatches.length > 1 ? `; ${c.mismatches.length - 1} more output${c.mismatches.length === 2 ? '' : 's'} of the input sets differ too` : '';
+          throw new SdcError(input, `the compiled model differs from the original on ${c.ranOn}: ${c.mismatches[0]}${more}; nothing was written`, 3);
         }
+        if (!c.passed) {
+          throw new SdcError(input, `the compiled model differs from the original by ${c.maxRel.toExponential(2)} (max relative${c.nonFinite ? ', on the finite values' : ''}; tolerance ${c.tolerance}) on ${c.ranOn}; nothing was written`, 3);
+        }
+        if (c.nonFinite) out.warnings.push(checkNote(c));
       }
       staged.commit();
     } catch (e) {

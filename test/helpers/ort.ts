@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
+import { syntheticInputs } from '../../src/runtime/feeds';
 
 export type Feeds = Record<string, ort.Tensor>;
 export type Outputs = Record<string, ort.Tensor>;
@@ -16,29 +17,17 @@ export async function runModel(file: string, feeds: Feeds, opts: ort.InferenceSe
   }
 }
 
-/** Deterministic pseudo-random float32 data in [-1, 1). */
-export function randomFloats(n: number, seed = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = (s >>> 0) / 2147483648 - 1;
-  }
-  return out;
-}
-
+/** Uniform [-1, 1) float32 data of `dims` from the stream of `seed` (the one input generator, src/runtime/feeds.ts). */
 export function tensor(dims: number[], seed = 1): ort.Tensor {
-  return new ort.Tensor('float32', randomFloats(dims.reduce((a, b) => a * b, 1), seed), dims);
+  return syntheticInputs([{ name: 'x', type: 'float32', dims }], { seed }).x;
 }
 
-/** Inputs for the diffusers UNets: sample [B,4,H,W], timestep [B], encoder_hidden_states [B,S,D]. */
+/** Inputs for the diffusers UNets: sample [B,4,H,W], timestep [B] (500, 600, ...), encoder_hidden_states [B,S,D]. */
 export function unetFeeds(batch: number, size: number, seq: number, dim: number): Feeds {
+  const timestep = Array.from({ length: batch }, (_, i) => 500 + 100 * i);
   return {
-    sample: tensor([batch, 4, size, size], 11),
-    timestep: new ort.Tensor('float32', Float32Array.from({ length: batch }, (_, i) => 500 + 100 * i), [batch]),
-    encoder_hidden_states: tensor([batch, seq, dim], 23),
+    ...syntheticInputs([{ name: 'sample', type: 'float32', dims: [batch, 4, size, size] }, { name: 'timestep', type: 'float32', dims: [batch] }], { seed: 11, timestep }),
+    ...syntheticInputs([{ name: 'encoder_hidden_states', type: 'float32', dims: [batch, seq, dim] }], { seed: 23 }),
   };
 }
 
@@ -51,7 +40,8 @@ export function bitEqual(a: ort.Tensor, b: ort.Tensor): boolean {
   return true;
 }
 
-export { relError } from '../../src/runtime/timing';
+export { compareTensors, relError } from '../../src/runtime/compare';
+export { randomFloats } from '../../src/runtime/feeds';
 
 export function tmpDir(prefix = 'sdc-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
