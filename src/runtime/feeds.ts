@@ -21,17 +21,17 @@ import { Model } from '../ir/model';
 /** The timestep of input set `set` is TIMESTEPS[set % TIMESTEPS.length]. */
 export const TIMESTEPS: readonly number[] = [500, 0, 999];
 /** The seed when none is given (the golden ratio's bits; set 0 streams from it unchanged). */
-export const DEFAULT_SEED = 0x9e3779b9;
+const DEFAULT_SEED = 0x9e3779b9;
 
 /** Whether an input is a diffusion timestep, by name. */
-export const isTimestep = (name: string): boolean => /timestep|^t$/i.test(name);
+const isTimestep = (name: string): boolean => /timestep|^t$/i.test(name);
 
 /** The element types the generator fills (onnxruntime's names). */
 export const FEED_TYPES = ['float32', 'float16', 'float64', 'int64', 'int32', 'int16', 'int8', 'uint64', 'uint32', 'uint16', 'uint8', 'bool'] as const;
-export type FeedType = (typeof FEED_TYPES)[number];
+type FeedType = (typeof FEED_TYPES)[number];
 
 /** A deterministic xorshift32 stream: the one pseudo-random source of synthetic inputs. */
-export class Rng {
+class Rng {
   private s: number;
   constructor(seed: number) {
     this.s = seed >>> 0 || 1;
@@ -56,7 +56,7 @@ export class Rng {
 }
 
 /** The stream seed of input set `set`: distinct sets, distinct streams; set 0 is `seed` itself. */
-export const streamSeed = (seed: number, set: number): number => (seed ^ Math.imul(set, 7919)) >>> 0 || 1;
+const streamSeed = (seed: number, set: number): number => (seed ^ Math.imul(set, 7919)) >>> 0 || 1;
 
 export interface InputSpec {
   name: string;

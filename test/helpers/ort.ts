@@ -40,7 +40,7 @@ export function bitEqual(a: ort.Tensor, b: ort.Tensor): boolean {
   return true;
 }
 
-export { compareTensors, relError } from '../../src/runtime/compare';
+export { relError } from '../../src/runtime/compare';
 export { randomFloats } from '../../src/runtime/feeds';
 
 export function tmpDir(prefix = 'sdc-test-'): string {
