@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { compile, CompileOptions, CompileReport, toShapeMap, writeJsonAtomic } from '../compiler/compile';
 import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
-import { syntheticFeeds } from '../runtime/feeds';
+import { inputTypes, syntheticFeeds } from '../runtime/feeds';
 import { calibrate } from '../runtime/calibrate';
 import { openSession, webgpuUnavailable } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
@@ -49,7 +49,7 @@ export async function autotune(input: string, options: CompileOptions & { runs?:
   }
   // fp16: one calibration, by value name, serves every candidate
   if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) opts = { ...opts, ranges: (await calibrate(input, { shapes: opts.shapes })).ranges };
-  const feeds = syntheticFeeds(dims, new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])));
+  const feeds = syntheticFeeds(dims, inputTypes(inputs), input);
   if (!opts.output) throw new SdcError(input, 'max-autotune needs an output path');
   const output = opts.output;
   const outDir = path.dirname(path.resolve(output));

@@ -2,15 +2,31 @@ import * as ort from 'onnxruntime-node';
 import { ShapeSpec, toShapeMap } from '../compiler/compile';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
+import { ORT_TYPE, dtypeName } from '../ir/dtype';
+import { Value } from '../ir/graph';
+
+/** Each input's element type as onnxruntime names it (`float32`, `int64`), for syntheticFeeds. */
+export function inputTypes(inputs: Value[]): Map<string, string> {
+  return new Map(inputs.map((v) => [v.name, v.elemType === null ? 'of no declared type' : ORT_TYPE[v.elemType] ?? dtypeName(v.elemType)]));
+}
+
+/**
+ * Refuse, naming the model (`file`), an input syntheticFeeds cannot make: the model is the user's, so
+ * this is their mistake to hear about before anything compiles, not a crash.
+ */
+export function refuseUnfeedable(types: Map<string, string>, file: string): void {
+  for (const [name, type] of types) {
+    if (type !== 'float32') throw new SdcError(file, `input '${name}' is ${type}: sdc run, bench, inspect --placement and max-autotune feed synthetic float32 inputs only`);
+  }
+}
 
 /** Deterministic inputs of the given shapes (uniform in [-1, 1); an input named timestep gets 500). */
-export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>): Record<string, ort.Tensor> {
+export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>, file = ''): Record<string, ort.Tensor> {
+  refuseUnfeedable(new Map([...shapes.keys()].map((name) => [name, types.get(name) ?? 'float32'])), file);
   const feeds: Record<string, ort.Tensor> = {};
   let seed = 12345;
   for (const [name, dims] of shapes) {
     const n = dims.reduce((a, b) => a * b, 1);
-    const type = types.get(name) ?? 'float32';
-    if (type !== 'float32') throw new Error(`sdc run feeds float32 inputs only; '${name}' is ${type}`);
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       seed = (seed * 1103515245 + 12345) >>> 0;

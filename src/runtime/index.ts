@@ -8,7 +8,7 @@ import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { Mode, Precision, ValueRange } from '../rewrite/pass';
-import { TargetName } from '../targets';
+import { TARGETS, TargetName } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
@@ -110,6 +110,8 @@ export class SdcModel {
   static async load(modelPath: string, o: LoadOptions = {}): Promise<SdcModel> {
     const warn = o.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
     const source = path.resolve(modelPath);
+    // a name from the caller's code, not from our CLI's choices: refused here rather than probed as a provider
+    if (o.target !== undefined && !(TARGETS as string[]).includes(o.target)) throw new SdcError(modelPath, `unknown target '${o.target}' (choose ${TARGETS.join(', ')})`);
     const model = readModel(source);
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
