@@ -6,15 +6,19 @@ import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
 import { inputTypes, syntheticFeeds } from '../runtime/feeds';
 import { calibrate } from '../runtime/calibrate';
-import { openSession, webgpuUnavailable } from '../runtime/session';
+import { openSession, providerUnavailable } from '../runtime/session';
+import { TARGETS, targetTraits } from '../targets';
 import { alternateRuns, median } from '../runtime/timing';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
 
-/** The variants max-autotune times: the whole pipeline, and the same with fewer rewrites. */
-export const CANDIDATES: { name: string; passes: string[] | undefined; layout?: ProviderLayout; targets?: string[] }[] = [
+/**
+ * The variants max-autotune times: the whole pipeline, and the same with fewer rewrites. A candidate with
+ * a `layout` is timed only for a target whose provider takes that layout (traits' providerLayout).
+ */
+export const CANDIDATES: { name: string; passes: string[] | undefined; layout?: ProviderLayout }[] = [
   { name: 'all fusions', passes: undefined },
   // the WebGPU provider's NHWC Conv kernels cost Transposes but ran SD1.5 1.46x faster on an H200
-  { name: 'all fusions, NHWC layout', passes: undefined, layout: 'NHWC', targets: ['webgpu'] },
+  { name: 'all fusions, NHWC layout', passes: undefined, layout: 'NHWC' },
   { name: 'cleanup + attention', passes: ['cleanup', 'fuse-attention', 'cleanup', 'capture-hints'] },
   { name: 'cleanup only', passes: ['cleanup', 'capture-hints'] },
 ];
@@ -37,7 +41,9 @@ export interface AutotuneResult {
 export async function autotune(input: string, options: CompileOptions & { runs?: number; calibrate?: boolean }): Promise<CompileReport & { autotune: AutotuneResult }> {
   let opts = options;
   const target = opts.target ?? 'cpu';
-  if (target === 'cuda') throw new SdcError(input, 'max-autotune times candidates on the target, and onnxruntime-node here has no CUDA provider; use --mode default for cuda');
+  if (!(TARGETS as string[]).includes(target)) throw new SdcError('', `unknown target '${target}' (choose ${TARGETS.join(', ')})`);
+  const traits = targetTraits(target);
+  if (traits.untimeable) throw new SdcError(input, `max-autotune times candidates on the target, and ${traits.untimeable}; use --mode default for ${target}`);
   const model = readModel(input);
   const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
   const inputs = model.graph.inputs.filter((v) => !v.initializer);
@@ -56,7 +62,7 @@ export async function autotune(input: string, options: CompileOptions & { runs?:
   const work = fs.mkdtempSync(path.join(outDir, `.${path.basename(output)}.autotune-`));
   try {
     // Each candidate is specialized to the timed shapes (reduce-overhead's specialize-shapes first).
-    const built = CANDIDATES.filter((c) => !c.targets || c.targets.includes(target)).map((c, i) => {
+    const built = CANDIDATES.filter((c) => !c.layout || traits.providerLayout?.choices.includes(c.layout)).map((c, i) => {
       const file = path.join(work, String(i), path.basename(output));
       fs.mkdirSync(path.dirname(file));
       // with fp16 every candidate converts (before capture-hints, as the modes' pipelines do)
@@ -67,10 +73,10 @@ export async function autotune(input: string, options: CompileOptions & { runs?:
     });
     // A model compiled for the GPU may hold ops the CPU cannot run: without the provider, nothing is
     // timed and the full pipeline is kept, said once.
-    const missing = target === 'webgpu' ? await webgpuUnavailable() : null;
+    const missing = await providerUnavailable(target);
     let result: AutotuneResult;
     if (missing) {
-      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `the WebGPU provider could not start here (${missing}); kept '${built[0].name}' without timing` };
+      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `the ${traits.label} provider could not start here (${missing}); kept '${built[0].name}' without timing` };
       process.stderr.write(`sdc: ${result.untimed}\n`);
     } else {
       const sessions: ort.InferenceSession[] = [];

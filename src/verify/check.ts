@@ -9,9 +9,9 @@ import { DataType } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { openSession, webgpuF16Unavailable, webgpuUnavailable } from '../runtime/session';
+import { fp16Unavailable, openSession, providerUnavailable } from '../runtime/session';
 import { PRECISION_KEY } from '../passes/convert-fp16';
-import { Target, TargetName } from '../targets';
+import { Target, TargetName, targetTraits } from '../targets';
 import { lowerToCpu } from './lower';
 import { usingSwiftShader } from '../runtime/swiftshader';
 import { recommendedSession } from '../targets/session-options';
@@ -123,30 +123,33 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   let ranOn = 'cpu';
   let scratch: string | null = null;
 
-  const noGpu = o.target === 'webgpu' ? await webgpuCannotRun(compiledGraph) : null;
-  if (o.target === 'webgpu' && !noGpu) {
-    ranOn = 'webgpu';
+  // a device provider onnxruntime-node has (WebGPU) runs the output where it starts; one it lacks (CUDA) never does
+  const traits = targetTraits(o.target);
+  const onDevice = !traits.hostCpu && traits.nodeProvider;
+  const noGpu = onDevice ? await deviceCannotRun(o.target, compiledGraph) : null;
+  const onGpu = onDevice && !noGpu;
+  if (onGpu) {
+    ranOn = traits.provider;
     if (usingSwiftShader() && compiledGraph.graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
       // SwiftShader runs WebGPU's flash-attention kernel wrongly for queries ≥ 32 (docs/webgpu.md):
       // check everything else on the provider, with attention as its definition
       scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
       runFile = path.join(scratch, 'mha-lowered.onnx');
       lowerToCpu(compiled, runFile, ATTENTION_OPS);
-      ranOn = 'webgpu (SwiftShader; attention lowered)';
+      ranOn = `${traits.provider} (SwiftShader; attention lowered)`;
     }
   } else if (cpuLacks(compiled).length) {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
     runFile = path.join(scratch, 'lowered.onnx');
     lowerToCpu(compiled, runFile);
-    ranOn = `cpu (GPU-only ops lowered to CPU ops${noGpu ? `; WebGPU here: ${noGpu}` : ''})`;
+    ranOn = `cpu (GPU-only ops lowered to CPU ops${noGpu ? `; ${traits.label} here: ${noGpu}` : ''})`;
   } else if (noGpu) {
-    ranOn = `cpu (WebGPU here: ${noGpu})`;
+    ranOn = `cpu (${traits.label} here: ${noGpu})`;
   }
   const quiet = () => {};
   const a = await ort.InferenceSession.create(original, { executionProviders: ['cpu'], logSeverityLevel: 3 });
-  const onGpu = ranOn.startsWith('webgpu');
-  const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? 'webgpu' : 'cpu');
-  const b = (await openSession(runFile, onGpu ? 'webgpu' : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
+  const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? o.target : 'cpu');
+  const b = (await openSession(runFile, onGpu ? o.target : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
   let maxRel = 0;
   let meanRel = 0;
   try {
@@ -168,11 +171,11 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, tolerance, passed: maxRel <= tolerance };
 }
 
-/** Why the WebGPU provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
-async function webgpuCannotRun(model: Model): Promise<string | null> {
-  const why = await webgpuUnavailable();
+/** Why the target's provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
+async function deviceCannotRun(target: TargetName, model: Model): Promise<string | null> {
+  const why = await providerUnavailable(target);
   if (why) return why;
-  return model.getMetadata(PRECISION_KEY) === 'fp16' ? webgpuF16Unavailable() : null;
+  return model.getMetadata(PRECISION_KEY) === 'fp16' ? fp16Unavailable(target) : null;
 }
 
 /** The ops of the model in `file` that the CPU provider has no kernel for (`domain::op`). */
@@ -195,15 +198,17 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
   const needGpu = cpuLacks(staged.modelFile);
   const meta = readModel(staged.modelFile, { allowMissingData: true });
   // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
-  const noGpu = target === 'webgpu' ? await webgpuCannotRun(meta) : 'not a webgpu output';
-  const onGpu = !noGpu;
-  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel${target === 'webgpu' ? ` (and WebGPU here: ${noGpu})` : ''}` };
-  const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), 'webgpu').options.executionProviders : ['cpu'];
+  const traits = targetTraits(target);
+  const onDevice = !traits.hostCpu && traits.nodeProvider;
+  const noGpu = onDevice ? await deviceCannotRun(target, meta) : null;
+  const onGpu = onDevice && !noGpu;
+  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel${onDevice ? ` (and ${traits.label} here: ${noGpu})` : ''}` };
+  const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), target).options.executionProviders : ['cpu'];
   const open = (file: string) =>
     ort.InferenceSession.create(file, { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
   try {
     await open(staged.modelFile);
-    return { by: `onnxruntime ${onGpu ? 'webgpu' : 'cpu'}` };
+    return { by: `onnxruntime ${onGpu ? traits.provider : 'cpu'}` };
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
     try {
