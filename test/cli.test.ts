@@ -128,6 +128,23 @@ test('compile --check N verifies the output before writing it and says how', () 
   expect(sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '-1').status).toBe(2);
 });
 
+test('compile --mode max-autotune --check N loads and checks the kept candidate; a failed check exits 3, nothing written', () => {
+  const args = (out: string, ...extra: string[]) => ['compile', tinyPath('unet_sdpa_op17'), '-o', out, '--mode', 'max-autotune', '--shape', 'sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32', '--check', '2', ...extra];
+  const out = path.join(dir, 'tuned', 'x.onnx');
+  const r = sdc(...args(out));
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^verified before writing: onnxruntime cpu$/m);
+  expect(r.stdout).toMatch(/^check: 2 input sets at sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok$/m);
+  expect(r.stdout).toMatch(/^autotune \(median ms per run on cpu\): .*; kept: /m);
+  expect(fs.readdirSync(path.dirname(out))).toEqual(['x.onnx']);
+  // every candidate differs from the original by ~1e-6: a 1e-9 tolerance refuses whichever is kept
+  const bad = path.join(dir, 'tuned-refused', 'x.onnx');
+  const f = sdc(...args(bad, '--check-tolerance', '1e-9'));
+  expect(f.status).toBe(3);
+  expect(f.stderr).toMatch(/^sdc: \S*unet_sdpa_op17\.onnx: the compiled model differs from the original by \S+ \(max relative; tolerance 1e-9\) on cpu; nothing was written$/m);
+  expect(fs.existsSync(path.dirname(bad)) ? fs.readdirSync(path.dirname(bad)) : []).toEqual([]);
+});
+
 describe('what compile prints', () => {
   const model = () => tinyPath('unet_sdpa_op17');
   test('by default a short summary: nodes, time, memory, fused sites, op changes; no per-pass rows', () => {

@@ -236,17 +236,41 @@ export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: Check
  * An output beyond tolerance is refused (SdcError, exit code 3) and nothing is written.
  */
 export async function compileChecked(input: string, opts: CheckedCompileOptions): Promise<CheckedReport> {
+  const prepared = await prepareChecked(input, opts);
+  const { report, staged } = compileStaged(input, prepared.opts);
+  return commitChecked(input, report, staged, prepared);
+}
+
+/** The options every compile of a checked door runs with, and what preparing them measured. */
+export interface PreparedChecked {
+  opts: CheckedCompileOptions;
+  calibration?: CalibrationReport;
+}
+
+/**
+ * What a checked door does before it compiles: refuse a report path it would overwrite and a --check it
+ * cannot run, and with fp16 calibrate once. max-autotune calls this too, and compiles every candidate
+ * with the options it returns.
+ */
+export async function prepareChecked(input: string, opts: CheckedCompileOptions): Promise<PreparedChecked> {
   refuseReportPath(input, opts);
   if (opts.check && opts.ioTypes === 'fp16') throw new SdcError(input, '--check feeds the original\'s float32 inputs; it cannot run with --io-types fp16 (check with fp32 I/O, the computation is the same)');
-  let calibration: CalibrationReport | undefined;
   if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) {
     opts.progress?.step('calibrating value ranges (fp32, CPU)');
     const c = await calibrate(input, { shapes: opts.shapes });
-    opts = { ...opts, ranges: c.ranges };
-    calibration = c.report;
+    return { opts: { ...opts, ranges: c.ranges }, calibration: c.report };
   }
-  const { report, staged } = compileStaged(input, opts);
-  const out: CheckedReport = report;
+  return { opts };
+}
+
+/**
+ * A staged output (compileStaged's) → loaded in onnxruntime → with `check`, compared with the original →
+ * moved into place, or discarded if any step fails; then the report is written. The one end of every
+ * checked door: compileChecked, and max-autotune with its winner. `staged` null (dry run) checks nothing.
+ */
+export async function commitChecked<R extends CompileReport>(input: string, report: R, staged: StagedOutput | null, prepared: PreparedChecked): Promise<R & CheckedReport> {
+  const { opts, calibration } = prepared;
+  const out: R & CheckedReport = report;
   if (calibration) out.calibration = calibration;
   if (staged) {
     try {
