@@ -17,6 +17,7 @@ import { load } from '../src/runtime';
 import { renderMarkdown } from './report';
 import { saveModel } from '../src/onnx/write';
 import { gpuBench } from './gpu';
+import { TARGETS, TargetName, targetTraits } from '../src/targets';
 
 /**
  * `npm run bench [-- --quick]`: every figure side by side with its baseline in the same run, medians of
@@ -296,8 +297,10 @@ async function main(): Promise<void> {
   const cmp = process.argv.indexOf('--compare');
   if (cmp >= 0) return compareOnly(process.argv.slice(cmp + 1, cmp + 3));
   const target = process.argv.find((a) => a.startsWith('--target='))?.slice(9) ?? (process.argv.includes('--target') ? process.argv[process.argv.indexOf('--target') + 1] : 'cpu');
-  if (target === 'webgpu') return gpuBench(process.argv.slice(2), ROOT);
-  if (target !== 'cpu') throw new Error(`--target ${target}: the benchmark runs on cpu or webgpu`);
+  // the CPU suite below times on this host's CPU; bench/gpu.ts on the one device provider onnxruntime-node has here (WebGPU)
+  const traits = (TARGETS as string[]).includes(target) ? targetTraits(target as TargetName) : null;
+  if (!traits || traits.untimeable) throw new Error(`--target ${target}: the benchmark runs on ${TARGETS.filter((t) => !targetTraits(t).untimeable).join(' or ')}`);
+  if (!traits.hostCpu) return gpuBench(process.argv.slice(2), ROOT);
   const quick = process.argv.includes('--quick');
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));

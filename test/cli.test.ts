@@ -1,6 +1,9 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { DataType } from '../src/ir/dtype';
+import { ModelBuilder } from '../src/ir/builder';
+import { saveModel } from '../src/onnx/write';
 import { FIXTURES, TINY, tinyPath, tmpDir } from './helpers/ort';
 
 const dir = tmpDir();
@@ -125,6 +128,23 @@ test('compile --check N verifies the output before writing it and says how', () 
   expect(sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '-1').status).toBe(2);
 });
 
+test('compile --mode max-autotune --check N loads and checks the kept candidate; a failed check exits 3, nothing written', () => {
+  const args = (out: string, ...extra: string[]) => ['compile', tinyPath('unet_sdpa_op17'), '-o', out, '--mode', 'max-autotune', '--shape', 'sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32', '--check', '2', ...extra];
+  const out = path.join(dir, 'tuned', 'x.onnx');
+  const r = sdc(...args(out));
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^verified before writing: onnxruntime cpu$/m);
+  expect(r.stdout).toMatch(/^check: 2 input sets at sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok$/m);
+  expect(r.stdout).toMatch(/^autotune \(median ms per run on cpu\): .*; kept: /m);
+  expect(fs.readdirSync(path.dirname(out))).toEqual(['x.onnx']);
+  // every candidate differs from the original by ~1e-6: a 1e-9 tolerance refuses whichever is kept
+  const bad = path.join(dir, 'tuned-refused', 'x.onnx');
+  const f = sdc(...args(bad, '--check-tolerance', '1e-9'));
+  expect(f.status).toBe(3);
+  expect(f.stderr).toMatch(/^sdc: \S*unet_sdpa_op17\.onnx: the compiled model differs from the original by \S+ \(max relative; tolerance 1e-9\) on cpu; nothing was written$/m);
+  expect(fs.existsSync(path.dirname(bad)) ? fs.readdirSync(path.dirname(bad)) : []).toEqual([]);
+});
+
 describe('what compile prints', () => {
   const model = () => tinyPath('unet_sdpa_op17');
   test('by default a short summary: nodes, time, memory, fused sites, op changes; no per-pass rows', () => {
@@ -173,6 +193,34 @@ test('sdc run with dims the model cannot take: exit 2 naming the node, no stack'
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/contradicts the model at node '\/m\/up_blocks\.1\/Concat'/);
   expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+});
+
+describe("run and bench: the user's mistakes are one sdc: line naming the file, exit 2, no stack", () => {
+  const oneLine = (r: ReturnType<typeof sdc>) => {
+    expect(r.status).toBe(2);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    expect(r.stderr.match(/^sdc: /gm)).toHaveLength(1);
+  };
+
+  test.each(['run', 'bench'])('%s with a --shape that leaves inputs out names them, as compile does', (cmd) => {
+    const r = sdc(cmd, tinyPath('unet_sdpa_op17'), '--shape', 'sample=1x4x16x16', ...(cmd === 'run' ? ['--cache-dir', path.join(dir, 'partial-cache')] : []));
+    oneLine(r);
+    expect(r.stderr).toMatch(/^sdc: \S*unet_sdpa_op17\.onnx: --shape leaves 'timestep' \[batch\], 'encoder_hidden_states' \[batch, sequence, 32\] without dims; give every input's dims$/m);
+  });
+
+  test('run on a model with an input sdc cannot synthesize (int64) says which, before compiling', () => {
+    const b = new ModelBuilder();
+    const x = b.input('ids', [2], DataType.INT64);
+    b.output(b.op('Identity', [x]), [2], DataType.INT64);
+    const model = saveModel(b.model, path.join(dir, 'int64-input.onnx'));
+    const r = sdc('run', model, '--shape', 'ids=2', '--cache-dir', path.join(dir, 'int64-cache'));
+    oneLine(r);
+    expect(r.stderr).toMatch(/^sdc: \S*int64-input\.onnx: input 'ids' is int64: sdc run, bench, inspect --placement and max-autotune feed synthetic float32 inputs only$/m);
+  });
+
+  test('bench --runs 0 is refused, not a crash after the compile', () => {
+    oneLine(sdc('bench', tinyPath('unet_sdpa_op17'), '--shape', 'sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32', '--runs', '0'));
+  });
 });
 
 test('compile() from code: dryRun needs no output', async () => {

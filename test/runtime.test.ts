@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
+import { SdcError } from '../src/ir/errors';
 import { readModel } from '../src/onnx/read';
 import { load } from '../src/runtime';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
@@ -116,6 +117,11 @@ test('browser session options turn WebGPU graph capture on only for a capturable
   const off = webCaptureOptions({ capturable: false, blockers: ["input 'sample' has dynamic dims [batch, 4, height, width]"] });
   expect(off.options.enableGraphCapture).toBeUndefined();
   expect(off.reason).toMatch(/dynamic dims/);
+});
+
+test('load() with a target sdc does not know is refused naming the model, not probed as a provider', async () => {
+  await expect(load(MODEL, { target: 'tpu' as never, cacheDir: null })).rejects.toThrow(/unet_sdpa_op17\.onnx: unknown target 'tpu' \(choose cpu, webgpu, cuda\)/);
+  await expect(load(MODEL, { target: 'tpu' as never, cacheDir: null })).rejects.toBeInstanceOf(SdcError);
 });
 
 test('inputs of a shape the model cannot take are refused with the model and the dim named', async () => {

@@ -7,6 +7,7 @@ import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
 import { DiskCache, hashKey, sourceFingerprint, weightFiles } from '../runtime/cache';
 import { ORT_VERSION, webSessionOptions } from '../runtime/session';
+import { targetTraits } from '../targets';
 import { recommendedSession } from '../targets/session-options';
 import { compileChecked } from '../verify/check';
 import { ResolvedModelOptions } from './model-rules';
@@ -143,12 +144,14 @@ export class AssetCompiler {
 }
 
 /** Reads the compiled graph (not its weights) for the facts an app opens it with. */
-function assetInfo(model: string, options: ResolvedModelOptions): AssetInfo {
+export function assetInfo(model: string, options: ResolvedModelOptions): AssetInfo {
   const report = inspect(readModel(model, { allowMissingData: true }));
   let sessionOptions: Record<string, unknown>;
   let captureOptions: Record<string, unknown> | null = null;
   let reasons: string[];
-  if (options.target === 'webgpu') {
+  const traits = targetTraits(options.target);
+  // a provider onnxruntime-web can capture gets webSessionOptions: its layout and, where the graph allows, capture
+  if (traits.webCapture) {
     const web = webSessionOptions(report.metadata);
     const { enableGraphCapture, preferredOutputLocation, ...plain } = web.options;
     sessionOptions = plain;
@@ -157,7 +160,7 @@ function assetInfo(model: string, options: ResolvedModelOptions): AssetInfo {
   } else {
     const rec = recommendedSession((k) => report.metadata[k], options.target);
     // onnxruntime-web's CPU provider is called wasm; cuda output has no browser provider and keeps its name
-    const providers = options.target === 'cpu' ? ['wasm'] : rec.options.executionProviders;
+    const providers = traits.webProviders ?? rec.options.executionProviders;
     sessionOptions = { executionProviders: providers, graphOptimizationLevel: rec.options.graphOptimizationLevel };
     reasons = rec.reasons;
   }
@@ -171,6 +174,6 @@ function assetInfo(model: string, options: ResolvedModelOptions): AssetInfo {
     sessionOptions,
     captureOptions,
     reasons,
-    gpuFeatures: options.target === 'webgpu' && report.metadata['sdc.precision'] === 'fp16' ? ['shader-f16'] : [],
+    gpuFeatures: traits.fp16Feature && report.metadata['sdc.precision'] === 'fp16' ? [traits.fp16Feature] : [],
   };
 }

@@ -1,20 +1,25 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { compile, CompileOptions, CompileReport, toShapeMap, writeJsonAtomic } from '../compiler/compile';
+import { CompileReport, compileStaged, StagedOutput, toShapeMap } from '../compiler/compile';
 import { SdcError } from '../ir/errors';
 import { readModel } from '../onnx/read';
-import { syntheticFeeds } from '../runtime/feeds';
-import { calibrate } from '../runtime/calibrate';
-import { openSession, webgpuUnavailable } from '../runtime/session';
+import { inputTypes, syntheticFeeds } from '../runtime/feeds';
+import { openSession, providerUnavailable } from '../runtime/session';
+import { TARGETS, targetTraits } from '../targets';
 import { alternateRuns, median } from '../runtime/timing';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
+import { CheckedCompileOptions, CheckedReport, commitChecked, prepareChecked } from '../verify/check';
 
-/** The variants max-autotune times: the whole pipeline, and the same with fewer rewrites. */
-export const CANDIDATES: { name: string; passes: string[] | undefined; layout?: ProviderLayout; targets?: string[] }[] = [
+/**
+ * The variants max-autotune times: the whole pipeline, and the same with fewer rewrites. A candidate with
+ * a `layout` is timed only for a target whose provider takes that layout (traits' providerLayout).
+ */
+export const CANDIDATES: { name: string; passes: string[] | undefined; layout?: ProviderLayout }[] = [
   { name: 'all fusions', passes: undefined },
   // the WebGPU provider's NHWC Conv kernels cost Transposes but ran SD1.5 1.46x faster on an H200
-  { name: 'all fusions, NHWC layout', passes: undefined, layout: 'NHWC', targets: ['webgpu'] },
+  { name: 'all fusions, NHWC layout', passes: undefined, layout: 'NHWC' },
   { name: 'cleanup + attention', passes: ['cleanup', 'fuse-attention', 'cleanup', 'capture-hints'] },
   { name: 'cleanup only', passes: ['cleanup', 'capture-hints'] },
 ];
@@ -32,14 +37,19 @@ export interface AutotuneResult {
 /**
  * max-autotune: compile each candidate, time it on the target with inputs of the given shapes (runs
  * alternated between candidates, medians), and keep the fastest. Needs `shapes` unless the model is
- * static. The candidates are written beside the output and the loser files removed.
+ * static. Every candidate is staged beside the output (compileStaged); the winner then takes the path
+ * every checked door takes (commitChecked: onnxruntime load check, `check`, commit or discard), and
+ * the others are discarded. With `dryRun` the candidates are staged in a temporary folder and nothing
+ * is kept.
  */
-export async function autotune(input: string, options: CompileOptions & { runs?: number; calibrate?: boolean }): Promise<CompileReport & { autotune: AutotuneResult }> {
-  let opts = options;
-  const target = opts.target ?? 'cpu';
-  if (target === 'cuda') throw new SdcError(input, 'max-autotune times candidates on the target, and onnxruntime-node here has no CUDA provider; use --mode default for cuda');
+export async function autotune(input: string, options: CheckedCompileOptions & { runs?: number }): Promise<CheckedReport & { autotune: AutotuneResult }> {
+  const target = options.target ?? 'cpu';
+  if (!(TARGETS as string[]).includes(target)) throw new SdcError('', `unknown target '${target}' (choose ${TARGETS.join(', ')})`);
+  const traits = targetTraits(target);
+  if (traits.untimeable) throw new SdcError(input, `max-autotune times candidates on the target, and ${traits.untimeable}; use --mode default for ${target}`);
+  if (!options.output && !options.dryRun) throw new SdcError(input, 'max-autotune needs an output path (or dryRun)');
   const model = readModel(input);
-  const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
+  const shapes = options.shapes ? toShapeMap(options.shapes, input, model) : null;
   const inputs = model.graph.inputs.filter((v) => !v.initializer);
   const dims = new Map<string, number[]>();
   for (const v of inputs) {
@@ -47,57 +57,58 @@ export async function autotune(input: string, options: CompileOptions & { runs?:
     if (!s) throw new SdcError(input, `max-autotune times the model, so it needs every input's dims: give --shape (missing: ${v.name} [${(v.shape ?? []).join(', ')}])`);
     dims.set(v.name, s);
   }
+  const feeds = syntheticFeeds(dims, inputTypes(inputs), input);
   // fp16: one calibration, by value name, serves every candidate
-  if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) opts = { ...opts, ranges: (await calibrate(input, { shapes: opts.shapes })).ranges };
-  const feeds = syntheticFeeds(dims, new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])));
-  if (!opts.output) throw new SdcError(input, 'max-autotune needs an output path');
-  const output = opts.output;
-  const outDir = path.dirname(path.resolve(output));
-  const work = fs.mkdtempSync(path.join(outDir, `.${path.basename(output)}.autotune-`));
+  const prepared = await prepareChecked(input, options);
+  const opts = prepared.opts;
+  const scratch = opts.dryRun ? fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-autotune-')) : null;
+  const stageAt = scratch ? path.join(scratch, path.basename(opts.output ?? input)) : opts.output!;
+  const built: (typeof CANDIDATES[number] & { report: CompileReport; staged: StagedOutput })[] = [];
   try {
     // Each candidate is specialized to the timed shapes (reduce-overhead's specialize-shapes first).
-    const built = CANDIDATES.filter((c) => !c.targets || c.targets.includes(target)).map((c, i) => {
-      const file = path.join(work, String(i), path.basename(output));
-      fs.mkdirSync(path.dirname(file));
+    for (const c of CANDIDATES.filter((c) => !c.layout || traits.providerLayout?.choices.includes(c.layout))) {
       // with fp16 every candidate converts (before capture-hints, as the modes' pipelines do)
       const listed = c.passes && opts.precision === 'fp16' ? c.passes.flatMap((p) => (p === 'capture-hints' ? ['convert-fp16', p] : [p])) : c.passes;
       const passes = listed && shapes ? ['specialize-shapes', ...listed] : listed;
-      const report = compile(input, { ...opts, report: undefined, mode: shapes ? 'reduce-overhead' : 'default', shapes, passes, output: file, preferredLayout: c.layout ?? opts.preferredLayout });
-      return { ...c, file, report };
-    });
+      const { report, staged } = compileStaged(input, { ...opts, dryRun: false, mode: shapes ? 'reduce-overhead' : 'default', shapes, passes, output: stageAt, preferredLayout: c.layout ?? opts.preferredLayout });
+      built.push({ ...c, report, staged: staged! });
+    }
     // A model compiled for the GPU may hold ops the CPU cannot run: without the provider, nothing is
     // timed and the full pipeline is kept, said once.
-    const missing = target === 'webgpu' ? await webgpuUnavailable() : null;
+    const missing = await providerUnavailable(target);
     let result: AutotuneResult;
     if (missing) {
-      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `the WebGPU provider could not start here (${missing}); kept '${built[0].name}' without timing` };
+      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `the ${traits.label} provider could not start here (${missing}); kept '${built[0].name}' without timing` };
       process.stderr.write(`sdc: ${result.untimed}\n`);
     } else {
       const sessions: ort.InferenceSession[] = [];
       let provider = target as string;
-      for (const b of built) {
-        // each candidate opened as the runtime will open it (its recorded layout and level)
-        const meta = readModel(b.file, { allowMissingData: true });
-        const options = recommendedSession((k) => meta.getMetadata(k)).options as ort.InferenceSession.SessionOptions;
-        const opened = await openSession(b.file, target, options, (m) => process.stderr.write(`${m}\n`));
-        provider = opened.provider;
-        sessions.push(opened.session);
+      try {
+        for (const b of built) {
+          // each candidate opened as the runtime will open it (its recorded layout and level)
+          const meta = readModel(b.staged.modelFile, { allowMissingData: true });
+          const options = recommendedSession((k) => meta.getMetadata(k)).options as ort.InferenceSession.SessionOptions;
+          const opened = await openSession(b.staged.modelFile, target, options, (m) => process.stderr.write(`${m}\n`));
+          provider = opened.provider;
+          sessions.push(opened.session);
+        }
+        const times = await alternateRuns(sessions, feeds, options.runs ?? 7);
+        const candidates = built.map((b, i) => ({ name: b.name, runMs: Math.round(median(times[i]) * 10) / 10, nodes: b.report.nodesAfter }));
+        const best = candidates.reduce((a, b) => (b.runMs! < a.runMs! ? b : a));
+        result = { candidates, chosen: best.name, timedOn: provider };
+      } finally {
+        for (const s of sessions) await s.release();
       }
-      const times = await alternateRuns(sessions, feeds, opts.runs ?? 7);
-      for (const s of sessions) await s.release();
-      const candidates = built.map((b, i) => ({ name: b.name, runMs: Math.round(median(times[i]) * 10) / 10, nodes: b.report.nodesAfter }));
-      const best = candidates.reduce((a, b) => (b.runMs! < a.runMs! ? b : a));
-      result = { candidates, chosen: best.name, timedOn: provider };
     }
     const winner = built.find((b) => b.name === result.chosen)!;
-    // Move the winner (model, then its data file first) into place.
-    const data = `${winner.file}.data`;
-    if (fs.existsSync(data)) fs.renameSync(data, `${path.resolve(output)}.data`);
-    fs.renameSync(winner.file, path.resolve(output));
-    const report = { ...winner.report, mode: 'max-autotune' as const, output: path.resolve(output), dataFile: fs.existsSync(`${path.resolve(output)}.data`) ? `${path.resolve(output)}.data` : null, autotune: result };
-    if (opts.report) writeJsonAtomic(opts.report, report);
-    return report;
+    for (const b of built) if (b !== winner) b.staged.discard();
+    const report = { ...winner.report, mode: 'max-autotune' as const, autotune: result };
+    if (!scratch) return await commitChecked(input, report, winner.staged, prepared);
+    // a dry run keeps nothing: the report names the output as compile's dry run does, without weights
+    winner.staged.discard();
+    return await commitChecked(input, { ...report, output: path.resolve(opts.output ?? `${input}.sdc.onnx`), dataFile: null }, null, prepared);
   } finally {
-    fs.rmSync(work, { recursive: true, force: true });
+    for (const b of built) b.staged.discard();
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }

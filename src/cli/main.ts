@@ -192,6 +192,8 @@ async function parse(argv: string[]): Promise<number> {
           .example('$0 bench unet.onnx --shape sample=2x4x32x32,timestep=2,encoder_hidden_states=2x77x768', 'speed and session-creation ratios'),
       async (args) => {
         try {
+          if (!Number.isInteger(args.runs) || args.runs < 1) throw new SdcError('', `--runs takes a number of timed runs, at least 1 (got ${args.runs})`);
+          if (!Number.isInteger(args.check) || args.check < 0) throw new SdcError('', `--check takes a number of input sets (got ${args.check})`);
           process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs, mode: args.mode, check: args.check })) + '\n');
         } catch (e) {
           fail(e);

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { load } from '../runtime';
 import { openSession } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
-import { syntheticFeeds } from '../runtime/feeds';
+import { inputTypes, refuseUnfeedable, syntheticFeeds } from '../runtime/feeds';
 import { parseShapes } from '../compiler/compile';
 import { compileChecked } from '../verify/check';
 import { readModel } from '../onnx/read';
@@ -17,14 +17,18 @@ import { SdcError } from '../ir/errors';
 import { DataType } from '../ir/dtype';
 import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
 
+/** Every input's dims from --shape and its element type; a partial --shape is the user's mistake, said as compile says it. */
 function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, number[]>; types: Map<string, string> } {
   const m = readModel(model);
   const shapes = parseShapes(shapeSpec, model, m);
   const inputs = m.graph.inputs.filter((v) => !v.initializer);
   const missing = inputs.filter((v) => !shapes.has(v.name));
-  if (missing.length) throw new Error(`--shape must give every input; missing: ${missing.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}`);
-  return { shapes, types: new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])) };
+  if (missing.length) throw new SdcError(model, `--shape leaves ${missing.map((v) => `'${v.name}' [${(v.shape ?? []).join(', ')}]`).join(', ')} without dims; give every input's dims`);
+  const types = inputTypes(inputs);
+  refuseUnfeedable(types, model);
+  return { shapes, types };
 }
+
 
 function summarize(name: string, t: ort.Tensor): string {
   const d = t.data as Float32Array;
@@ -45,7 +49,7 @@ export async function runCommand(model: string, shapeSpec: string, o: { cacheDir
   const m = await load(model, { cacheDir: o.cacheDir, target: o.target, mode: o.mode });
   try {
     const t0 = performance.now();
-    const out = await m.run(syntheticFeeds(shapes, types));
+    const out = await m.run(syntheticFeeds(shapes, types, model));
     const ms = performance.now() - t0;
     const lines = Object.entries(out).map(([k, t]) => summarize(k, t));
     const s = m.stats();
@@ -64,7 +68,7 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
   try {
     const out = path.join(dir, 'model.onnx');
     const report = await compileChecked(model, { output: out, mode: o.mode, target: o.target, shapes: o.mode === 'reduce-overhead' ? shapes : null, check: o.check ?? 0 });
-    const feeds = syntheticFeeds(shapes, types);
+    const feeds = syntheticFeeds(shapes, types, model);
     const warn = (m: string) => process.stderr.write(`${m}\n`);
     // the original with the provider's defaults, the output as sdc recommends opening it (e.g. its WebGPU layout)
     const open = async (f: string, options: ort.InferenceSession.SessionOptions) => {
@@ -100,7 +104,7 @@ export async function placementCommand(
   const target = o.target ?? ((m.getMetadata('sdc.target') as TargetName | undefined) || 'webgpu');
   const inputs = m.graph.inputs.filter((v) => !v.initializer);
   const staticDims = new Map(inputs.filter((v) => v.shape?.every((d) => typeof d === 'number')).map((v) => [v.name, v.shape as number[]]));
-  const { shapes, types } = shapeSpec ? inputsOf(model, shapeSpec) : { shapes: staticDims, types: new Map(inputs.map((v) => [v.name, v.elemType === 1 ? 'float32' : `dtype ${v.elemType}`])) };
+  const { shapes, types } = shapeSpec ? inputsOf(model, shapeSpec) : { shapes: staticDims, types: inputTypes(inputs) };
   const dynamic = inputs.filter((v) => !shapes.has(v.name));
   if (dynamic.length) throw new SdcError(model, `has dynamic inputs (${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}): give --shape to run it`);
   const why = await providerUnavailable(target);
@@ -110,7 +114,7 @@ export async function placementCommand(
   }
   // an sdc output opens as sdc recommends; any other model with the provider's own defaults
   const rec = m.getMetadata('sdc.target') ? recommendedSession((k) => m.getMetadata(k), target) : { options: { executionProviders: [target] } };
-  const placement = await profilePlacement(model, syntheticFeeds(shapes, types), rec.options as ort.InferenceSession.SessionOptions);
+  const placement = await profilePlacement(model, syntheticFeeds(shapes, types, model), rec.options as ort.InferenceSession.SessionOptions);
   const facts = placement.cpuNodes.length ? analyzeShapes(m, m.graph) : null;
   const fallbacks = placement.cpuNodes.map((n) => ({ ...n, why: cpuReason(m, facts!, n.name, n.op, target) }));
   if (o.json) return JSON.stringify({ target, available: true, sessionOptions: rec.options, ...placement, cpuNodes: fallbacks }, null, 2);

@@ -147,8 +147,9 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
   stampMetadata(model, mode, target.name, passes);
   model.setMetadata(SESSION_LEVEL_KEY, opts.sessionLevel ?? 'all');
-  if (opts.preferredLayout && target.name !== 'webgpu') warnings.push(`--layout is a WebGPU provider option; it has no effect for ${target.name}`);
-  const layout = target.name === 'webgpu' ? opts.preferredLayout ?? defaultLayout(target.name) : null;
+  // only a provider that takes a layout option (WebGPU's preferredLayout) gets one recorded
+  if (opts.preferredLayout && !target.traits.providerLayout) warnings.push(`--layout is a WebGPU provider option; it has no effect for ${target.name}`);
+  const layout = target.traits.providerLayout ? opts.preferredLayout ?? defaultLayout(target.name) : null;
   if (layout) model.setMetadata(SESSION_LAYOUT_KEY, layout);
 
   progress.step('writing');

@@ -1,9 +1,25 @@
 import * as ort from 'onnxruntime-node';
 import { ShapeSpec, toShapeMap } from '../compiler/compile';
-import { DataType, ORT_TYPE } from '../ir/dtype';
+import { DataType, ORT_TYPE, dtypeName } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { toHalfBits } from '../ir/half';
 import { Model } from '../ir/model';
+import { Value } from '../ir/graph';
+
+/** Each input's element type as onnxruntime names it (`float32`, `int64`), for syntheticFeeds. */
+export function inputTypes(inputs: Value[]): Map<string, string> {
+  return new Map(inputs.map((v) => [v.name, v.elemType === null ? 'of no declared type' : ORT_TYPE[v.elemType] ?? dtypeName(v.elemType)]));
+}
+
+/**
+ * Refuse, naming the model (`file`), an input syntheticFeeds cannot make: the model is the user's, so
+ * this is their mistake to hear about before anything compiles, not a crash.
+ */
+export function refuseUnfeedable(types: Map<string, string>, file: string): void {
+  for (const [name, type] of types) {
+    if (!(FEED_TYPES as readonly string[]).includes(type)) throw new SdcError(file, `input '${name}' is ${type}: sdc run, bench, inspect --placement and max-autotune make synthetic inputs of types ${FEED_TYPES.join(', ')} only`);
+  }
+}
 
 /*
  * The one generator of synthetic inputs: `--check`, fp16 calibration, `sdc run` / `sdc bench` /
@@ -133,7 +149,8 @@ export function randomFloats(n: number, seed = 1): Float32Array {
  * Input set 0 (timestep 500) at the given dims: `sdc run`, `sdc bench`, max-autotune and the benchmarks.
  * `types` maps input names to onnxruntime type names (float32 where absent).
  */
-export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>): Record<string, ort.Tensor> {
+export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>, file = ''): Record<string, ort.Tensor> {
+  refuseUnfeedable(new Map([...shapes.keys()].map((name) => [name, types.get(name) ?? 'float32'])), file);
   return syntheticInputs([...shapes].map(([name, dims]) => ({ name, type: types.get(name) ?? 'float32', dims })));
 }
 

@@ -8,12 +8,12 @@ import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
 import { Mode, Precision, ValueRange } from '../rewrite/pass';
-import { TargetName } from '../targets';
+import { TARGETS, TargetName, targetTraits } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
-import { ORT_VERSION, openSession, providerUnavailable, webgpuF16Unavailable } from './session';
+import { ORT_VERSION, fp16Unavailable, openSession, providerUnavailable } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
 export interface LoadOptions {
@@ -110,6 +110,8 @@ export class SdcModel {
   static async load(modelPath: string, o: LoadOptions = {}): Promise<SdcModel> {
     const warn = o.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
     const source = path.resolve(modelPath);
+    // a name from the caller's code, not from our CLI's choices: refused here rather than probed as a provider
+    if (o.target !== undefined && !(TARGETS as string[]).includes(o.target)) throw new SdcError(modelPath, `unknown target '${o.target}' (choose ${TARGETS.join(', ')})`);
     const model = readModel(source);
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
@@ -120,14 +122,14 @@ export class SdcModel {
     // (BiasSplitGelu, NhwcConv), so without the provider the model is compiled for the CPU.
     const why = await providerUnavailable(target);
     if (why) {
-      fallbacks.push(`the ${target === 'webgpu' ? 'WebGPU' : target.toUpperCase()} provider cannot start here (${why}); compiling for and running on the CPU instead`);
+      fallbacks.push(`the ${targetTraits(target).label} provider cannot start here (${why}); compiling for and running on the CPU instead`);
       target = 'cpu';
     }
     // WebGPU computes float16 only where the adapter has shader-f16 (software adapters and some GPUs lack
     // it): there the GPU in float32 beats giving the GPU up
-    const f16 = target === 'webgpu' && precision === 'fp16' ? await webgpuF16Unavailable() : null;
+    const f16 = precision === 'fp16' ? await fp16Unavailable(target) : null;
     if (f16) {
-      fallbacks.push(`fp16 was asked for, but ${f16}: compiling float32 for WebGPU instead`);
+      fallbacks.push(`fp16 was asked for, but ${f16}: compiling float32 for ${targetTraits(target).label} instead`);
       precision = 'fp32';
     }
     for (const f of fallbacks) warn(`sdc: ${f}`);
@@ -243,7 +245,8 @@ export class SdcModel {
       const mode = key === GENERIC ? 'default' : 'reduce-overhead';
       const fp16 = this.opts.precision === 'fp16' ? { ranges: await this.measureRanges(feeds), keepFp32: this.opts.keepFp32 } : {};
       const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
-      if (this.opts.target !== 'cpu') {
+      // a device model is cached as sdc wrote it; finalizeForCpu's rewrites are for this host's CPU provider
+      if (!targetTraits(this.opts.target).hostCpu) {
         this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
         return;
       }

@@ -40,6 +40,9 @@ const SHORT: Record<string, string> = {
   CUDAExecutionProvider: 'cuda',
 };
 
+/** onnxruntime's CPU provider (provider names, not targets): where every node a device provider leaves runs. */
+const CPU_EP = SHORT.CPUExecutionProvider;
+
 /** Placement from onnxruntime's profiler trace (the JSON array `enableProfiling` writes). */
 export function placementFromTrace(events: TraceEvent[], provider: string): Placement {
   const p: Placement = { provider, kernels: 0, byProvider: {}, byOp: {}, cpuNodes: [], memcpy: 0, dispatches: 0, transposes: 0 };
@@ -52,8 +55,8 @@ export function placementFromTrace(events: TraceEvent[], provider: string): Plac
     const k = `${where}:${op}`;
     p.byOp[k] = (p.byOp[k] ?? 0) + 1;
     if (op.startsWith('Memcpy')) p.memcpy++;
-    else if (where === 'cpu' && provider !== 'cpu') p.cpuNodes.push({ name: e.name.slice(0, -'_kernel_time'.length), op });
-    else if (where !== 'cpu' && !NO_DISPATCH.has(op)) p.dispatches++;
+    else if (where === CPU_EP && provider !== CPU_EP) p.cpuNodes.push({ name: e.name.slice(0, -'_kernel_time'.length), op });
+    else if (where !== CPU_EP && !NO_DISPATCH.has(op)) p.dispatches++;
     if (op === 'Transpose') p.transposes++;
   }
   return p;

@@ -4,14 +4,14 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../ir/builder';
 import { DataType } from '../ir/dtype';
-import { TargetName } from '../targets';
+import { TARGETS, TargetName, targetTraits } from '../targets';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
 import { saveModel } from '../onnx/write';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
 
-/** The onnxruntime execution provider each target runs on: adding a target adds its name here. */
-const PROVIDER: Record<TargetName, string> = { cpu: 'cpu', webgpu: 'webgpu', cuda: 'cuda' };
+/** The onnxruntime execution provider each target runs on (its row in targets/traits.ts). */
+const PROVIDER = Object.fromEntries(TARGETS.map((t) => [t, targetTraits(t).provider])) as Record<TargetName, string>;
 
 const probes = new Map<TargetName, Promise<string | null>>();
 
@@ -21,7 +21,7 @@ const probes = new Map<TargetName, Promise<string | null>>();
  * onnxruntime-node without CUDA, ...).
  */
 export function providerUnavailable(target: TargetName): Promise<string | null> {
-  if (target === 'cpu') return Promise.resolve(null);
+  if (targetTraits(target).hostCpu) return Promise.resolve(null);
   let probe = probes.get(target);
   if (!probe) {
     probe = (async () => {
@@ -52,17 +52,21 @@ export function providerUnavailable(target: TargetName): Promise<string | null> 
 
 export const webgpuUnavailable = () => providerUnavailable('webgpu');
 
-let f16Probe: Promise<string | null> | null = null;
+const f16Probes = new Map<TargetName, Promise<string | null>>();
 
 /**
- * Can the WebGPU provider run float16 here? It needs the adapter's `shader-f16` (SwiftShader has none:
- * session creation fails with "requires f16 but the device does not support it"). Null when it can (or
- * when WebGPU itself cannot start: webgpuUnavailable says that), else why not. Probed once per process
- * with a one-node fp16 model, run once (some kernels compile their shaders at the first run).
+ * Can the target's provider run float16 here? WebGPU needs the adapter's `shader-f16` (its trait
+ * `fp16Feature`; SwiftShader has none: session creation fails with "requires f16 but the device does not
+ * support it"). Null when it can, when the target needs no feature, or when the provider itself cannot
+ * start (providerUnavailable says that); else why not. Probed once per process and target with a
+ * one-node fp16 model, run once (some kernels compile their shaders at the first run).
  */
-export function webgpuF16Unavailable(): Promise<string | null> {
-  f16Probe ??= (async () => {
-    if (await webgpuUnavailable()) return null;
+export function fp16Unavailable(target: TargetName): Promise<string | null> {
+  const traits = targetTraits(target);
+  if (!traits.fp16Feature) return Promise.resolve(null);
+  let probe = f16Probes.get(target);
+  probe ??= (async () => {
+    if (await providerUnavailable(target)) return null;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
     try {
       const b = new ModelBuilder();
@@ -72,7 +76,7 @@ export function webgpuF16Unavailable(): Promise<string | null> {
       const level = ort.env.logLevel;
       ort.env.logLevel = 'fatal';
       try {
-        const s = await ort.InferenceSession.create(file, { executionProviders: ['webgpu'], logSeverityLevel: 4 });
+        const s = await ort.InferenceSession.create(file, { executionProviders: [traits.provider], logSeverityLevel: 4 });
         await s.run({ x: new ort.Tensor('float16', new Uint16Array(4), [2, 2]) });
         await s.release();
       } finally {
@@ -81,13 +85,16 @@ export function webgpuF16Unavailable(): Promise<string | null> {
       return null;
     } catch (e) {
       const why = (e as Error).message.split('\n')[0];
-      return /f16|float16|shader-f16/i.test(why) ? 'the WebGPU adapter has no shader-f16' : why;
+      return /f16|float16|shader-f16/i.test(why) ? `the ${traits.label} adapter has no ${traits.fp16Feature}` : why;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   })();
-  return f16Probe;
+  f16Probes.set(target, probe);
+  return probe;
 }
+
+export const webgpuF16Unavailable = () => fp16Unavailable('webgpu');
 
 /**
  * Open an onnxruntime session for a target. A provider that cannot start makes session creation throw
@@ -100,7 +107,7 @@ export async function openSession(
   warn: (msg: string) => void,
 ): Promise<{ session: ort.InferenceSession; provider: string }> {
   const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...options };
-  if (target !== 'cpu') {
+  if (!targetTraits(target).hostCpu) {
     const why = await providerUnavailable(target);
     // the caller's provider entry carries provider options (the WebGPU layout); else the bare name
     const providers = options.executionProviders?.length ? options.executionProviders : [PROVIDER[target]];

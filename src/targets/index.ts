@@ -4,7 +4,7 @@ import { KERNELS, Kernel, Layout, TARGETS, TargetName } from './kernels';
 import { TargetTraits, targetTraits } from './traits';
 
 export { KERNELS, TARGETS, TargetName, Kernel } from './kernels';
-export { TargetTraits } from './traits';
+export { TargetTraits, targetTraits } from './traits';
 
 /** What a rule is about to emit, for `Target.accepts`: the main input's element type, sizes, layout. */
 export interface KernelUse {

@@ -1,4 +1,5 @@
 import { TargetName } from './kernels';
+import { TRAITS, TargetTraits, targetTraits } from './traits';
 
 /**
  * How to open a compiled model: what sdc records in its metadata and what a runtime (ours, or an app
@@ -12,12 +13,11 @@ export type ProviderLayout = 'NCHW' | 'NHWC';
 export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
 /**
- * The WebGPU provider's default layout, NHWC, wraps every NCHW Conv in two Transposes (measured:
- * 66 of the tiny UNet's 78 Transposes). sdc emits NCHW graphs for webgpu, so NCHW is the default;
- * max-autotune may record NHWC where a real GPU times it faster.
+ * The provider layout sdc records for a target whose provider takes one (traits.ts says which, and why
+ * WebGPU's is NCHW); null for the others.
  */
 export function defaultLayout(target: TargetName): ProviderLayout | null {
-  return target === 'webgpu' ? 'NCHW' : null;
+  return targetTraits(target).providerLayout?.default ?? null;
 }
 
 export interface RecommendedSession {
@@ -38,13 +38,16 @@ export function recommendedSession(metadata: (key: string) => string | undefined
   const rawLevel = metadata(SESSION_LEVEL_KEY);
   const level = LEVELS.includes(rawLevel as OptimizationLevel) ? (rawLevel as OptimizationLevel) : 'all';
   const reasons = [`graphOptimizationLevel '${level}'${rawLevel ? ' (recorded by sdc)' : ' (onnxruntime default)'}`];
-  if (t !== 'webgpu') return { options: { executionProviders: [t], graphOptimizationLevel: level }, reasons };
+  // the metadata is the model's: a target this sdc does not know is passed on as its provider's name
+  const traits = (TRAITS as Partial<Record<string, TargetTraits>>)[t];
+  const choices = traits?.providerLayout;
+  if (!traits || !choices) return { options: { executionProviders: [traits?.provider ?? t], graphOptimizationLevel: level }, reasons };
   const recorded = metadata(SESSION_LAYOUT_KEY);
-  const layout: ProviderLayout = recorded === 'NHWC' || recorded === 'NCHW' ? recorded : defaultLayout(t)!;
+  const layout = choices.choices.includes(recorded as ProviderLayout) ? (recorded as ProviderLayout) : choices.default;
   reasons.push(
     recorded
-      ? `WebGPU preferredLayout '${layout}' (recorded by sdc)`
-      : `WebGPU preferredLayout '${layout}': the graph's Convs are NCHW; NHWC would wrap each in Transposes`,
+      ? `${traits.label} preferredLayout '${layout}' (recorded by sdc)`
+      : `${traits.label} preferredLayout '${layout}': the graph's Convs are NCHW; NHWC would wrap each in Transposes`,
   );
-  return { options: { executionProviders: [{ name: 'webgpu', preferredLayout: layout }], graphOptimizationLevel: level }, reasons };
+  return { options: { executionProviders: [{ name: traits.provider, preferredLayout: layout }], graphOptimizationLevel: level }, reasons };
 }

@@ -26,12 +26,21 @@ export interface TargetTraits {
   webProviders: string[] | null;
   /** Why sdc cannot time candidates on this target from onnxruntime-node (max-autotune); null: it can. */
   untimeable: string | null;
+  /**
+   * onnxruntime-node as sdc installs it has this provider (where the device exists): the load check and
+   * --check run the output on it. false (cuda: .npmrc skips the CUDA binaries): GPU-only ops are lowered
+   * to CPU ops and checked there.
+   */
+  nodeProvider: boolean;
+  /** onnxruntime-web can capture the provider's graph (enableGraphCapture, GPU-resident inputs and outputs). */
+  webCapture: boolean;
 }
 
-const TRAITS: Record<TargetName, TargetTraits> = {
+export const TRAITS: Record<TargetName, TargetTraits> = {
   cpu: {
     provider: 'cpu', label: 'CPU', hostCpu: true, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: ['wasm'], untimeable: null,
+    nodeProvider: true, webCapture: false,
   },
   webgpu: {
     provider: 'webgpu', label: 'WebGPU', hostCpu: false, dispatchBound: true,
@@ -39,11 +48,13 @@ const TRAITS: Record<TargetName, TargetTraits> = {
     // sdc emits NCHW graphs, so NCHW is the default; max-autotune may record NHWC where a GPU times it faster
     providerLayout: { default: 'NCHW', choices: ['NCHW', 'NHWC'] },
     fp16Feature: 'shader-f16', maxStorageBuffers: 8, webProviders: ['webgpu'], untimeable: null,
+    nodeProvider: true, webCapture: true,
   },
   cuda: {
     provider: 'cuda', label: 'CUDA', hostCpu: false, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: null,
     untimeable: 'onnxruntime-node here has no CUDA provider',
+    nodeProvider: false, webCapture: false,
   },
 };
 

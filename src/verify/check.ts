@@ -9,9 +9,9 @@ import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedO
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { openSession, webgpuF16Unavailable, webgpuUnavailable } from '../runtime/session';
+import { fp16Unavailable, openSession, providerUnavailable } from '../runtime/session';
 import { PRECISION_KEY } from '../passes/convert-fp16';
-import { Target, TargetName } from '../targets';
+import { Target, TargetName, targetTraits } from '../targets';
 import { lowerToCpu } from './lower';
 import { usingSwiftShader } from '../runtime/swiftshader';
 import { recommendedSession } from '../targets/session-options';
@@ -77,30 +77,33 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   let ranOn = 'cpu';
   let scratch: string | null = null;
 
-  const noGpu = o.target === 'webgpu' ? await webgpuCannotRun(compiledGraph) : null;
-  if (o.target === 'webgpu' && !noGpu) {
-    ranOn = 'webgpu';
+  // a device provider onnxruntime-node has (WebGPU) runs the output where it starts; one it lacks (CUDA) never does
+  const traits = targetTraits(o.target);
+  const onDevice = !traits.hostCpu && traits.nodeProvider;
+  const noGpu = onDevice ? await deviceCannotRun(o.target, compiledGraph) : null;
+  const onGpu = onDevice && !noGpu;
+  if (onGpu) {
+    ranOn = traits.provider;
     if (usingSwiftShader() && compiledGraph.graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
       // SwiftShader runs WebGPU's flash-attention kernel wrongly for queries ≥ 32 (docs/webgpu.md):
       // check everything else on the provider, with attention as its definition
       scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
       runFile = path.join(scratch, 'mha-lowered.onnx');
       lowerToCpu(compiled, runFile, ATTENTION_OPS);
-      ranOn = 'webgpu (SwiftShader; attention lowered)';
+      ranOn = `${traits.provider} (SwiftShader; attention lowered)`;
     }
   } else if (cpuLacks(compiled).length) {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
     runFile = path.join(scratch, 'lowered.onnx');
     lowerToCpu(compiled, runFile);
-    ranOn = `cpu (GPU-only ops lowered to CPU ops${noGpu ? `; WebGPU here: ${noGpu}` : ''})`;
+    ranOn = `cpu (GPU-only ops lowered to CPU ops${noGpu ? `; ${traits.label} here: ${noGpu}` : ''})`;
   } else if (noGpu) {
-    ranOn = `cpu (WebGPU here: ${noGpu})`;
+    ranOn = `cpu (${traits.label} here: ${noGpu})`;
   }
   const quiet = () => {};
   const a = await ort.InferenceSession.create(original, { executionProviders: ['cpu'], logSeverityLevel: 3 });
-  const onGpu = ranOn.startsWith('webgpu');
-  const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? 'webgpu' : 'cpu');
-  const b = (await openSession(runFile, onGpu ? 'webgpu' : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
+  const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? o.target : 'cpu');
+  const b = (await openSession(runFile, onGpu ? o.target : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
   let maxRel = 0;
   let meanRel = 0;
   let nonFinite = 0;
@@ -133,11 +136,11 @@ function checkNote(c: CheckReport): string {
   return `--check: the original's outputs held ${c.nonFinite} NaN or infinite value${c.nonFinite === 1 ? '' : 's'} over ${c.sets} input set${c.sets === 1 ? '' : 's'}; the compiled model's matched each, position by position, and the relative bound (max rel ${c.maxRel.toExponential(2)}) covers the finite values only`;
 }
 
-/** Why the WebGPU provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
-async function webgpuCannotRun(model: Model): Promise<string | null> {
-  const why = await webgpuUnavailable();
+/** Why the target's provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
+async function deviceCannotRun(target: TargetName, model: Model): Promise<string | null> {
+  const why = await providerUnavailable(target);
   if (why) return why;
-  return model.getMetadata(PRECISION_KEY) === 'fp16' ? webgpuF16Unavailable() : null;
+  return model.getMetadata(PRECISION_KEY) === 'fp16' ? fp16Unavailable(target) : null;
 }
 
 /** The ops of the model in `file` that the CPU provider has no kernel for (`domain::op`). */
@@ -160,15 +163,17 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
   const needGpu = cpuLacks(staged.modelFile);
   const meta = readModel(staged.modelFile, { allowMissingData: true });
   // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
-  const noGpu = target === 'webgpu' ? await webgpuCannotRun(meta) : 'not a webgpu output';
-  const onGpu = !noGpu;
-  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel${target === 'webgpu' ? ` (and WebGPU here: ${noGpu})` : ''}` };
-  const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), 'webgpu').options.executionProviders : ['cpu'];
+  const traits = targetTraits(target);
+  const onDevice = !traits.hostCpu && traits.nodeProvider;
+  const noGpu = onDevice ? await deviceCannotRun(target, meta) : null;
+  const onGpu = onDevice && !noGpu;
+  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel${onDevice ? ` (and ${traits.label} here: ${noGpu})` : ''}` };
+  const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), target).options.executionProviders : ['cpu'];
   const open = (file: string) =>
     ort.InferenceSession.create(file, { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
   try {
     await open(staged.modelFile);
-    return { by: `onnxruntime ${onGpu ? 'webgpu' : 'cpu'}` };
+    return { by: `onnxruntime ${onGpu ? traits.provider : 'cpu'}` };
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
     try {
@@ -196,17 +201,41 @@ export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: Check
  * An output beyond tolerance is refused (SdcError, exit code 3) and nothing is written.
  */
 export async function compileChecked(input: string, opts: CheckedCompileOptions): Promise<CheckedReport> {
+  const prepared = await prepareChecked(input, opts);
+  const { report, staged } = compileStaged(input, prepared.opts);
+  return commitChecked(input, report, staged, prepared);
+}
+
+/** The options every compile of a checked door runs with, and what preparing them measured. */
+export interface PreparedChecked {
+  opts: CheckedCompileOptions;
+  calibration?: CalibrationReport;
+}
+
+/**
+ * What a checked door does before it compiles: refuse a report path it would overwrite and a --check it
+ * cannot run, and with fp16 calibrate once. max-autotune calls this too, and compiles every candidate
+ * with the options it returns.
+ */
+export async function prepareChecked(input: string, opts: CheckedCompileOptions): Promise<PreparedChecked> {
   refuseReportPath(input, opts);
   if (opts.check && opts.ioTypes === 'fp16') throw new SdcError(input, '--check feeds the original\'s float32 inputs; it cannot run with --io-types fp16 (check with fp32 I/O, the computation is the same)');
-  let calibration: CalibrationReport | undefined;
   if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) {
     opts.progress?.step('calibrating value ranges (fp32, CPU)');
     const c = await calibrate(input, { shapes: opts.shapes });
-    opts = { ...opts, ranges: c.ranges };
-    calibration = c.report;
+    return { opts: { ...opts, ranges: c.ranges }, calibration: c.report };
   }
-  const { report, staged } = compileStaged(input, opts);
-  const out: CheckedReport = report;
+  return { opts };
+}
+
+/**
+ * A staged output (compileStaged's) → loaded in onnxruntime → with `check`, compared with the original →
+ * moved into place, or discarded if any step fails; then the report is written. The one end of every
+ * checked door: compileChecked, and max-autotune with its winner. `staged` null (dry run) checks nothing.
+ */
+export async function commitChecked<R extends CompileReport>(input: string, report: R, staged: StagedOutput | null, prepared: PreparedChecked): Promise<R & CheckedReport> {
+  const { opts, calibration } = prepared;
+  const out: R & CheckedReport = report;
   if (calibration) out.calibration = calibration;
   if (staged) {
     try {
