@@ -31,7 +31,8 @@ function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, numbe
 
 
 function summarize(name: string, t: ort.Tensor): string {
-  const d = t.data as Float32Array;
+  // int64 outputs hold bigints, bool outputs 0/1 bytes: summarized as numbers like the rest
+  const d = Array.from(t.data as ArrayLike<number | bigint>, Number);
   let min = Infinity, max = -Infinity, sum = 0, sq = 0;
   for (const x of d) {
     min = Math.min(min, x);
