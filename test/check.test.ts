@@ -17,8 +17,10 @@ test.each(CASES)('--check passes the real tiny %s compiled for %s, and says wher
   expect(r.check).toMatchObject({ sets: 2, derivedDims: !dynamo, passed: true });
   expect(r.check!.maxRel).toBeLessThan(1e-4);
   expect(r.check!.dims.sample).toEqual(dynamo ? [2, 4, 32, 32] : [1, 4, 8, 8]);
-  const webgpu = target === 'webgpu' && !(await webgpuUnavailable());
-  expect(r.check!.ranOn).toEqual(target === 'cuda' ? 'cpu (GPU-only ops lowered to CPU ops)' : webgpu ? expect.stringMatching(/^webgpu/) : 'cpu');
+  const why = target === 'webgpu' ? await webgpuUnavailable() : null;
+  const webgpu = target === 'webgpu' && !why;
+  // without an adapter a webgpu output is checked on the CPU, and the report says why
+  expect(r.check!.ranOn).toEqual(target === 'cuda' ? 'cpu (GPU-only ops lowered to CPU ops)' : webgpu ? expect.stringMatching(/^webgpu/) : why ? `cpu (WebGPU here: ${why})` : 'cpu');
   if (target === 'cuda') expect(r.loaded!.by).toMatch(/^structure only: .*NhwcConv.* no CPU kernel/);
   else if (target === 'webgpu') expect(r.loaded!.by).toMatch(webgpu ? /^onnxruntime webgpu$/ : /^structure only: .*no CPU kernel|^onnxruntime cpu$/);
   else expect(r.loaded!.by).toBe('onnxruntime cpu');
