@@ -2,6 +2,7 @@
 module.exports = {
   testEnvironment: '<rootDir>/test/environment.js',
   globalSetup: '<rootDir>/test/global-setup.js',
+  globalTeardown: '<rootDir>/test/global-teardown.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: [...(process.env.SDC_E2E ? [] : ['/test/e2e/']), ...(process.env.SDC_BROWSER ? [] : ['/test/browser/'])],

@@ -2,6 +2,7 @@
 // rebuild: build first whenever a source is newer than the build, so no test runs stale code.
 const { execSync } = require('child_process');
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
@@ -24,6 +25,9 @@ module.exports = async () => {
     execSync('npm run build', { cwd: root, stdio: 'inherit' });
     fs.utimesSync(built, new Date(), new Date());
   }
+  // tiny UNets compiled once per run, shared by the test files and workers (test/helpers/compiled.ts);
+  // test/global-teardown.js removes it
+  process.env.SDC_TEST_COMPILED = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-test-compiled-'));
   // Test files run in vm contexts whose process.env is a copy: the Vulkan loader reads the real
   // environment, so SwiftShader is chosen here, before any worker starts (webgpu.test.ts).
   require(path.join(root, 'dist', 'src', 'runtime', 'swiftshader.js')).useSwiftShader();

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../src/compiler/compile';
 import { lowerToCpu } from '../src/verify/lower';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { compiledTiny } from './helpers/compiled';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -14,8 +14,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
  */
 describe.each(TINY)('tiny %s', (name) => {
   test.each(['cuda', 'webgpu'] as const)('%s output, lowered to CPU ops, equals the original within 1e-4', async (target) => {
-    const out = path.join(dir, `${name}.${target}.onnx`);
-    compile(tinyPath(name), { output: out, target });
+    const { file: out } = compiledTiny(name, { target });
     const lowered = path.join(dir, `${name}.${target}.lowered.onnx`);
     const n = lowerToCpu(out, lowered);
     if (target === 'cuda') expect(n).toBeGreaterThanOrEqual(31 + 46); // (Skip)GroupNorms and NhwcConvs
