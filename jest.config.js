@@ -1,10 +1,18 @@
-/** Tests run the TypeScript sources through swc (fast, no type check); `npm test` type-checks with tsc first. */
+/**
+ * Tests run the TypeScript sources through swc (fast, no type check); `npm test` type-checks with tsc first.
+ * `npm test` is the fast suite: every test/ file outside full/, e2e/ and browser/. test/full/ (the slow
+ * checks: every conformance case, the real WebGPU provider, the GPU benchmark, the bundlers) runs under
+ * SDC_FULL=1 (`npm run test:full`), test/e2e/ under SDC_E2E=1, test/browser/ under SDC_BROWSER=1.
+ */
+const ignored = [['SDC_FULL', '/test/full/'], ['SDC_E2E', '/test/e2e/'], ['SDC_BROWSER', '/test/browser/']];
+
 module.exports = {
   testEnvironment: '<rootDir>/test/environment.js',
   globalSetup: '<rootDir>/test/global-setup.js',
+  globalTeardown: '<rootDir>/test/global-teardown.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  testPathIgnorePatterns: [...(process.env.SDC_E2E ? [] : ['/test/e2e/']), ...(process.env.SDC_BROWSER ? [] : ['/test/browser/'])],
+  testPathIgnorePatterns: ignored.filter(([env]) => !process.env[env]).map(([, dir]) => dir),
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   // Jest runs every module in a vm context, where each read of a global (Math, Map, Float32Array...) goes
   // through the context's interceptors: sdc's passes, the reader and calibration ran 5-50x slower than

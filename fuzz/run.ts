@@ -9,7 +9,7 @@ import { Rng, mutant, seeds, tryLoad } from './mutate';
  * `npm run fuzz -- [--seconds N] [--seed S] [--shallow]`: mutate the fixtures' models for N seconds
  * (default 60), load each mutant, and compile what loads (unless --shallow); every input must load or
  * fail with SdcError. What fails otherwise is kept in fuzz/corpus/ (the bytes and the error), which
- * `npm test` replays.
+ * `npm run test:full` replays (test/full/fuzz.test.ts).
  */
 function main(): void {
   const arg = (name: string, dflt: number) => {

@@ -6,30 +6,14 @@ import { ModelBuilder } from '../src/ir/builder';
 import { saveModel } from '../src/onnx/write';
 import { checkOutput, compileChecked } from '../src/verify/check';
 import { erfGeluGraph } from './helpers/graphs';
-import { webgpuUnavailable } from '../src/runtime/session';
-import { TINY, tinyPath, tmpDir } from './helpers/ort';
+import { tinyPath, tmpDir } from './helpers/ort';
+import { FAST_PAIRS, expectChecked } from './helpers/tiny';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const CASES = TINY.flatMap((style) => (['cpu', 'webgpu', 'cuda'] as const).map((target) => [style, target] as const));
-test.each(CASES)('--check passes the real tiny %s compiled for %s, and says where it ran', async (style, target) => {
-  const out = path.join(dir, style, target, 'unet.onnx');
-  const r = await compileChecked(tinyPath(style), { output: out, target, check: 2 });
-  const dynamo = style === 'unet_dynamo_op18'; // static export: checked at its own dims
-  expect(r.check).toMatchObject({ sets: 2, derivedDims: !dynamo, passed: true });
-  expect(r.check!.maxRel).toBeLessThan(1e-4);
-  expect(r.check!.dims.sample).toEqual(dynamo ? [2, 4, 32, 32] : [1, 4, 8, 8]);
-  const why = target === 'webgpu' ? await webgpuUnavailable() : null;
-  const webgpu = target === 'webgpu' && !why;
-  // without an adapter a webgpu output is checked on the CPU, and the report says why
-  expect(r.check!.ranOn).toEqual(target === 'cuda' ? 'cpu (GPU-only ops lowered to CPU ops)' : webgpu ? expect.stringMatching(/^webgpu/) : why ? `cpu (WebGPU here: ${why})` : 'cpu');
-  if (target === 'cuda') expect(r.loaded!.by).toMatch(/^structure only: .*NhwcConv.* no CPU kernel/);
-  else if (target === 'webgpu') expect(r.loaded!.by).toMatch(webgpu ? /^onnxruntime webgpu$/ : /^structure only: .*no CPU kernel|^onnxruntime cpu$/);
-  else expect(r.loaded!.by).toBe('onnxruntime cpu');
-  expect(fs.existsSync(out)).toBe(true);
-  expect(fs.readdirSync(path.dirname(out))).toEqual(['unet.onnx']); // no staging folder left behind
-});
+// every model on cpu, every target on sdpa; the other pairs: test/full/tiny-cross-product.test.ts
+test.each(FAST_PAIRS)('--check passes the real tiny %s compiled for %s, and says where it ran', (style, target) => expectChecked(style, target, dir));
 
 test('--check at given shapes uses them', async () => {
   const r = await compileChecked(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'shaped.onnx'), check: 1, shapes: 'sample=2x4x16x16,timestep=2,encoder_hidden_states=2x5x32' });

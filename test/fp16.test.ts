@@ -8,21 +8,11 @@ import { ModelBuilder } from '../src/ir/builder';
 import { fromHalfBits, toHalfBits } from '../src/ir/half';
 import { readModel } from '../src/onnx/read';
 import { saveModel } from '../src/onnx/write';
-import { TINY, randomFloats, relError, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { randomFloats, relError, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { FAST_PAIRS, expectFp16, run, weightBytes } from './helpers/tiny';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-async function run(file: string, feeds: Record<string, ort.Tensor>): Promise<ort.Tensor> {
-  const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], logSeverityLevel: 3 });
-  try {
-    return Object.values(await s.run(feeds))[0] as ort.Tensor;
-  } finally {
-    await s.release();
-  }
-}
-
-const weightBytes = (file: string) => readModel(file, { allowMissingData: true }).graph.initializers().reduce((s, v) => s + v.initializer!.byteLength, 0);
 
 test('float16 bits round to nearest even, saturate to Inf and keep NaN', () => {
   for (const x of [0, 1, -2, 0.1, 65504, 1e-5, 6e-8, 3.14159]) expect(Math.abs(fromHalfBits(toHalfBits(x)) - x)).toBeLessThanOrEqual(Math.abs(x) * 2 ** -11 + 2 ** -25);
@@ -31,24 +21,8 @@ test('float16 bits round to nearest even, saturate to Inf and keep NaN', () => {
   expect(toHalfBits(1 + 2 ** -11)).toBe(0x3c00); // a tie rounds to the even neighbour
 });
 
-describe.each(TINY)('tiny %s in fp16', (name) => {
-  test.each(['cpu', 'webgpu', 'cuda'] as const)('for %s: float32 I/O, no Cast→Cast, at most 52%% of the weight bytes; on the CPU within 2e-2 at t = 0, 500, 999', async (target) => {
-    const out = path.join(dir, `${name}.${target}.fp16.onnx`);
-    const r = compile(tinyPath(name), { output: out, target, precision: 'fp16' });
-    const m = readModel(out);
-    for (const v of [...m.graph.inputs.filter((x) => !x.initializer), ...m.graph.outputs]) expect(v.elemType).toBe(DataType.FLOAT);
-    for (const n of m.graph.nodes) if (n.opType === 'Cast') expect(n.inputs[0]!.producer?.opType).not.toBe('Cast');
-    expect(weightBytes(out)).toBeLessThanOrEqual(0.52 * weightBytes(tinyPath(name)));
-    expect(r.explanations.some((e) => e.pass === 'convert-fp16' && /Sin|Cos|argument/.test(e.reason ?? ''))).toBe(true);
-    if (target !== 'cpu') return; // GPU-only ops: the numbers are the CPU output's
-    for (const [seed, t] of [[1, 0], [2, 500], [3, 999]]) {
-      const feeds = unetFeeds(2, 32, 16, 32);
-      feeds.sample = new ort.Tensor('float32', randomFloats(2 * 4 * 32 * 32, seed), [2, 4, 32, 32]);
-      feeds.timestep = new ort.Tensor('float32', Float32Array.from([t, t]), [2]);
-      expect(relError(await run(tinyPath(name), feeds), await run(out, feeds))).toBeLessThan(2e-2);
-    }
-  });
-});
+// every model for cpu, every target for sdpa; the other pairs: test/full/tiny-cross-product.test.ts
+test.each(FAST_PAIRS)('tiny %s in fp16 for %s: float32 I/O, no Cast→Cast, at most 52%% of the weight bytes; on the CPU within 2e-2 at t = 0, 500, 999', (name, target) => expectFp16(name, target, dir));
 
 test('an intermediate beyond 65504 keeps its region float32 and the output finite; a second conversion changes nothing', async () => {
   const b = new ModelBuilder();

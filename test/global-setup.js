@@ -1,7 +1,8 @@
 // Tests that spawn the CLI (bin/sdc) or a child process run dist/, which `npx jest` alone does not
 // rebuild: build first whenever a source is newer than the build, so no test runs stale code.
-const { execSync } = require('child_process');
+const { execSync, spawnSync } = require('child_process');
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
@@ -24,7 +25,29 @@ module.exports = async () => {
     execSync('npm run build', { cwd: root, stdio: 'inherit' });
     fs.utimesSync(built, new Date(), new Date());
   }
-  // Test files run in vm contexts whose process.env is a copy: the Vulkan loader reads the real
-  // environment, so SwiftShader is chosen here, before any worker starts (webgpu.test.ts).
-  require(path.join(root, 'dist', 'src', 'runtime', 'swiftshader.js')).useSwiftShader();
+  // tiny UNets compiled once per run, shared by the test files and workers (test/helpers/compiled.ts);
+  // test/global-teardown.js removes it
+  process.env.SDC_TEST_COMPILED = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-test-compiled-'));
+  // The suites that hold real-provider WebGPU tests (test:full, test:e2e, test:browser) run them on
+  // SwiftShader where there is no GPU: the Vulkan loader reads the real environment, so it is chosen
+  // here, before any worker starts. `npm test` leaves WebGPU to a real adapter: on SwiftShader every
+  // WebGPU call of a tiny UNet takes 10-20 s, and the doors that fall back to the CPU without one are
+  // what the fast suite checks.
+  const realProviderSuite = ['SDC_FULL', 'SDC_E2E', 'SDC_BROWSER'].some((k) => process.env[k]);
+  if (realProviderSuite) require(path.join(root, 'dist', 'src', 'runtime', 'swiftshader.js')).useSwiftShader();
+  // Probe the WebGPU provider once, in a child process (this one never opens a device), and hand the
+  // answer to the test files (test/helpers/webgpu.ts): each worker copies process.env when it starts.
+  const session = path.join(root, 'dist', 'src', 'runtime', 'session.js');
+  const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(session)}).webgpuUnavailable().then((why) => process.stdout.write(JSON.stringify(why)))`], { encoding: 'utf8', env: process.env });
+  let why;
+  try {
+    why = JSON.parse(probe.stdout);
+  } catch {
+    why = `the probe failed: ${(probe.stderr || String(probe.error)).trim().split('\n').pop()}`;
+  }
+  process.env.SDC_WEBGPU_MISSING = why ?? '';
+  if (why && realProviderSuite) {
+    const required = process.env.SDC_REQUIRE_WEBGPU === '1';
+    process.stderr.write(`\njest: the WebGPU provider cannot start here (${why}): the WebGPU tests ${required ? 'fail (SDC_REQUIRE_WEBGPU=1)' : 'are skipped'}; apt-get install -y chromium libvulkan1 to run them on SwiftShader\n`);
+  }
 };

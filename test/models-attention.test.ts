@@ -3,14 +3,14 @@ import * as path from 'path';
 import { compile } from '../src/compiler/compile';
 import { TargetName } from '../src/targets';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { compiledTiny } from './helpers/compiled';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe.each(TINY)('tiny %s', (name) => {
   test('12 of 12 attention sites fused for cpu; outputs within 1e-4 at sequence 16 and 77', async () => {
-    const out = path.join(dir, `${name}.onnx`);
-    const r = compile(tinyPath(name), { output: out, mode: 'default', target: 'cpu' });
+    const { file: out, report: r } = compiledTiny(name, { mode: 'default', target: 'cpu' });
     expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(12);
     expect(r.opsAfter['ai.onnx::Softmax'] ?? 0).toBe(0);
     expect(r.explanations.filter((e) => e.pass === 'fuse-attention' && e.status === 'applied')).toHaveLength(12);
@@ -25,7 +25,7 @@ describe.each(TINY)('tiny %s', (name) => {
 });
 
 test.each(['webgpu', 'cuda'] as TargetName[])('target %s also gets fused attention (it has kernels there)', (target) => {
-  const r = compile(tinyPath('unet_sdpa_op17'), { output: path.join(dir, `${target}.onnx`), mode: 'default', target });
+  const { report: r } = compiledTiny('unet_sdpa_op17', { mode: 'default', target });
   // on webgpu the 6 self-attentions become packed com.microsoft Attention, the 6 cross-attentions stay MHA
   expect(r.opsAfter['com.microsoft::MultiHeadAttention']).toBe(target === 'webgpu' ? 6 : 12);
   expect(r.opsAfter['com.microsoft::Attention'] ?? 0).toBe(target === 'webgpu' ? 6 : 0);

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../src/compiler/compile';
 import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { compiledTiny } from './helpers/compiled';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -12,8 +13,7 @@ const sizesFor = (name: string): [number, number, number][] =>
 
 describe.each(TINY)('tiny %s', (name) => {
   test('default cleanup: fewer nodes, outputs within 1e-5 at every shape', async () => {
-    const out = path.join(dir, `${name}.default.onnx`);
-    const r = compile(tinyPath(name), { output: out, mode: 'default' });
+    const { file: out, report: r } = compiledTiny(name, { mode: 'default' });
     expect(r.nodesAfter).toBeLessThan(r.nodesBefore);
     for (const [b, s, seq] of sizesFor(name)) {
       const feeds = unetFeeds(b, s, seq, 32);
@@ -23,8 +23,7 @@ describe.each(TINY)('tiny %s', (name) => {
   });
 
   test('reduce-overhead with a static shape key: no Shape op left, outputs within 1e-5', async () => {
-    const out = path.join(dir, `${name}.static.onnx`);
-    const r = compile(tinyPath(name), { output: out, mode: 'reduce-overhead', shapes: 'sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32' });
+    const { file: out, report: r } = compiledTiny(name, { mode: 'reduce-overhead', shapes: 'sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32' });
     expect(r.opsAfter['ai.onnx::Shape'] ?? 0).toBe(0);
     expect(r.nodesAfter).toBeLessThan(r.nodesBefore);
     const feeds = unetFeeds(2, 32, 16, 32);

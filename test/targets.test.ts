@@ -1,12 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compile } from '../src/compiler/compile';
 import { renderFusionTable } from '../src/passes';
 import { KERNELS, TARGETS, Target, renderTargetTable } from '../src/targets';
-import { TINY, relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
-
-const dir = tmpDir();
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+import { TINY, relError, runModel, tinyPath, unetFeeds } from './helpers/ort';
+import { compiledTiny } from './helpers/compiled';
 
 test('docs/targets.md shows the kernel table and the fusion table the compiler uses (npm run docs renders them)', () => {
   const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'targets.md'), 'utf8');
@@ -16,7 +13,7 @@ test('docs/targets.md shows the kernel table and the fusion table the compiler u
 
 describe.each(TINY)('tiny %s', (name) => {
   test.each(TARGETS)('target %s: every contrib or fused op in the output is in the table for that target', (target) => {
-    const r = compile(tinyPath(name), { output: path.join(dir, `${name}.${target}.onnx`), target });
+    const { report: r } = compiledTiny(name, { target });
     for (const op of Object.keys(r.opsAfter)) {
       const [domain, name] = op.split('::');
       expect({ op, runs: new Target(target).runs(domain === 'ai.onnx' ? '' : domain, name) }).toEqual({ op, runs: true });
@@ -33,16 +30,15 @@ describe.each(TINY)('tiny %s', (name) => {
   });
 
   test('the cpu output runs on the CPU provider with the original numbers', async () => {
-    const out = path.join(dir, `${name}.cpu.run.onnx`);
-    compile(tinyPath(name), { output: out, target: 'cpu' });
+    const { file: out } = compiledTiny(name, { target: 'cpu' });
     const feeds = unetFeeds(2, 32, 16, 32);
     expect(relError((await runModel(tinyPath(name), feeds)).out_sample, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
   });
 });
 
 test('cuda output keeps no pair of Transposes that cancel', () => {
-  const r = compile(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'cuda-pairs.onnx'), target: 'cuda' });
-  const m = require('../src/onnx/read').readModel(path.join(dir, 'cuda-pairs.onnx'));
+  const { file, report: r } = compiledTiny('unet_sdpa_op17', { target: 'cuda' });
+  const m = require('../src/onnx/read').readModel(file);
   let cancelling = 0;
   for (const n of m.graph.nodes) {
     if (n.opType !== 'Transpose') continue;

@@ -7,7 +7,7 @@ import { readModel } from '../../src/onnx/read';
 import { profilePlacement } from '../../src/runtime/placement';
 import { recommendedSession } from '../../src/targets/session-options';
 import { tmpDir, unetFeeds } from '../helpers/ort';
-import { webgpuForTests } from '../helpers/webgpu';
+import { gpuTest } from '../helpers/webgpu';
 
 const dir = tmpDir('sdc-e2e-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -18,8 +18,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
  * dispatches (the exported model opened with the provider's defaults), with nothing on the CPU, no
  * copies and no Transposes beyond the graph's own (docs/webgpu.md).
  */
-test('SD1.5 reduce-overhead for webgpu: ≤ 40% of the dispatches, 0 CPU nodes, 0 copies', async () => {
-  if (!(await webgpuForTests())) return;
+gpuTest('SD1.5 reduce-overhead for webgpu: ≤ 40% of the dispatches, 0 CPU nodes, 0 copies', async () => {
   const src = sd15Model('sdpa_op17');
   const feeds = unetFeeds(1, 8, 77, 768);
   const exported = await profilePlacement(src, feeds, { executionProviders: ['webgpu'] });

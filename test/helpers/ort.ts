@@ -7,13 +7,38 @@ import { syntheticInputs } from '../../src/runtime/feeds';
 export type Feeds = Record<string, ort.Tensor>;
 export type Outputs = Record<string, ort.Tensor>;
 
+/**
+ * The sessions of fixture models (never written to), one per file and options in each test file: most
+ * tests compare an output with the original, and opening a tiny UNet costs ~1 s of onnxruntime's graph
+ * optimization, many times the run. Released after the test file.
+ */
+const fixtureSessions = new Map<string, Promise<ort.InferenceSession>>();
+afterAll(async () => {
+  const open = [...fixtureSessions.values()];
+  fixtureSessions.clear();
+  for (const s of open) await (await s).release();
+});
+
+async function session(file: string, opts: ort.InferenceSession.SessionOptions): Promise<{ s: ort.InferenceSession; shared: boolean }> {
+  const options = { logSeverityLevel: 3, ...opts } as ort.InferenceSession.SessionOptions;
+  if (!path.resolve(file).startsWith(FIXTURES + path.sep)) return { s: await ort.InferenceSession.create(file, options), shared: false };
+  const key = `${path.resolve(file)}\0${JSON.stringify(options)}`;
+  let s = fixtureSessions.get(key);
+  if (!s) {
+    s = ort.InferenceSession.create(file, options);
+    fixtureSessions.set(key, s);
+    s.catch(() => fixtureSessions.delete(key));
+  }
+  return { s: await s, shared: true };
+}
+
 export async function runModel(file: string, feeds: Feeds, opts: ort.InferenceSession.SessionOptions = {}): Promise<Outputs> {
-  const s = await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...opts });
+  const { s, shared } = await session(file, opts);
   try {
     const wanted = Object.fromEntries(Object.entries(feeds).filter(([k]) => s.inputNames.includes(k)));
     return (await s.run(wanted)) as Outputs;
   } finally {
-    await s.release();
+    if (!shared) await s.release();
   }
 }
 
