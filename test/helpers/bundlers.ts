@@ -20,7 +20,7 @@ export const run = promisify(execFile);
 export const dir = tmpDir('sdc-bundlers-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-export interface ImportObject {
+interface ImportObject {
   url: string;
   externalData: { path: string; data: string }[];
   inputs: { name: string; dims: (number | string)[] }[];
@@ -71,7 +71,7 @@ export async function build(bundler: string, proj: string, out: string, options:
 }
 
 /** The file an import object's URL points to inside the build output. */
-export function fileOf(url: string, out: string): string {
+function fileOf(url: string, out: string): string {
   if (url.startsWith('file:')) return fileURLToPath(url);
   return path.join(out, url.replace(/^\.?\//, ''));
 }

@@ -33,7 +33,7 @@ export function conformanceCases(): Case[] {
  * The first data set of a case as onnxruntime tensors, or null when an input is not a plain tensor
  * (sequences, optionals, unsupported dtypes): such cases are outside what the harness can feed.
  */
-export function loadDataSet(c: Case, inputNames: string[], outputNames: string[]): { feeds: Record<string, ort.Tensor>; expected: Record<string, ort.Tensor> } | null {
+function loadDataSet(c: Case, inputNames: string[], outputNames: string[]): { feeds: Record<string, ort.Tensor>; expected: Record<string, ort.Tensor> } | null {
   const ds = path.join(c.dir, 'test_data_set_0');
   if (!fs.existsSync(ds)) return null;
   const load = (prefix: string, names: string[]) => {
@@ -88,7 +88,7 @@ function closeTo(a: ort.Tensor, b: ort.Tensor, rtol = 1e-3, atol = 1e-3): boolea
 }
 
 /** Run a model on a case's data set: 'pass', 'fail' (wrong numbers), or 'error' (onnxruntime refused). */
-export async function runCase(model: string | Uint8Array, c: Case): Promise<'pass' | 'fail' | 'error' | 'unfeedable'> {
+async function runCase(model: string | Uint8Array, c: Case): Promise<'pass' | 'fail' | 'error' | 'unfeedable'> {
   let s: ort.InferenceSession;
   try {
     s = await ort.InferenceSession.create(model as string, { logSeverityLevel: 4 });

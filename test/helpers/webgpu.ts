@@ -5,7 +5,7 @@
  */
 const probed = process.env.SDC_WEBGPU_MISSING;
 if (probed === undefined) throw new Error("test/global-setup.js has not probed WebGPU: run the tests with this repository's jest.config.js");
-export const webgpuMissing: string | null = probed || null;
+const webgpuMissing: string | null = probed || null;
 
 const required = process.env.SDC_REQUIRE_WEBGPU === '1';
 const failure = () => new Error(`SDC_REQUIRE_WEBGPU=1 but the WebGPU provider cannot start: ${webgpuMissing} (apt-get install -y chromium libvulkan1)`);
