@@ -83,4 +83,4 @@ gpuTest('npm run bench -- --target webgpu --quick writes the GPU page with every
   const specialized = sdc.find((v) => v.name === 'sdc reduce-overhead')!;
   expect(specialized.placement!.cpuNodes).toEqual([]);
   expect(specialized.placement!.memcpy).toBe(0);
-}, 600000);
+}, 1800000); // 5-10 minutes on SwiftShader on a shared 2-core machine
