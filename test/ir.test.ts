@@ -102,3 +102,29 @@ test('traceBack stops at a Reshape or Mul whose traced input is omitted (a damag
   expect(traceBack(b.op('Transpose', [scaled], { perm: [1, 0] })).source).toBe(scaled);
   expect(traceBack(x).steps).toEqual([]);
 });
+
+test('removeNode detaches at once and leaves `nodes` at its next read, keeping the order of the rest', () => {
+  const g = new Graph('chain');
+  const x = g.newValue('x');
+  g.inputs.push(x);
+  let v = x;
+  const chain = [];
+  for (let i = 0; i < 6; i++) {
+    const n = g.addNode({ op: 'Relu', inputs: [v], outputs: [`r${i}`] });
+    chain.push(n);
+    v = n.outputs[0];
+  }
+  const walked = g.nodes;
+  g.removeNode(chain[1]);
+  g.removeNodes([chain[3], chain[4]]);
+  // the producer link and the use are gone at once; a walk over the old array still sees the node
+  expect(chain[1].outputs[0].producer).toBeNull();
+  expect(chain[0].outputs[0].uses).toEqual([]);
+  expect(g.contains(chain[1])).toBe(false);
+  expect(walked).toContain(chain[1]);
+  expect(g.nodes.map((n) => n.name)).toEqual([chain[0], chain[2], chain[5]].map((n) => n.name));
+  // a node added after removals lands after the survivors
+  const tail = g.addNode({ op: 'Relu', inputs: [v], outputs: ['tail'] });
+  g.removeNode(chain[0]);
+  expect(g.nodes).toEqual([chain[2], chain[5], tail]);
+});

@@ -188,7 +188,23 @@ export interface NewNode {
 }
 
 export class Graph {
-  nodes: Node[] = [];
+  private nodeList: Node[] = [];
+  /**
+   * The live nodes in order. Removed nodes leave the list lazily (removeNode is O(1)); the first read after
+   * removals filters them out once, so a pass that removes k nodes while walking pays O(N), not O(k·N).
+   * A walk over an array read before a removal still sees the removed node: check `contains(n)`.
+   */
+  get nodes(): Node[] {
+    if (this.dirty) {
+      this.nodeList = this.nodeList.filter((n) => !n.detached);
+      this.dirty = false;
+    }
+    return this.nodeList;
+  }
+  set nodes(nodes: Node[]) {
+    this.nodeList = nodes;
+    this.dirty = nodes.some((n) => n.detached);
+  }
   inputs: Value[] = [];
   outputs: Value[] = [];
   values = new Map<string, Value>();
@@ -267,44 +283,34 @@ export class Graph {
     return name;
   }
 
-  /** Detach a node: its inputs lose this use; its outputs lose their producer (and must be unused or redefined). */
+  /**
+   * Detach a node: its inputs lose this use; its outputs lose their producer (and must be unused or
+   * redefined). O(1) in the graph's size: `nodes` drops it at its next read.
+   */
   removeNode(node: Node): void {
-    node.detached = true;
-    node.inputs.forEach((v, i) => {
-      if (v) removeUse(v, node, i);
-    });
-    for (const o of node.outputs) if (o.producer === node) o.producer = null;
-    const i = this.nodes.indexOf(node);
-    if (i >= 0) this.nodes.splice(i, 1);
+    this.erase(node);
   }
 
   /** Remove many nodes at once (linear time, for passes that delete thousands). */
   removeNodes(nodes: Iterable<Node>): void {
-    const dead = new Set(nodes);
-    if (dead.size === 0) return;
-    for (const node of dead) {
-      node.detached = true;
-      node.inputs.forEach((v, i) => {
-        if (v) removeUse(v, node, i);
-      });
-      for (const o of node.outputs) if (o.producer === node) o.producer = null;
-    }
-    this.nodes = this.nodes.filter((n) => !dead.has(n));
+    for (const node of nodes) this.erase(node);
   }
 
-  private erased = new Set<Node>();
+  /** Whether some node was removed since `nodes` was last filtered. */
+  private dirty = false;
 
   /**
    * Detach a node now (its inputs lose this use, its outputs their producer) and drop it from `nodes` at
-   * the next compact(): constant time per node, for drivers that erase many while walking `nodes`.
+   * its next read: constant time per node, for drivers that erase many while walking `nodes`.
    */
   erase(node: Node): void {
+    if (node.detached) return;
     node.detached = true;
     node.inputs.forEach((v, i) => {
       if (v) removeUse(v, node, i);
     });
     for (const o of node.outputs) if (o.producer === node) o.producer = null;
-    this.erased.add(node);
+    this.dirty = true;
   }
 
   /** Whether `node` is one of this graph's nodes (not removed or erased): O(1), unlike `nodes.includes`. */
@@ -313,13 +319,11 @@ export class Graph {
   }
 
   isErased(node: Node): boolean {
-    return this.erased.has(node);
+    return node.graph === this && node.detached;
   }
 
   compact(): void {
-    if (!this.erased.size) return;
-    this.nodes = this.nodes.filter((n) => !this.erased.has(n));
-    this.erased.clear();
+    void this.nodes;
   }
 
   setInput(node: Node, index: number, v: Value | null): void {

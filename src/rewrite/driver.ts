@@ -91,8 +91,11 @@ export function applyRuleSet(set: RuleSet, root: Graph, pctx: PassContext): Pass
       };
       ctx.shapes = { get: (v) => (analysis ??= analyzeShapes(pctx.model, g)).get(original(v)) };
       let rewrites = 0;
-      for (let i = g.nodes.length - 1; i >= 0; i--) {
-        const n = g.nodes[i];
+      // a snapshot: erasing filters `g.nodes` into a new array at its next read, and this walk must not
+      // shift under its own rewrites (nodes added in the round are matched in the next one)
+      const nodes = g.nodes;
+      for (let i = nodes.length - 1; i >= 0; i--) {
+        const n = nodes[i];
         for (const r of rulesAt(n)) {
           if (g.isErased(n)) break;
           tracer.reset();
