@@ -16,3 +16,7 @@ export { autotune, AutotuneResult } from './autotune/autotune';
 export { compileAssets, AssetOptions, AssetResult } from './assets/compile-assets';
 export { AssetCompiler, AssetInfo, CompiledAsset, defaultAssetCacheDir, SdcModelAsset } from './assets/asset-compiler';
 export { ModelOptions, ModelRule, ResolvedModelOptions, optionsFor, validateModelOptions } from './assets/model-rules';
+export { compilePipeline, PipelineCompileOptions, PipelineReport, ComponentReport } from './pipeline/compile-pipeline';
+export { readPipeline, isPipelineDir, Pipeline, Component, Role } from './pipeline/layout';
+export { planDims, PipelineShape, DimPlan, ComponentDims, DimOverrides } from './pipeline/dims';
+export { loadPipeline, SdcPipeline } from './pipeline/load';

@@ -233,7 +233,12 @@ export class ShapeAnalysis implements ShapeLookup {
       case 'ConstantOfShape': {
         const v = n.attr('value');
         const dtype = v && v.type === AttrType.TENSOR ? v.value.dtype : DataType.FLOAT;
-        return [{ dtype, shape: x.content, content: null, constant: null }];
+        // an integer fill of a short vector is content: exporters build Expand targets this way
+        // (torch's `t.expand(n)`: Where(Equal(shape, -1), ConstantOfShape(...), shape))
+        const fill = v && v.type === AttrType.TENSOR && v.value.size === 1 ? arrOf(v.value)?.data[0] : v ? undefined : 0;
+        const len = x.content?.length === 0 ? 1 : x.content?.length === 1 ? x.content[0].value : null;
+        const content = INTS.has(dtype) && typeof fill === 'number' && len !== null && len <= MAX_CONTENT ? Array.from({ length: len }, () => Sym.const(fill)) : null;
+        return [{ dtype, shape: x.content, content, constant: null }];
       }
       case 'Tile': {
         const reps = ins[1]?.content;

@@ -13,6 +13,8 @@ import { formatExplanation, formatPassRow } from '../compiler/pipeline';
 import { benchCommand, placementCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
 import { CheckedReport, compileChecked } from '../verify/check';
+import { isPipelineDir } from '../pipeline/layout';
+import { compilePipelineCommand } from './pipeline-command';
 
 /** An argument mistake: reported with the usage line, exit 2, and no command runs. */
 class UsageError extends Error {}
@@ -37,6 +39,7 @@ function usage(argv: string[], message: string): number {
 async function parse(argv: string[]): Promise<number> {
   let code = 0;
   const fail = (e: unknown) => {
+    if (e instanceof UsageError) throw e;
     if (e instanceof SdcError) {
       process.stderr.write(`sdc: ${e.message}\n`);
       code = e.exitCode;
@@ -55,8 +58,12 @@ async function parse(argv: string[]): Promise<number> {
       'optimize a model and write the result (the input is never modified)',
       (y) =>
         y
-          .positional('input', { type: 'string', describe: 'the .onnx model to compile (external data is found beside it)' })
-          .option('output', { alias: 'o', type: 'string', describe: 'where to write the compiled .onnx (its weights go to <output>.data when external); not needed with --dry-run' })
+          .positional('input', { type: 'string', describe: 'the .onnx model to compile (external data is found beside it), or a pipeline folder in Hugging Face Optimum\'s layout (model_index.json, text_encoder/, unet/, vae_decoder/, ...)' })
+          .option('output', { alias: 'o', type: 'string', describe: 'where to write the compiled .onnx (its weights go to <output>.data when external), or for a pipeline the folder to write (the same layout); not needed with --dry-run' })
+          .option('height', { type: 'number', describe: 'pipeline: image height in pixels; with --width and --batch every component\'s dims follow (default: 8x16 latents)' })
+          .option('width', { type: 'number', describe: 'pipeline: image width in pixels' })
+          .option('batch', { type: 'number', describe: 'pipeline: images per call (default 1)' })
+          .option('cfg', { type: 'boolean', default: true, describe: 'pipeline: classifier-free guidance, so the UNet and ControlNet run at twice the batch (--no-cfg for turbo/LCM models)' })
           .option('mode', { choices: MODES, default: 'default' as Mode, describe: 'default: cleanups and the fusions the target runs; reduce-overhead: also specialize to --shape, fold every shape computation, report capturability; max-autotune: compile several pipelines, time them on the target at --shape, keep the fastest' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName, describe: 'execution provider the output is for; only ops it can run are emitted' })
           .option('precision', { choices: ['fp32', 'fp16'] as const, default: 'fp32' as const, describe: 'fp16: float16 weights and computation, with float32 islands where the target has no fp16 kernel or precision needs it (--explain lists each with its reason)' })
@@ -65,7 +72,7 @@ async function parse(argv: string[]): Promise<number> {
           .option('calibrate', { type: 'boolean', default: true, describe: 'with --precision fp16: first run the fp32 model on the CPU (timesteps 0/500/999, small dims) and keep in float32 every node whose tensors leave fp16\'s safe range (--no-calibrate: the rules only)' })
           .option('layout', { choices: ['NCHW', 'NHWC'] as const, describe: 'webgpu: the provider layout recorded for the runtime (default NCHW: fewest kernels; NHWC ran SD1.5 1.4x faster on an H200, docs/benchmarks-gpu.md; max-autotune times both)' })
           .option('passes', { type: 'string', describe: `comma-separated passes to run instead of the mode's pipeline ("cleanup" = the repeated cleanup group), or "none" to only read and re-write. Passes:\n${passList}` })
-          .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768' })
+          .option('shape', { type: 'string', describe: 'static input dims for specialization, e.g. sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768; for a pipeline, per component: unet:sample=2x4x64x64' })
           .option('report', { type: 'string', describe: 'write a JSON report (per-pass time and node counts) to this file' })
           .option('verify-each', { type: 'boolean', default: false, describe: 'validate the graph after every pass (slower; for debugging passes)' })
           .option('explain', { type: 'boolean', default: false, describe: 'list every fusion site considered: applied, or why not' })
@@ -86,6 +93,8 @@ async function parse(argv: string[]): Promise<number> {
             '    --shape sample=2x4x64x64,timestep=2,encoder_hidden_states=2x77x768',
             '  # read and re-write only (checks the model loads and round-trips)',
             '  sdc compile unet.onnx -o copy.onnx --passes none',
+            '  # a whole Optimum pipeline folder for WebGPU, 512x512, one image per call, each component checked',
+            '  sdc compile sd15/ -o sd15-webgpu/ --target webgpu --mode reduce-overhead --height 512 --width 512 --check 1',
           ].join('\n')),
       async (args) => {
         if (!args.output && !args['dry-run']) {
@@ -95,6 +104,20 @@ async function parse(argv: string[]): Promise<number> {
         try {
           const passes = args.passes === undefined ? undefined : args.passes === 'none' ? [] : args.passes.split(',').map((s) => s.trim()).filter(Boolean);
           if (!Number.isInteger(args.check) || args.check < 0) throw new SdcError('', `--check takes a number of input sets (got ${args.check})`);
+          const sizes = { height: args.height, width: args.width, batch: args.batch };
+          if (isPipelineDir(args.input!)) {
+            const text = await compilePipelineCommand(args.input!, {
+              output: args.output, mode: args.mode, target: args.target, passes, precision: args.precision, ioTypes: args['io-types'],
+              keepFp32: args['keep-fp32'] === undefined ? undefined : args['keep-fp32'].split(',').map((x) => x.trim()).filter(Boolean),
+              calibrate: args.calibrate, check: args.check, checkTolerance: args['check-tolerance'], preferredLayout: args.layout,
+              verifyEach: args['verify-each'], externalData: args['external-data'], dryRun: args['dry-run'], report: args.report,
+              shape: { ...sizes, cfg: args.cfg }, shapes: args.shape ?? null, json: args.json, quiet: args.quiet, explain: args.explain,
+            }, terminalProgress());
+            if (text) process.stdout.write(text + '\n');
+            return;
+          }
+          const stray = Object.entries(sizes).find(([, v]) => v !== undefined) ?? (args.cfg === false ? ['cfg'] : undefined);
+          if (stray) throw new UsageError(`--${stray[0] === 'cfg' ? 'no-cfg' : stray[0]} describes a pipeline's images; ${args.input} is one model (give --shape)`);
           const run = args.mode === 'max-autotune' ? autotune : compileChecked;
           const report = await run(args.input!, {
             check: args.check,

@@ -191,6 +191,11 @@ export interface CheckedCompileOptions extends CompileOptions {
   /** Compare the output with the original on this many random input sets before keeping it (0: no). */
   check?: number;
   checkTolerance?: number;
+  /**
+   * Dims --check and the fp16 calibration run the models at (default `shapes`, else dims sdc derives):
+   * what a pipeline gives each component in mode default, whose output stays dynamic.
+   */
+  checkShapes?: ShapeSpec | null;
 }
 
 export type CheckedReport = CompileReport & { loaded?: LoadReport; check?: CheckReport; calibration?: CalibrationReport };
@@ -222,7 +227,7 @@ export async function prepareChecked(input: string, opts: CheckedCompileOptions)
   if (opts.check && opts.ioTypes === 'fp16') throw new SdcError(input, '--check feeds the original\'s float32 inputs; it cannot run with --io-types fp16 (check with fp32 I/O, the computation is the same)');
   if (opts.precision === 'fp16' && opts.calibrate !== false && !opts.ranges) {
     opts.progress?.step('calibrating value ranges (fp32, CPU)');
-    const c = await calibrate(input, { shapes: opts.shapes });
+    const c = await calibrate(input, { shapes: opts.checkShapes ?? opts.shapes });
     return { opts: { ...opts, ranges: c.ranges }, calibration: c.report };
   }
   return { opts };
@@ -243,7 +248,7 @@ export async function commitChecked<R extends CompileReport>(input: string, repo
       if (opts.check) {
         opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
         const tolerance = opts.checkTolerance ?? (opts.precision === 'fp16' ? FP16_TOLERANCE : undefined);
-        out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.shapes, target: report.target, tolerance });
+        out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.checkShapes ?? opts.shapes, target: report.target, tolerance });
         opts.progress?.done();
         const c = out.check;
         if (c.mismatches.length) {
