@@ -20,3 +20,5 @@ export { compilePipeline, PipelineCompileOptions, PipelineReport, ComponentRepor
 export { readPipeline, isPipelineDir, Pipeline, Component, Role } from './pipeline/layout';
 export { planDims, PipelineShape, DimPlan, ComponentDims, DimOverrides } from './pipeline/dims';
 export { loadPipeline, SdcPipeline } from './pipeline/load';
+export { benchPipeline, formatPipelineBench, PipelineBenchOptions, PipelineBenchReport, WorkloadResult, VariantTimes, Spread } from './pipeline/bench-pipeline';
+export { Workload, WORKLOADS } from './pipeline/workloads';

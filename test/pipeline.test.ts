@@ -7,6 +7,7 @@ import { readPipeline } from '../src/pipeline/layout';
 import { planDims } from '../src/pipeline/dims';
 import { compilePipeline, PipelineReport } from '../src/pipeline/compile-pipeline';
 import { loadPipeline } from '../src/pipeline/load';
+import { benchPipeline, formatPipelineBench } from '../src/pipeline/bench-pipeline';
 import { relError, runModel, tmpDir } from './helpers/ort';
 import { filesUnder, PIPELINES, pipelinePath, referenceCase } from './helpers/pipelines';
 
@@ -224,5 +225,23 @@ describe('the output folder', () => {
     r = run(sd15, '-o', path.join(dir, 'y'), '--shape', 'sample=2x4x8x8');
     expect([r.status, r.stderr.trim()]).toEqual([2, expect.stringMatching(/^sdc: .*tiny-sd15: --shape 'sample=2x4x8x8': for a pipeline, name the component too/)]);
     expect(fs.existsSync(path.join(dir, 'y'))).toBe(false);
+  });
+});
+
+describe('sdc bench DIR', () => {
+  test('txt2img on the SDXL pipeline, as exported and compiled: the same image, every stage timed', async () => {
+    const r = await benchPipeline(pipelinePath('tiny-sdxl'), { shape: { height: 32, width: 48 }, steps: 2, runs: 1, workloads: ['txt2img'] });
+    expect(r.workloads.map((w) => w.workload)).toEqual(['txt2img']);
+    const w = r.workloads[0];
+    expect([w.imagesAgree, w.imageRelError < 1e-3]).toEqual([true, true]);
+    expect(Object.keys(w.compiled.stages).sort()).toEqual(['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder']);
+    for (const v of [w.exported, w.compiled]) expect(v.image.median).toBeGreaterThan(0);
+    expect(formatPipelineBench(r)).toMatch(/txt2img: exported .* per image, sdc .*: \d+\.\d\dx .*images agree/);
+  }, 120000);
+
+  test('a workload the pipeline cannot run, or one sdc does not know, is refused', async () => {
+    await expect(benchPipeline(pipelinePath('tiny-sd15'), { workloads: ['inpaint'] })).rejects.toThrow(/cannot run inpaint: this pipeline runs txt2img, img2img/);
+    const r = spawnSync(SDC, ['bench', pipelinePath('tiny-sd15'), '--workload', 'txt2vid'], { encoding: 'utf8' });
+    expect([r.status, r.stderr.split('\n')[0]]).toEqual([2, "sdc: --workload 'txt2vid': choose from txt2img, img2img, inpaint, controlnet"]);
   });
 });

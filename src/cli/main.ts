@@ -15,6 +15,8 @@ import { autotune, AutotuneResult } from '../autotune/autotune';
 import { CheckedReport, compileChecked } from '../verify/check';
 import { isPipelineDir } from '../pipeline/layout';
 import { compilePipelineCommand } from './pipeline-command';
+import { benchPipeline, formatPipelineBench } from '../pipeline/bench-pipeline';
+import { Workload, WORKLOADS } from '../pipeline/workloads';
 
 /** An argument mistake: reported with the usage line, exit 2, and no command runs. */
 class UsageError extends Error {}
@@ -203,21 +205,43 @@ async function parse(argv: string[]): Promise<number> {
     )
     .command(
       'bench <input>',
-      'time the original and the compiled model side by side in one run (alternated runs, medians, ratios)',
+      'time the original and the compiled model side by side in one run (alternated runs, medians, ratios); for a pipeline folder, whole workloads (txt2img, img2img, inpainting, ControlNet)',
       (y) =>
         y
-          .positional('input', { type: 'string', describe: 'the original .onnx model' })
-          .option('shape', { type: 'string', demandOption: true, describe: 'every input\'s dims' })
-          .option('runs', { type: 'number', default: 10, describe: 'timed runs of each, after one warm-up' })
+          .positional('input', { type: 'string', describe: 'the original .onnx model, or a pipeline folder in Optimum\'s layout' })
+          .option('shape', { type: 'string', describe: 'every input\'s dims (a model: required; a pipeline: per component overrides, unet:sample=...)' })
+          .option('runs', { type: 'number', describe: 'timed runs (a pipeline: images) of each, after one warm-up (default 10; a pipeline 3)' })
           .option('check', { type: 'number', default: 0, describe: 'compare the compiled model with the original on N input sets first (as compile --check)' })
-          .option('mode', { choices: ['default', 'reduce-overhead'] as const, default: 'default' as const })
+          .option('mode', { choices: ['default', 'reduce-overhead'] as const, describe: 'how sdc compiles (default: default; a pipeline reduce-overhead)' })
           .option('target', { choices: TARGETS, default: 'cpu' as TargetName })
-          .example('$0 bench unet.onnx --shape sample=2x4x32x32,timestep=2,encoder_hidden_states=2x77x768', 'speed and session-creation ratios'),
+          .option('height', { type: 'number', describe: 'pipeline: image height in pixels' })
+          .option('width', { type: 'number', describe: 'pipeline: image width in pixels' })
+          .option('batch', { type: 'number', describe: 'pipeline: images per call (default 1)' })
+          .option('cfg', { type: 'boolean', default: true, describe: 'pipeline: classifier-free guidance (--no-cfg for turbo/LCM models)' })
+          .option('steps', { type: 'number', default: 4, describe: 'pipeline: denoising steps per image' })
+          .option('workload', { type: 'string', describe: `pipeline: comma-separated workloads (${WORKLOADS.join(', ')}; default: every one the pipeline runs)` })
+          .option('precision', { choices: ['fp32', 'fp16'] as const, default: 'fp32' as const, describe: 'pipeline: how sdc compiles it' })
+          .option('json', { type: 'boolean', default: false, describe: 'pipeline: the report as JSON' })
+          .example('$0 bench unet.onnx --shape sample=2x4x32x32,timestep=2,encoder_hidden_states=2x77x768', 'speed and session-creation ratios')
+          .example('$0 bench sd15/ --height 256 --width 256 --steps 4', 'txt2img and img2img as exported vs compiled: seconds per image, per-stage ms, the images compared'),
       async (args) => {
         try {
-          if (!Number.isInteger(args.runs) || args.runs < 1) throw new SdcError('', `--runs takes a number of timed runs, at least 1 (got ${args.runs})`);
+          if (args.runs !== undefined && (!Number.isInteger(args.runs) || args.runs < 1)) throw new SdcError('', `--runs takes a number of timed runs, at least 1 (got ${args.runs})`);
           if (!Number.isInteger(args.check) || args.check < 0) throw new SdcError('', `--check takes a number of input sets (got ${args.check})`);
-          process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs, mode: args.mode, check: args.check })) + '\n');
+          if (isPipelineDir(args.input!)) {
+            const workloads = args.workload?.split(',').map((w) => w.trim()).filter(Boolean);
+            const bad = workloads?.find((w) => !WORKLOADS.includes(w as Workload));
+            if (bad) throw new UsageError(`--workload '${bad}': choose from ${WORKLOADS.join(', ')}`);
+            const r = await benchPipeline(args.input!, {
+              target: args.target, mode: args.mode, precision: args.precision, steps: args.steps, runs: args.runs,
+              shape: { height: args.height, width: args.width, batch: args.batch, cfg: args.cfg }, workloads: workloads as Workload[] | undefined, progress: terminalProgress(),
+            });
+            process.stdout.write((args.json ? JSON.stringify(r, null, 2) : formatPipelineBench(r)) + '\n');
+            if (r.workloads.some((w) => !w.imagesAgree)) code = 3;
+            return;
+          }
+          if (!args.shape) throw new UsageError('bench needs --shape for a model (every input\'s dims)');
+          process.stdout.write((await benchCommand(args.input!, args.shape, { target: args.target, runs: args.runs ?? 10, mode: args.mode ?? 'default', check: args.check })) + '\n');
         } catch (e) {
           fail(e);
         }
