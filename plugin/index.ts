@@ -9,17 +9,21 @@
  *   import unet from './models/unet.onnx?sdc';          // or ?sdc&target=webgpu&mode=reduce-overhead&shape=...
  *   const session = await ort.InferenceSession.create(unet.url, { ...unet.sessionOptions, externalData: unet.externalData });
  *
+ *   // a whole pipeline folder (Optimum's layout): every component, with dims from the images it makes
+ *   import sd from './sd15/model_index.json?sdc&target=webgpu&mode=reduce-overhead&height=512&width=512';
+ *   sd.components.unet.url, sd.components.text_encoder.sessionOptions, ...
+ *
  * The doors are thin: compiling, caching and the facts in the import object come from src/assets.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { createUnplugin, UnpluginContextMeta, UnpluginOptions } from 'unplugin';
-import { AssetCompiler, AssetResult, CompiledAsset, compileAssets, defaultAssetCacheDir, ModelOptions, ModelRule, optionsFor, validateModelOptions } from '../src/index';
+import { AssetCompiler, AssetResult, CompiledAsset, compileAssets, compilePipelineAssets, defaultAssetCacheDir, ModelOptions, ModelRule, optionsFor, validateModelOptions } from '../src/index';
 import { DevFiles } from './dev-server';
 import { isSdcImport, parseSdcImport, resolveSdcImport } from './import-query';
-import { moduleCode } from './module-code';
+import { moduleCode, pipelineModuleCode } from './module-code';
 
-export type { SdcModelAsset } from '../src/index';
+export type { SdcModelAsset, SdcPipelineAsset } from '../src/index';
 
 export interface SdcPluginOptions extends ModelOptions {
   /** Model paths in rules, `/`-imports and the cache are relative to this (default: Vite's root, webpack's context, else the working folder). */
@@ -108,6 +112,38 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
     }
   }
 
+
+  /**
+   * Serve (dev) or emit (build) one compiled model and its weights; the URL expression and weight names
+   * its import object needs. A component folder's `model.onnx` is named after its folder.
+   */
+  function emit(ctx: { emitFile(f: { type: 'asset'; fileName: string; source: Buffer }): unknown; addWatchFile(f: string): void }, asset: CompiledAsset, source: string) {
+    // new weights under an unchanged graph (a fine-tune) are a change to the model too
+    for (const w of asset.weights) ctx.addWatchFile(w);
+    const stem = path.basename(source, '.onnx');
+    const base = stem === 'model' ? path.basename(path.dirname(source)) : stem;
+    const modelName = `${base}.${asset.hash}.onnx`;
+    const dataName = asset.data ? `${base}.${asset.hash}.data` : null;
+    if (serving) {
+      devFiles ??= new DevFiles('/');
+      const url = devFiles.add(asset.hash, modelName, asset.model);
+      if (asset.data && dataName) devFiles.add(asset.hash, dataName, asset.data);
+      record(asset, null);
+      return { urlExpr: JSON.stringify(url), dataFile: dataName, dataLocation: asset.dataLocation, info: asset.info };
+    }
+    const fileName = `${assets}/${modelName}`;
+    let ref = build.refs.get(fileName) ?? null;
+    if (!build.refs.has(fileName)) {
+      // the graph file is small next to its weights (which are copied beside it after the bundler writes)
+      const emitted = ctx.emitFile({ type: 'asset', fileName, source: fs.readFileSync(asset.model) });
+      ref = typeof emitted === 'string' && (framework === 'rollup' || framework === 'vite' || framework === 'rolldown') ? emitted : null;
+      build.refs.set(fileName, ref ?? '');
+    }
+    if (asset.data && dataName) build.data.set(`${assets}/${dataName}`, asset.data);
+    record(asset, fileName);
+    return { urlExpr: urlExpr(fileName, ref || null), dataFile: dataName, dataLocation: asset.dataLocation, info: asset.info };
+  }
+
   return {
     name: 'sdc',
     enforce: 'pre',
@@ -133,31 +169,19 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
       if (!isSdcImport(id)) return null;
       const imp = parseSdcImport(id);
       this.addWatchFile(imp.file);
+      if (imp.pipeline) {
+        const p = await compilePipelineAssets(imp.file, imp.pipeline, (file) => optionsFor(path.relative(root, file), models, defaults, imp.options), assetCompiler());
+        const parts = [];
+        for (const c of p.components) {
+          this.addWatchFile(c.asset.source);
+          parts.push({ name: c.name, role: c.role, ...emit(this, c.asset, c.asset.source) });
+        }
+        return pipelineModuleCode({ className: p.className, shape: p.shape }, parts);
+      }
       const rel = path.relative(root, imp.file);
       const asset = await assetCompiler().compile(imp.file, optionsFor(rel, models, defaults, imp.options));
-      // new weights under an unchanged graph (a fine-tune) are a change to the model too
-      for (const w of asset.weights) this.addWatchFile(w);
-      const base = path.basename(imp.file, '.onnx');
-      const modelName = `${base}.${asset.hash}.onnx`;
-      const dataName = asset.data ? `${base}.${asset.hash}.data` : null;
-      if (serving) {
-        devFiles ??= new DevFiles('/');
-        const url = devFiles.add(asset.hash, modelName, asset.model);
-        if (asset.data && dataName) devFiles.add(asset.hash, dataName, asset.data);
-        record(asset, null);
-        return moduleCode(JSON.stringify(url), dataName, asset.dataLocation, asset.info);
-      }
-      const fileName = `${assets}/${modelName}`;
-      let ref = build.refs.get(fileName) ?? null;
-      if (!build.refs.has(fileName)) {
-        // the graph file is small next to its weights (which are copied beside it after the bundler writes)
-        const emitted = this.emitFile({ type: 'asset', fileName, source: fs.readFileSync(asset.model) }) as unknown;
-        ref = typeof emitted === 'string' && (framework === 'rollup' || framework === 'vite' || framework === 'rolldown') ? emitted : null;
-        build.refs.set(fileName, ref ?? '');
-      }
-      if (asset.data && dataName) build.data.set(`${assets}/${dataName}`, asset.data);
-      record(asset, fileName);
-      return moduleCode(urlExpr(fileName, ref || null), dataName, asset.dataLocation, asset.info);
+      const e = emit(this, asset, imp.file);
+      return moduleCode(e.urlExpr, e.dataFile, e.dataLocation, e.info);
     },
 
     buildEnd() {

@@ -22,3 +22,4 @@ export { planDims, PipelineShape, DimPlan, ComponentDims, DimOverrides } from '.
 export { loadPipeline, SdcPipeline } from './pipeline/load';
 export { benchPipeline, formatPipelineBench, PipelineBenchOptions, PipelineBenchReport, WorkloadResult, VariantTimes, Spread } from './pipeline/bench-pipeline';
 export { Workload, WORKLOADS } from './pipeline/workloads';
+export { compilePipelineAssets, PipelineAsset, SdcPipelineAsset } from './assets/pipeline-assets';

@@ -93,7 +93,11 @@ export class AssetCompiler {
     return hashKey({ fingerprint: sourceFingerprint(source, weights), ...what, sdc: SDC_VERSION, build: sdcBuildHash(), onnxruntime: ORT_VERSION });
   }
 
-  async compile(source: string, options: ResolvedModelOptions): Promise<CompiledAsset> {
+  /**
+   * `checkShapes`: the dims `check` runs at when `options.shapes` leaves the model dynamic (a pipeline
+   * component in mode default); like `check`, not part of what the output is.
+   */
+  async compile(source: string, options: ResolvedModelOptions, checkShapes: string | null = null): Promise<CompiledAsset> {
     if (!fs.existsSync(source)) throw new SdcError(source, 'model not found');
     if (!fs.statSync(source).isFile()) throw new SdcError(source, 'not a file');
     const weights = weightFiles(source);
@@ -103,12 +107,12 @@ export class AssetCompiler {
       this.stats.joined++;
       return pending;
     }
-    const job = this.compileKey(source, weights, key, options).finally(() => this.running.delete(key));
+    const job = this.compileKey(source, weights, key, options, checkShapes).finally(() => this.running.delete(key));
     this.running.set(key, job);
     return job;
   }
 
-  private async compileKey(source: string, weights: string[], key: string, options: ResolvedModelOptions): Promise<CompiledAsset> {
+  private async compileKey(source: string, weights: string[], key: string, options: ResolvedModelOptions, checkShapes: string | null): Promise<CompiledAsset> {
     let model = this.cache.lookup(key, this.log);
     const cached = model !== null;
     if (!model) {
@@ -120,6 +124,7 @@ export class AssetCompiler {
           precision: options.precision,
           shapes: options.shapes,
           check: options.check,
+          checkShapes,
           dataFileName: dataName,
         });
       });

@@ -21,7 +21,7 @@ function pipelineSummary(r: PipelineReport, explain: boolean): string {
     const fused = Object.entries(c.fused).map(([n, v]) => `${n} ${v}`).join(', ') || 'none';
     // where the check ran can be a paragraph (why WebGPU did not start): said once below
     const check = k.check ? `; check ${k.check.passed ? 'ok' : 'FAILED'} (max rel ${k.check.maxRel.toExponential(1)} on ${k.check.ranOn.split(' (')[0]})` : '';
-    const islands = c.fp32Islands ? `; ${c.fp32Islands} fp32 islands` : '';
+    const islands = c.fp32Islands ? `; ${c.fp32Islands} fp32 island${c.fp32Islands === 1 ? '' : 's'}` : '';
     lines.push(`  ${c.name} (${c.role}): ${k.nodesBefore} -> ${k.nodesAfter} nodes; fused: ${fused}${islands}${check}`);
     if (c.unrecognized) lines.push(`    note: ${c.unrecognized}`);
     if (explain) for (const n of c.notes) lines.push(`    ${n}`);
