@@ -12,6 +12,7 @@ import { groupNorm } from '../rules/group-norm';
 import { groupNormSilu } from '../rules/group-norm-silu';
 import { layerNorm } from '../rules/layer-norm';
 import { packedAttention } from '../rules/packed-attention';
+import { quickGelu } from '../rules/quick-gelu';
 import { skipGroupNorm } from '../rules/skip-group-norm';
 import { skipLayerNorm } from '../rules/skip-layer-norm';
 import { captureHints } from './capture-hints';
@@ -100,8 +101,8 @@ export const REGISTRY: RegistryEntry[] = [
   }, [{ pass: 'fuse-group-norm', why: 'a residual Add into a GroupNorm belongs to SkipGroupNorm, so group norms settle the residual sums first' }]),
   fusion({
     name: 'fuse-gelu',
-    description: 'erf GELU → Gelu; GEGLU (bias, split, left·gelu(right)) → BiasSplitGelu',
-    rules: [biasSplitGelu, gelu],
+    description: 'erf GELU → Gelu; GEGLU (bias, split, left·gelu(right)) → BiasSplitGelu; x·sigmoid(α·x) → QuickGelu',
+    rules: [biasSplitGelu, gelu, quickGelu],
     anchors: [{ op: 'Erf', reason: 'Erf is not part of x·½·(1+erf(x/√2))' }],
   }),
   fusion({
