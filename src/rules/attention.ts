@@ -7,7 +7,7 @@ import { defineRule, RuleContext } from '../rewrite/rule';
 import { normalizeAxis } from '../ir/dims';
 
 /**
- * Between the two MatMuls: scalar scales, at most one additive mask, and reshapes between the 3-D and
+ * Between the two MatMuls: scalar scales, additive masks, and reshapes between the 3-D and
  * 4-D views of the scores (transformers' CLIP adds its causal mask to a [B, H, S, S] view of [B·H, S, S]
  * scores), in any order.
  */
@@ -58,9 +58,11 @@ interface Site {
   heads: number;
   scale: number;
   headDim: number;
-  mask: Value | null;
-  /** Axes to unsqueeze the mask with to make it [B or 1, heads or 1, q_len, kv_len]. */
-  maskAxes: number[];
+  /**
+   * Additive masks on the scores, each with the axes that unsqueeze it to [B or 1, heads or 1, q_len, kv_len]
+   * and the product of the scales applied after it (the kernels add the bias after their scale).
+   */
+  masks: { value: Value; axes: number[]; scale: number }[];
   form: keyof typeof FORMS;
   output: Value;
 }
@@ -91,11 +93,13 @@ export const attention = defineRule<Site>({
   rewrite(m, s, rw, ctx) {
     const name = m.nodes.softmax.name;
     const onnx = useOnnxAttention(ctx);
-    let mask = s.mask;
-    if (mask && s.maskAxes.length) {
-      const axes = rw.int64s(`${name}_mask_axes`, s.maskAxes);
-      mask = rw.add({ op: 'Unsqueeze', inputs: [mask, axes], outputs: [`${name}_mask4d`] }).outputs[0];
-    }
+    // each mask made 4-D; two (a causal and a padding mask) are summed into one bias
+    let mask: Value | null = null;
+    s.masks.forEach(({ value, axes, scale }, i) => {
+      let m4 = axes.length ? rw.add({ op: 'Unsqueeze', inputs: [value, rw.int64s(`${name}_mask${i}_axes`, axes)], outputs: [`${name}_mask${i}_4d`] }).outputs[0] : value;
+      if (scale !== 1) m4 = rw.add({ op: 'Mul', inputs: [m4, rw.floats(`${name}_mask${i}_scale`, [], [scale])], outputs: [`${name}_mask${i}_scaled`] }).outputs[0];
+      mask = mask ? rw.add({ op: 'Add', inputs: [mask, m4], outputs: [`${name}_mask_sum${i}`] }).outputs[0] : m4;
+    });
     const scaleAttr = Math.fround(s.scale) === Math.fround(1 / Math.sqrt(s.headDim)) ? [] : [{ name: 'scale', type: AttrType.FLOAT as const, value: s.scale }];
     const node = onnx
       ? rw.add({ op: 'Attention', inputs: mask ? [s.q, s.k, s.v, mask] : [s.q, s.k, s.v], outputs: [`${name}_attention`], name: `${name}_Attention`,
@@ -103,7 +107,7 @@ export const attention = defineRule<Site>({
       : rw.add({ op: 'MultiHeadAttention', domain: 'com.microsoft', inputs: mask ? [s.q, s.k, s.v, null, null, mask] : [s.q, s.k, s.v], outputs: [`${name}_attention`], name: `${name}_MultiHeadAttention`,
           attrs: [{ name: 'num_heads', type: AttrType.INT, value: s.heads }, ...scaleAttr] });
     rw.replace(s.output, node.outputs[0]);
-    return `${s.form} heads=${s.heads} head_dim=${s.headDim} scale=${s.scale.toPrecision(6)}${s.mask ? ' with mask' : ''}`;
+    return `${s.form} heads=${s.heads} head_dim=${s.headDim} scale=${s.scale.toPrecision(6)}${s.masks.length ? ` with mask${s.masks.length > 1 ? `s (${s.masks.length}, summed)` : ''}` : ''}`;
   },
 });
 
@@ -147,8 +151,7 @@ function analyze(m: Match, ctx: RuleContext): Site | string {
     : [[{ id: 'B', size: dims.B }, ...headFactor], [{ id: 'Sq', size: dims.Sq }], [{ id: 'Sk', size: dims.Sk }]];
   let scores = start;
   let scale = 1;
-  let mask: Value | null = null;
-  let maskAxes: number[] = [];
+  const masks: Site['masks'] = [];
   for (const n of m.chains.scores) {
     if (n.opType === 'Reshape') {
       const r = replay(scores, [{ node: n, scale: 1 }], sa);
@@ -159,17 +162,17 @@ function analyze(m: Match, ctx: RuleContext): Site | string {
     const s = scalarScale(n);
     if (s) {
       scale *= s[1];
+      for (const earlier of masks) earlier.scale *= s[1];
       continue;
     }
-    if (mask) return 'more than one additive mask';
-    mask = n.inputs[scoreStep(n) === 0 ? 1 : 0];
+    const mask = n.inputs[scoreStep(n) === 0 ? 1 : 0]!;
     const fit = maskFit(sa.get(mask).shape, layoutKey(scores), single, dims);
     if (typeof fit === 'string') return fit;
-    maskAxes = fit;
+    masks.push({ value: mask, axes: fit, scale: 1 });
   }
   if (layoutKey(scores) !== layoutKey(start)) return `the scores reach the softmax as ${layoutKey(scores)}, not as the product ${layoutKey(start)}`;
   const onnx = useOnnxAttention(ctx);
-  const kernel = ctx.target.accepts(onnx ? '' : 'com.microsoft', onnx ? 'Attention' : 'MultiHeadAttention', { dtype: sa.get(q.source).dtype, ...(mask ? { options: [onnx ? 'attn_mask' : 'attention_bias'] } : {}) });
+  const kernel = ctx.target.accepts(onnx ? '' : 'com.microsoft', onnx ? 'Attention' : 'MultiHeadAttention', { dtype: sa.get(q.source).dtype, ...(masks.length ? { options: [onnx ? 'attn_mask' : 'attention_bias'] } : {}) });
   if (kernel) return kernel;
 
   // The chain the pattern walked must merge the result back to [batch, q_len, heads·dim].
@@ -186,7 +189,7 @@ function analyze(m: Match, ctx: RuleContext): Site | string {
     output = n.outputs[0];
   }
   if (layoutKey(layout) !== keyed(MERGED)) return `the output is not merged back to [batch, seq, heads·dim] (${layoutKey(layout)})`;
-  return { q: q.source, k: k.source, v: v.source, heads, headDim, scale: scale * q.scale * k.scale * v.scale, mask, maskAxes, form, output };
+  return { q: q.source, k: k.source, v: v.source, heads, headDim, scale: scale * q.scale * k.scale * v.scale, masks, form, output };
 }
 
 /**

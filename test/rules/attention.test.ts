@@ -21,6 +21,10 @@ interface Opts {
   scale?: number;
   softmaxAxis?: number;
   mask?: boolean;
+  /** 3d: the mask added before the scale (so the kernel's bias must be scaled too) */
+  maskBeforeScale?: boolean;
+  /** a second mask (a padding mask beside the causal one) */
+  secondMask?: boolean;
   cross?: boolean;
   runtimeScale?: boolean;
   scoresAlsoOutput?: boolean;
@@ -51,10 +55,12 @@ function attention(o: Opts): { b: ModelBuilder; feeds: Record<string, ReturnType
     const heads3 = (t: Value, len: number) => b.op('Reshape', [b.op('Transpose', [b.op('Reshape', [t, b.ints(`a${t.name}`, [2, len, H, D])])], { perm: [0, 2, 1, 3] }), b.ints(`b${t.name}`, [2 * H, len, D])]);
     const qh = heads3(q, 6);
     const kt = b.op('Transpose', [heads3(k, T)], { perm: [0, 2, 1] });
-    scores = b.op('Mul', [b.op('MatMul', [qh, kt]), runtime ?? b.scalar('scale', scale)]);
+    const qk = b.op('MatMul', [qh, kt]);
+    scores = b.op('Mul', [o.maskBeforeScale ? b.op('Add', [qk, b.input('mask', [6, T])]) : qk, runtime ?? b.scalar('scale', scale)]);
     vh = heads3(v, T);
   }
-  if (o.mask) scores = b.op('Add', [scores, b.input('mask', [6, T])]);
+  if (o.mask && !o.maskBeforeScale) scores = b.op('Add', [scores, b.input('mask', [6, T])]);
+  if (o.secondMask) scores = b.op('Add', [scores, b.input('mask2', [2, 1, 1, T].slice(o.style === '4d' ? 0 : 2).map((d, i, a) => (i === a.length - 2 ? 6 : d)))]);
   const probs = b.op('Softmax', [scores], { axis: o.softmaxAxis ?? -1 });
   const out = b.op('MatMul', [probs, vh]);
   const merged = o.style === '4d'
@@ -65,6 +71,7 @@ function attention(o: Opts): { b: ModelBuilder; feeds: Record<string, ReturnType
   const feeds: Record<string, ReturnType<typeof tensor>> = { x: tensor([2, 6, C], 5) };
   if (o.cross) feeds.context = tensor([2, 5, C], 6);
   if (o.mask) feeds.mask = tensor([6, T], 7);
+  if (o.secondMask) feeds.mask2 = tensor(o.style === '4d' ? [2, 1, 6, T] : [6, T], 12);
   if (o.runtimeScale) feeds.s = tensor([1], 8);
   return { b, feeds };
 }
@@ -104,6 +111,16 @@ test('an additive mask becomes the attention bias', async () => {
   const r = await run('attn-mask', { style: '4d', mask: true });
   expect(r.mha).toBe(1);
   expect(r.site.reason).toMatch(/with mask/);
+  expect(r.worst).toBeLessThan(1e-5);
+});
+
+test.each([
+  ['a mask added before the scale is scaled into the bias', { style: '3d' as const, mask: true, maskBeforeScale: true, scale: 0.05 }],
+  ['two masks (causal and padding) are summed into one bias', { style: '4d' as const, mask: true, secondMask: true }],
+])('%s', async (label, o) => {
+  const r = await run(`attn-${label.split(' ')[1]}`, o);
+  expect(r.mha).toBe(1);
+  expect(r.site.reason).toMatch(o.secondMask ? /with masks \(2, summed\)/ : /with mask/);
   expect(r.worst).toBeLessThan(1e-5);
 });
 
