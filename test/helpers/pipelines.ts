@@ -14,7 +14,7 @@ import { FIXTURES, Feeds, relError, runModel } from './ort';
  * latents, a 32×48 image), cuda in default mode. Each is checked against PyTorch's reference outputs
  * (reference/, dims other than the traced ones), GPU-only ops lowered to CPU ops.
  */
-export const PIPELINES = path.join(FIXTURES, 'models', 'pipelines');
+const PIPELINES = path.join(FIXTURES, 'models', 'pipelines');
 
 export const TARGET_MODES: readonly [TargetName, Mode][] = [['cpu', 'default'], ['webgpu', 'reduce-overhead'], ['cuda', 'default']];
 
@@ -74,7 +74,7 @@ function tensorOf(dir: string, t: CaseFile['inputs'][number]): ort.Tensor {
 }
 
 /** PyTorch's inputs and outputs for one component (reference/<pipeline>/<component>__model). */
-export function referenceCase(id: string): { feeds: Feeds; expected: Record<string, ort.Tensor>; shapes: Record<string, number[]> } {
+function referenceCase(id: string): { feeds: Feeds; expected: Record<string, ort.Tensor>; shapes: Record<string, number[]> } {
   const [pipeline, component] = id.split('/');
   const dir = path.join(PIPELINES, 'reference', pipeline, `${component}__model`);
   const c: CaseFile = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8'));
@@ -85,7 +85,7 @@ export function referenceCase(id: string): { feeds: Feeds; expected: Record<stri
   };
 }
 
-export interface ComponentResult {
+interface ComponentResult {
   ops: Record<string, number>;
   fused: Record<string, number>;
   /** Worst relative difference to PyTorch's outputs and to the original model's (onnxruntime, CPU). */
