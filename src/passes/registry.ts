@@ -4,6 +4,7 @@ import { RuleSet } from '../rewrite/rule';
 import { Target, TARGETS } from '../targets';
 import { affineIntoConv } from '../rules/affine-into-conv';
 import { attention } from '../rules/attention';
+import { attentionBias } from '../rules/attention-bias';
 import { biasAdd } from '../rules/bias-add';
 import { biasSplitGelu } from '../rules/bias-split-gelu';
 import { channelAffine } from '../rules/channel-affine';
@@ -69,7 +70,7 @@ export const REGISTRY: RegistryEntry[] = [
   fusion({
     name: 'fuse-attention',
     description: 'MatMul→scale→Softmax→MatMul with head splits → one MultiHeadAttention (or Attention-23) per site',
-    rules: [attention],
+    rules: [attention, attentionBias],
     anchors: [
       { op: 'Softmax', reason: 'not softmax(scale·QKᵀ [+ mask]) V with a single reader at each step' },
       { op: 'Attention', reason: 'already a fused ai.onnx::Attention (opset 23), runs on every target', counter: 'alreadyFused' },

@@ -19,9 +19,21 @@ const PIPELINES = path.join(FIXTURES, 'models', 'pipelines');
 export const TARGET_MODES: readonly [TargetName, Mode][] = [['cpu', 'default'], ['webgpu', 'reduce-overhead'], ['cuda', 'default']];
 
 /** Fused sites per component (pipeline/component) and target: every attention site fused, and the rest. */
-const CLIP = { cpu: { attention: 2, skipLayerNorm: 4, quickGelu: 2 }, webgpu: { attention: 2, skipLayerNorm: 5, quickGelu: 2, projectionsMerged: 6 }, cuda: { attention: 2, skipLayerNorm: 4, quickGelu: 2 } };
-const VAE_ENCODER = { cpu: { attention: 1 }, webgpu: { attention: 1, channelAffine: 9, projectionsMerged: 3 }, cuda: { attention: 1, groupNorm: 9, withSilu: 9, skipGroupNorm: 3, nhwcConv: 11 } };
-const VAE_DECODER = { cpu: { attention: 1 }, webgpu: { attention: 1, channelAffine: 13, projectionsMerged: 3 }, cuda: { attention: 1, groupNorm: 13, withSilu: 13, skipGroupNorm: 5, nhwcConv: 15 } };
+const CLIP = {
+  cpu: { attention: 2, attentionBias: 2, skipLayerNorm: 4, quickGelu: 2 },
+  webgpu: { attention: 2, attentionBias: 2, skipLayerNorm: 5, quickGelu: 2, projectionsMerged: 6 },
+  cuda: { attention: 2, attentionBias: 2, skipLayerNorm: 4, quickGelu: 2 },
+};
+const VAE_ENCODER = {
+  cpu: { attention: 1, attentionBias: 1 },
+  webgpu: { attention: 1, attentionBias: 1, packedAttention: 1, channelAffine: 9 },
+  cuda: { attention: 1, attentionBias: 1, groupNorm: 9, withSilu: 9, skipGroupNorm: 3, nhwcConv: 11 },
+};
+const VAE_DECODER = {
+  cpu: { attention: 1, attentionBias: 1 },
+  webgpu: { attention: 1, attentionBias: 1, packedAttention: 1, channelAffine: 13 },
+  cuda: { attention: 1, attentionBias: 1, groupNorm: 13, withSilu: 13, skipGroupNorm: 5, nhwcConv: 15 },
+};
 const UNET = {
   cpu: { attention: 12, skipLayerNorm: 12, gelu: 6 },
   webgpu: { attention: 12, packedAttention: 6, affineIntoConv: 6, channelAffine: 25, skipLayerNorm: 12, gelu: 6, projectionsMerged: 24 },
@@ -34,7 +46,9 @@ export const FUSED: Record<string, Record<TargetName, Record<string, number>>> =
   'tiny-sd15/unet': UNET,
   'tiny-sdxl/text_encoder': CLIP,
   'tiny-sdxl/text_encoder_2': {
-    cpu: { attention: 2, skipLayerNorm: 4, gelu: 2 }, webgpu: { attention: 2, skipLayerNorm: 5, gelu: 2, projectionsMerged: 6 }, cuda: { attention: 2, skipLayerNorm: 4, gelu: 2 },
+    cpu: { attention: 2, attentionBias: 2, skipLayerNorm: 4, gelu: 2 },
+    webgpu: { attention: 2, attentionBias: 2, skipLayerNorm: 5, gelu: 2, projectionsMerged: 6 },
+    cuda: { attention: 2, attentionBias: 2, skipLayerNorm: 4, gelu: 2 },
   },
   'tiny-sdxl/vae_encoder': VAE_ENCODER,
   'tiny-sdxl/vae_decoder': VAE_DECODER,
