@@ -29,6 +29,7 @@ const SINGLE_OP: Record<string, { opset?: number; make: Make }> = {
   'ai.onnx::Gelu': { opset: 20, make: (b, dt) => b.op('Gelu', [b.input('x', [4], dt)]) },
   'com.microsoft::Gelu': { make: (b, dt) => b.op('Gelu', [b.input('x', [4], dt)], {}, { domain: 'com.microsoft' }) },
   'com.microsoft::FastGelu': { make: (b, dt) => b.op('FastGelu', [b.input('x', [4], dt)], {}, { domain: 'com.microsoft' }) },
+  'com.microsoft::QuickGelu': { make: (b, dt) => b.op('QuickGelu', [b.input('x', [4], dt)], { alpha: 1.5 }, { domain: 'com.microsoft' }) },
 };
 
 /** Ops the CPU provider runs by expanding their function body: a session opens, yet there is no kernel. */

@@ -246,7 +246,10 @@ export class ShapeAnalysis implements ShapeLookup {
       }
       case 'Range': {
         const [s, l, d] = ins.map((i) => i.constant?.data[0] ?? null);
-        const len = s !== null && l !== null && d !== null ? Sym.const(Math.max(Math.ceil((l - s) / d), 0)) : this.fresh('range');
+        // Range(0, n, 1) of a dim n (arange(seq)) is n long
+        const limit = ins[1]?.content;
+        const len = s !== null && l !== null && d !== null ? Sym.const(Math.max(Math.ceil((l - s) / d), 0))
+          : s === 0 && d === 1 && limit?.length === 1 && limit[0].nonNegative() ? limit[0] : this.fresh('range');
         return [{ dtype: x.dtype, shape: [len], content: null, constant: null }];
       }
       case 'MatMul': {
@@ -310,8 +313,8 @@ export class ShapeAnalysis implements ShapeLookup {
     for (let i = 0; i < r; i++) {
       const x = a[a.length - r + i] ?? Sym.const(1);
       const y = b[b.length - r + i] ?? Sym.const(1);
-      if (x.equals(y) || y.value === 1) out.push(x);
-      else if (x.value === 1) out.push(y);
+      if (x.equals(y) || y.value === 1 || y.isMinOf(x)) out.push(x);
+      else if (x.value === 1 || x.isMinOf(y)) out.push(y);
       else {
         if (x.value !== null && y.value !== null) this.conflict(`cannot broadcast dim ${x.value} with ${y.value}`);
         out.push(this.fresh('bcast'));
@@ -386,9 +389,15 @@ export class ShapeAnalysis implements ShapeLookup {
     const x = ins[0];
     const num = (i: Info | undefined) => (i?.content && i.content.every((s) => s.value !== null) ? i.content.map((s) => s.value!) : null);
     let starts: number[] | null, ends: number[] | null, axes: number[] | null, steps: number[] | null;
+    // ends that are dims (x[:, :seq]): each known symbolically, read below where a number is unknown
+    let symEnds: Sym[] | null = null;
     if (opset >= 10) {
       starts = num(ins[1]);
       ends = num(ins[2]);
+      if (!ends && ins[2]?.content) {
+        symEnds = ins[2].content;
+        ends = symEnds.map((e) => e.value ?? NaN);
+      }
       axes = n.inputs[3] ? num(ins[3]) : null;
       steps = n.inputs[4] ? num(ins[4]) : null;
       if ((n.inputs[3] && !axes) || (n.inputs[4] && !steps)) return { ...UNKNOWN, dtype: x.dtype };
@@ -408,7 +417,12 @@ export class ShapeAnalysis implements ShapeLookup {
       const step = steps?.[i] ?? 1;
       const d = x.shape[a].value;
       const BIG = 2 ** 31;
-      if (d !== null) {
+      if (Number.isNaN(ends[i])) {
+        // a slice from 0 up to a dim: min(dim, length), exact only for a static axis
+        if (d !== null && starts[i] === 0 && step === 1 && symEnds![i].nonNegative()) shape[a] = symEnds![i].minWith(d);
+        else shape[a] = this.fresh('slice');
+        content = null;
+      } else if (d !== null) {
         const [s, , len] = sliceBounds(d, starts[i], ends[i], step);
         shape[a] = Sym.const(len);
         if (content && r === 1) content = Array.from({ length: len }, (_, k) => content![s + k * step]);

@@ -81,6 +81,26 @@ export class Sym {
     return Sym.atom(`floor((${this})/(${o}))`);
   }
 
+  /**
+   * min(this, c) for a constant c: exact when this is a constant, else an opaque atom named after the
+   * expression (a Slice of a static axis up to a dim: `position_ids[:, :seq]` is min(seq, 77) long).
+   */
+  minWith(c: number): Sym {
+    const v = this.value;
+    // '*' joins the atoms of a monomial, so an atom's name never holds one
+    return v !== null ? Sym.const(Math.min(v, c)) : Sym.atom(`min(${String(this).replace(/\*/g, '·')},${c})`);
+  }
+
+  /**
+   * Is this min(x, c) for a constant c > 1? Then broadcasting it against x gives x: the two are equal,
+   * or x is 1 and so is the min; min(x, c) = 1 ≠ x would need c = 1.
+   */
+  isMinOf(x: Sym): boolean {
+    const [[name, coef] = ['', 0]] = [...this.terms];
+    const m = coef === 1 ? /^min\((.*),(\d+)\)$/.exec(name) : null;
+    return !!m && Number(m[2]) > 1 && m[1] === String(x).replace(/\*/g, '·');
+  }
+
   /** True when every term is non-negative: a polynomial of dims with such coefficients is never below 0. */
   nonNegative(): boolean {
     return [...this.terms.values()].every((c) => c >= 0);

@@ -15,7 +15,7 @@ function attentionOutput(_n: Node, ins: TypeShape[]): TypeShape[] {
  * Per-head softmax(q·kᵀ·scale)·v of [B, S, N·H] q, k, v, merged back to [B, S, N·H] — the definition of
  * every attention op sdc emits, so each lowers to it.
  */
-function attentionCore(e: Emitter, n: Node, query: Value, key: Value, value: Value, hidden: number | null, heads: number, scale: number): Value {
+function attentionCore(e: Emitter, n: Node, query: Value, key: Value, value: Value, hidden: number | null, heads: number, scale: number, bias: Value | null = null): Value {
   if (!scale) {
     if (hidden === null) throw new LoweringError(`cannot lower ${n.opType} '${n.name}': its hidden size is unknown and it has no scale`);
     scale = 1 / Math.sqrt(hidden / heads);
@@ -23,7 +23,9 @@ function attentionCore(e: Emitter, n: Node, query: Value, key: Value, value: Val
   const split = e.int64s('attn_split_heads', [0, 0, heads, -1]);
   const perHead = (x: Value) => e.transpose(e.one('Reshape', [x, split]), [0, 2, 1, 3]);
   const [q, k, v] = [perHead(query), perHead(key), perHead(value)];
-  const scores = e.one('Mul', [e.one('MatMul', [q, e.transpose(k, [0, 1, 3, 2])]), e.constant('attn_scale', DataType.FLOAT, [], [scale])]);
+  let scores = e.one('Mul', [e.one('MatMul', [q, e.transpose(k, [0, 1, 3, 2])]), e.constant('attn_scale', DataType.FLOAT, [], [scale])]);
+  // an additive bias [B or 1, N or 1, S, T] after the scale, as the kernels add it
+  if (bias) scores = e.one('Add', [scores, bias]);
   const probs = e.one('Softmax', [scores], [int('axis', -1)]);
   const ctxHeads = e.transpose(e.one('MatMul', [probs, v]), [0, 2, 1, 3]);
   return e.one('Reshape', [ctxHeads, e.int64s('attn_merge_heads', [0, 0, -1])]);
@@ -31,24 +33,53 @@ function attentionCore(e: Emitter, n: Node, query: Value, key: Value, value: Val
 
 const lastDim = (s: Sym[] | null) => (s && typeof s[s.length - 1]?.value === 'number' ? s[s.length - 1].value : null);
 
+/** Inputs 3.. of MultiHeadAttention; the lowering takes bias and attention_bias. */
+const MHA_OPTIONAL = ['bias', 'key_padding_mask', 'attention_bias', 'past_key', 'past_value'];
+
 export const MULTI_HEAD_ATTENTION: OpRecord = {
   op: 'com.microsoft::MultiHeadAttention',
-  kernels: everywhere(F32, F32_F16),
-  note: 'separate q, k, v; packed QKV/KV not on cpu',
+  // bias [q | k | v] and attention_bias [B or 1, N or 1, S, T] (a causal or padding mask as an additive bias)
+  // measured in single-op sessions on cpu and webgpu (SwiftShader); cuda from its kernel sources
+  // (broadcast_attn_bias_dim_0/1).
+  // unidirectional runs on cpu; the WebGPU kernel refuses it (ORT_ENFORCE in its constructor)
+  kernels: {
+    cpu: { dtypes: F32, options: ['bias', 'attention_bias', 'unidirectional'] },
+    webgpu: { dtypes: F32_F16, options: ['bias', 'attention_bias'] },
+    cuda: { dtypes: F32_F16, options: ['bias', 'attention_bias'] },
+  },
+  note: 'separate q, k, v; packed QKV/KV not on cpu; attention_bias must be 4-D with dims 2 and 3 exactly S and T',
   infer: attentionOutput,
   // The CPU runs the op itself; this lowering serves providers whose kernel is in doubt (the WebGPU
   // flash-attention path on SwiftShader), so the rest of the graph can still be checked on them.
   lower(g, n, ctx) {
-    if (n.inputs.slice(3).some((v) => v && !v.omitted)) throw new LoweringError(`cannot lower MultiHeadAttention '${n.name}': only query, key and value inputs are supported`);
+    const extra = n.inputs.slice(3).findIndex((v, i) => v && !v.omitted && MHA_OPTIONAL[i] !== 'attention_bias' && MHA_OPTIONAL[i] !== 'bias');
+    if (extra >= 0) throw new LoweringError(`cannot lower MultiHeadAttention '${n.name}': its ${MHA_OPTIONAL[extra] ?? `input ${extra + 3}`} input is not supported`);
+    if (n.int('unidirectional', 0)) throw new LoweringError(`cannot lower MultiHeadAttention '${n.name}': unidirectional is not supported`);
     if (ctx.shapeOf(n.inputs[1]!)?.length !== 3) throw new LoweringError(`cannot lower MultiHeadAttention '${n.name}': packed key/value are not supported`);
+    const given = (i: number) => (n.inputs[i] && !n.inputs[i]!.omitted ? n.inputs[i]! : null);
     const e = new Emitter(g, n);
-    return [attentionCore(e, n, n.inputs[0]!, n.inputs[1]!, n.inputs[2]!, lastDim(ctx.shapeOf(n.inputs[0]!)), n.int('num_heads')!, n.float('scale', 0))];
+    let [q, k, v] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]!];
+    const qkvBias = given(3);
+    if (qkvBias) {
+      // [q | k | v] biases, q's and k's as wide as q, v's the rest
+      const hidden = lastDim(ctx.shapeOf(q));
+      const vHidden = lastDim(ctx.shapeOf(v));
+      if (hidden === null || vHidden === null) throw new LoweringError(`cannot lower MultiHeadAttention '${n.name}': its bias needs q's and v's widths`);
+      const [bq, bk, bv] = e.op('Split', [qkvBias, e.int64s('attn_bias_sizes', [hidden, hidden, vHidden])], [int('axis', 0)], '', 3);
+      [q, k, v] = [e.one('Add', [q, bq]), e.one('Add', [k, bk]), e.one('Add', [v, bv])];
+    }
+    return [attentionCore(e, n, q, k, v, lastDim(ctx.shapeOf(n.inputs[0]!)), n.int('num_heads')!, n.float('scale', 0), given(5))];
   },
 };
 
 export const ONNX_ATTENTION: OpRecord = {
   op: 'ai.onnx::Attention',
-  kernels: everywhere(F32_F16, F32_F16),
+  // attn_mask [B or 1, N or 1, S, T] and is_causal: single-op sessions on cpu and webgpu (SwiftShader)
+  kernels: {
+    cpu: { dtypes: F32_F16, options: ['attn_mask', 'is_causal'] },
+    webgpu: { dtypes: F32_F16, options: ['attn_mask', 'is_causal'] },
+    cuda: { dtypes: F32_F16, options: ['attn_mask', 'is_causal'] },
+  },
   note: 'opset 23+; webgpu coverage uneven',
   // 3-D q/k/v as sdc emits it (q_num_heads/kv_num_heads given); 4-D inputs keep q's shape with v's head size
   infer(n, ins) {

@@ -1,5 +1,6 @@
 import { Sym } from '../ir/symbolic';
 import { Emitter, int } from './emit';
+import { DataType } from '../ir/dtype';
 import { everywhere, F32, F32_F16, likeInput, OpRecord } from './record';
 
 export const BIAS_SPLIT_GELU: OpRecord = {
@@ -35,3 +36,17 @@ export const BIAS_ADD: OpRecord = {
 export const ONNX_GELU: OpRecord = { op: 'ai.onnx::Gelu', kernels: everywhere(F32_F16, F32_F16), note: 'opset 20', infer: 'onnx', lower: 'cpu' };
 export const MS_GELU: OpRecord = { op: 'com.microsoft::Gelu', kernels: everywhere(F32, F32_F16), infer: likeInput, lower: 'cpu' };
 export const FAST_GELU: OpRecord = { op: 'com.microsoft::FastGelu', kernels: everywhere(F32, F32_F16), infer: likeInput, lower: 'cpu' };
+
+export const QUICK_GELU: OpRecord = {
+  op: 'com.microsoft::QuickGelu',
+  // cpu and webgpu measured in single-op sessions (alpha 1.702, any width); cuda from its registrations
+  kernels: everywhere(F32, F32_F16),
+  note: 'x·sigmoid(alpha·x)',
+  infer: likeInput,
+  lower(g, n) {
+    const e = new Emitter(g, n);
+    const x = n.inputs[0]!;
+    const alpha = e.constant('quick_gelu_alpha', DataType.FLOAT, [], [n.float('alpha', 1.702)]);
+    return [e.one('Mul', [x, e.one('Sigmoid', [e.one('Mul', [x, alpha])])])];
+  },
+};

@@ -23,6 +23,11 @@ export interface Kernel {
   multiples?: Record<string, number>;
   /** Memory layouts the kernel computes in; absent: the op's standard layout. */
   layouts?: Layout[];
+  /**
+   * Optional inputs and attributes the kernel honours (attention's `attention_bias`, `unidirectional`), for
+   * a rule about to use one; absent: the kernel takes none beyond the required ones.
+   */
+  options?: string[];
   note?: string;
 }
 

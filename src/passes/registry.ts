@@ -4,6 +4,7 @@ import { RuleSet } from '../rewrite/rule';
 import { Target, TARGETS } from '../targets';
 import { affineIntoConv } from '../rules/affine-into-conv';
 import { attention } from '../rules/attention';
+import { attentionBias } from '../rules/attention-bias';
 import { biasAdd } from '../rules/bias-add';
 import { biasSplitGelu } from '../rules/bias-split-gelu';
 import { channelAffine } from '../rules/channel-affine';
@@ -12,6 +13,7 @@ import { groupNorm } from '../rules/group-norm';
 import { groupNormSilu } from '../rules/group-norm-silu';
 import { layerNorm } from '../rules/layer-norm';
 import { packedAttention } from '../rules/packed-attention';
+import { quickGelu } from '../rules/quick-gelu';
 import { skipGroupNorm } from '../rules/skip-group-norm';
 import { skipLayerNorm } from '../rules/skip-layer-norm';
 import { captureHints } from './capture-hints';
@@ -68,7 +70,7 @@ export const REGISTRY: RegistryEntry[] = [
   fusion({
     name: 'fuse-attention',
     description: 'MatMul→scale→Softmax→MatMul with head splits → one MultiHeadAttention (or Attention-23) per site',
-    rules: [attention],
+    rules: [attention, attentionBias],
     anchors: [
       { op: 'Softmax', reason: 'not softmax(scale·QKᵀ [+ mask]) V with a single reader at each step' },
       { op: 'Attention', reason: 'already a fused ai.onnx::Attention (opset 23), runs on every target', counter: 'alreadyFused' },
@@ -100,8 +102,8 @@ export const REGISTRY: RegistryEntry[] = [
   }, [{ pass: 'fuse-group-norm', why: 'a residual Add into a GroupNorm belongs to SkipGroupNorm, so group norms settle the residual sums first' }]),
   fusion({
     name: 'fuse-gelu',
-    description: 'erf GELU → Gelu; GEGLU (bias, split, left·gelu(right)) → BiasSplitGelu',
-    rules: [biasSplitGelu, gelu],
+    description: 'erf GELU → Gelu; GEGLU (bias, split, left·gelu(right)) → BiasSplitGelu; x·sigmoid(α·x) → QuickGelu',
+    rules: [biasSplitGelu, gelu, quickGelu],
     anchors: [{ op: 'Erf', reason: 'Erf is not part of x·½·(1+erf(x/√2))' }],
   }),
   fusion({

@@ -6,7 +6,7 @@ import { defineRule } from '../rewrite/rule';
 const weight2d = (v: Value) => !!v.constant && v.constant.dtype === DataType.FLOAT && v.constant.dims.length === 2;
 const projection = (x: string, w: string, capture: string) => p.op('MatMul', [p.any(x), p.any(w, weight2d)], { capture });
 
-/** MultiHeadAttention of three bias-free projections (q, k, v), each read only by the attention. */
+/** MultiHeadAttention of three projections (q, k, v) without bias Adds, each read only by the attention. */
 const SELF_ATTENTION = p.op('MultiHeadAttention', [projection('xq', 'wq', 'q'), projection('xk', 'wk', 'k'), projection('xv', 'wv', 'v')], { domain: 'com.microsoft', capture: 'mha' });
 
 /**
@@ -26,11 +26,14 @@ export const packedAttention = defineRule<{ heads: number; hidden: number; vHidd
   emits: () => ['com.microsoft::Attention'],
   check(m, ctx) {
     const mha = m.nodes.mha;
-    if (mha.inputs.slice(3).some((v) => v && !v.omitted)) return 'has a bias, mask or past input';
+    if (mha.inputs.slice(4).some((v) => v && !v.omitted)) return 'has a mask or past input';
+    const bias = mha.inputs[3] && !mha.inputs[3].omitted ? mha.inputs[3] : null;
+    if (bias && !(bias.constant?.dtype === DataType.FLOAT && bias.constant.dims.length === 1)) return 'its q/k/v bias is not a constant';
     if (m.values.xq !== m.values.xk || m.values.xq !== m.values.xv) return 'q, k and v do not project one tensor (cross-attention)';
     const [wq, wk, wv] = [m.values.wq, m.values.wk, m.values.wv].map((v) => v.constant!);
     if (wq.dims[0] !== wk.dims[0] || wq.dims[0] !== wv.dims[0]) return 'the projections take different input widths';
     if (wq.dims[1] !== wk.dims[1]) return 'q and k have different widths';
+    if (bias && bias.constant!.dims[0] !== 2 * wq.dims[1] + wv.dims[1]) return 'its q/k/v bias does not match the projections\' widths';
     const xs = ctx.shapes.get(m.values.xq);
     if (xs.dtype !== DataType.FLOAT || xs.shape?.length !== 3) return 'the input is not a float32 [batch, sequence, hidden] tensor';
     return ctx.target.accepts('com.microsoft', 'Attention', { dtype: xs.dtype }) ?? { heads: mha.int('num_heads')!, hidden: wq.dims[1], vHidden: wv.dims[1] };
@@ -52,7 +55,9 @@ export const packedAttention = defineRule<{ heads: number; hidden: number; vHidd
     }
     const name = mha.name;
     const w = rw.floats(`${name}_qkv_weight`, [rows, width], packed);
-    const b = rw.floats(`${name}_qkv_bias`, [width], new Float32Array(width));
+    // the attention's own q/k/v bias (attention-bias moved the projections' there), else zeros
+    const given = mha.inputs[3] && !mha.inputs[3].omitted ? mha.inputs[3].constant! : null;
+    const b = given ? mha.inputs[3]! : rw.floats(`${name}_qkv_bias`, [width], new Float32Array(width));
     const scale = mha.attrs.get('scale');
     const attrs = [
       { name: 'num_heads', type: AttrType.INT as const, value: s.heads },

@@ -11,6 +11,8 @@ export interface KernelUse {
   dtype?: DataType | null;
   sizes?: Record<string, number | null | undefined>;
   layout?: Layout;
+  /** Optional inputs or attributes the use sets (`attention_bias`). */
+  options?: string[];
 }
 
 /** float32, float16: the names onnxruntime users read. */
@@ -60,6 +62,8 @@ export class Target {
       if (got === null || got === undefined || got % step !== 0) return `${name} takes ${size} a multiple of ${step} (got ${got ?? 'unknown'})`;
     }
     if (use.layout && k.layouts && !k.layouts.includes(use.layout)) return `${name} computes in ${k.layouts.join('/')}, not ${use.layout}`;
+    const missingOption = use.options?.find((o) => !k.options?.includes(o));
+    if (missingOption) return `${name} does not take ${missingOption}${k.options?.length ? ` (it takes ${k.options.join(', ')})` : ''}`;
     return null;
   }
 }
@@ -75,6 +79,7 @@ function cell(k: Kernel | undefined): string {
   for (const [size, allowed] of Object.entries(k.sizes ?? {})) parts.push(`${size} ${allowed.join('/')}`);
   for (const [size, step] of Object.entries(k.multiples ?? {})) parts.push(`${size} multiple of ${step}`);
   if (k.layouts) parts.push(k.layouts.join('/'));
+  if (k.options) parts.push(k.options.join(', '));
   return `yes: ${parts.join('; ')}`;
 }
 

@@ -112,7 +112,11 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
     for (let s = 0; s < o.sets; s++) {
       // input set s: uniform [-1, 1) floats, timestep 500, 0, 999 by set (src/runtime/feeds.ts)
       const feeds = syntheticInputs(specs, { set: s });
-      const ra = await a.run(feeds);
+      const ra = await a.run(feeds).catch((err: Error) => {
+        // the model, not sdc, refuses these dims (inputs whose sizes must agree: a ControlNet's image and latents)
+        const at = [...dims].map(([k, d]) => `${k}=${d.join('x')}`).join(',');
+        throw new SdcError(original, `the original model does not run at the dims --check ${derived ? 'chose' : 'was given'} (${at}): ${err.message.split('\n')[0].replace(/^.*Status Message: /, '')}; give --shape with dims the model takes`);
+      });
       const rb = await b.run(feeds);
       for (const k of a.outputNames) {
         const d = compareTensors(ra[k], rb[k], k);

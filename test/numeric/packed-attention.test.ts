@@ -20,8 +20,10 @@ interface Case {
   inputWeight?: 'q' | 'k' | 'v';
   /** Width of v's projection (q and k: C). */
   vWidth?: number;
-  /** A bias input on the MultiHeadAttention. */
+  /** A (constant) q/k/v bias input on the MultiHeadAttention. */
   bias?: boolean;
+  /** An attention bias (mask) input on the MultiHeadAttention. */
+  mask?: boolean;
   /** A second MultiHeadAttention, with this head count, reading the same projections. */
   twin?: number;
   /** q's projection is also a graph output. */
@@ -52,7 +54,8 @@ function model(name: string, c: Case): { src: string; feeds: Record<string, Retu
   };
   const [q, k, v] = [proj('q', 0, C), proj('k', 1, C), proj('v', 2, c.vWidth ?? C)];
   const bias = c.bias ? b.const('bias', [3 * C], Array.from(randomFloats(3 * C, 50))) : null;
-  b.output(b.op('MultiHeadAttention', bias ? [q, k, v, bias] : [q, k, v], { num_heads: 2 }, { domain: 'com.microsoft', name: 'mha' }));
+  const mask = c.mask ? b.const('mask', [1, 1, S, S], Array.from(randomFloats(S * S, 51))) : null;
+  b.output(b.op('MultiHeadAttention', mask ? [q, k, v, bias, null, mask] : bias ? [q, k, v, bias] : [q, k, v], { num_heads: 2 }, { domain: 'com.microsoft', name: 'mha' }));
   if (c.twin) b.output(b.op('MultiHeadAttention', [q, k, v], { num_heads: c.twin }, { domain: 'com.microsoft', name: 'mha_twin' }));
   if (c.qOut) b.output(q);
   return { src: saveModel(b.model, path.join(dir, `${name}.onnx`)), feeds };
@@ -72,6 +75,7 @@ async function compileAndCompare(name: string, c: Case) {
 test.each([
   ['q, k, v of one tensor', {}, 'Attention (2 heads, qkv 8/8/8)'],
   ['a wider v', { vWidth: 12 }, 'Attention (2 heads, qkv 8/8/12)'],
+  ['a constant q/k/v bias, carried as the packed bias', { bias: true }, 'Attention (2 heads, qkv 8/8/8)'],
 ] as [string, Case, string][])('webgpu packs self-attention (%s) into one com.microsoft Attention with the same numbers', async (name, c, what) => {
   const { r, worst, verdicts } = await compileAndCompare(`packs-${name.replace(/\W+/g, '-')}`, c);
   expect(r.opsAfter).toEqual({ 'com.microsoft::Attention': 1 });
@@ -83,7 +87,7 @@ test.each([
 test.each([
   ['k and v from another tensor (cross-attention)', { from: ['x', 'ctx', 'ctx'] }, 'q, k and v do not project one tensor (cross-attention)'],
   ['only v from another tensor', { from: ['x', 'x', 'ctx'] }, 'q, k and v do not project one tensor (cross-attention)'],
-  ['a bias input', { bias: true }, 'has a bias, mask or past input'],
+  ['an attention bias (mask) input', { mask: true }, 'has a mask or past input'],
 ] as [string, Case, string][])('webgpu does not pack %s, and says why', async (name, c, why) => {
   const { r, worst, verdicts } = await compileAndCompare(`refused-${name.replace(/\W+/g, '-')}`, c);
   expect(r.opsAfter).toEqual({ 'ai.onnx::MatMul': 3, 'com.microsoft::MultiHeadAttention': 1 });
