@@ -9,6 +9,9 @@ import { compilePipeline, PipelineReport } from '../src/pipeline/compile-pipelin
 import { loadPipeline } from '../src/pipeline/load';
 import { benchPipeline, formatPipelineBench } from '../src/pipeline/bench-pipeline';
 import { relError, runModel, tmpDir } from './helpers/ort';
+import { AttrType } from '../src/ir/graph';
+import { DataType } from '../src/ir/dtype';
+import { Tensor } from '../src/ir/tensor';
 import { filesUnder, PIPELINES, pipelinePath, referenceCase } from './helpers/pipelines';
 
 const dir = tmpDir('sdc-pipeline-');
@@ -227,6 +230,41 @@ describe('the output folder', () => {
     expect(fs.existsSync(path.join(dir, 'y'))).toBe(false);
   });
 });
+
+/**
+ * Retype graph input `name` (older exports' contracts: timestep int64 [1], input_ids int32): the new input
+ * is cast (and for a scalar, squeezed) into the value the graph read before.
+ */
+function retypeInput(file: string, name: string, dtype: DataType, shape: (number | string)[]): void {
+  const m = readModel(file);
+  const g = m.graph;
+  const old = g.inputs.find((v) => v.name === name)!;
+  const rank0 = old.shape!.length === 0;
+  g.values.delete(name);
+  old.name = `${name}_sdc_test_old`;
+  g.values.set(old.name, old);
+  const fresh = g.newValue(name);
+  fresh.type = { kind: 'tensor', elemType: dtype, shape };
+  g.inputs[g.inputs.indexOf(old)] = fresh;
+  const oldType = old.elemType!;
+  old.type = null;
+  const cast = g.addNode({ op: 'Cast', inputs: [fresh], outputs: [rank0 ? `${name}_cast` : old], attrs: [{ name: 'to', type: AttrType.INT, value: oldType }] });
+  if (rank0) g.addNode({ op: 'Squeeze', inputs: [cast.outputs[0], g.addInitializer('axes0', Tensor.fromValues('axes0', DataType.INT64, [1], [0n]))], outputs: [old] });
+  g.topoSort();
+  replaceModel(m, file);
+}
+
+test('older input contracts: timestep int64 [1] and input_ids int32 are planned, compiled and run as declared', async () => {
+  const src = copyOf('tiny-sd15', 'old-contracts');
+  retypeInput(path.join(src, 'unet', 'model.onnx'), 'timestep', DataType.INT64, [1]);
+  retypeInput(path.join(src, 'text_encoder', 'model.onnx'), 'input_ids', DataType.INT32, ['batch_size', 'sequence_length']);
+  const p = readPipeline(src);
+  const plan = planDims(p, { height: 32, width: 48 });
+  expect(Object.fromEntries(plan.components.get('unet')!.dims!)).toEqual({ sample: [2, 4, 16, 24], timestep: [1], encoder_hidden_states: [2, 77, 32] });
+  // the benchmark compiles it (reduce-overhead at these dims) and runs both variants on the declared types
+  const b = await benchPipeline(src, { shape: { height: 32, width: 48 }, steps: 1, runs: 1, workloads: ['txt2img'] });
+  expect(b.workloads[0].imagesAgree).toBe(true);
+}, 120000);
 
 describe('sdc bench DIR', () => {
   test('txt2img on the SDXL pipeline, as exported and compiled: the same image, every stage timed', async () => {

@@ -174,11 +174,11 @@ export async function runWorkload(f: PipelineFacts, plan: DimPlan, o: WorkloadOp
     const scaled = new ort.Tensor('float32', Float32Array.from(x, (v) => v / Math.sqrt(sigma * sigma + 1)), [B, latentChannels, h, w]);
     let sample = cfg ? concat([scaled, scaled], 0) : scaled;
     if (inpaintExtra) sample = concat([sample, cfg ? concat([inpaintExtra, inpaintExtra], 0) : inpaintExtra], 1);
-    const feeds: Record<string, ort.Tensor> = { sample, timestep: timestepTensor(f.inputs.get(f.unet)!.get('timestep')!, timesteps[i], sample.dims[0]), encoder_hidden_states: ehs, ...added };
+    const feeds: Record<string, ort.Tensor> = { sample, timestep: timestepTensor(f.inputs.get(f.unet)!.get('timestep')!, unetDims.get('timestep'), timesteps[i], sample.dims[0]), encoder_hidden_states: ehs, ...added };
     if (cond && f.controlnet) {
       const cin = f.inputs.get(f.controlnet)!;
       const res = await run(f.controlnet, {
-        sample, timestep: timestepTensor(cin.get('timestep')!, timesteps[i], sample.dims[0]), encoder_hidden_states: ehs, controlnet_cond: cond,
+        sample, timestep: timestepTensor(cin.get('timestep')!, dims(f.controlnet)?.get('timestep'), timesteps[i], sample.dims[0]), encoder_hidden_states: ehs, controlnet_cond: cond,
         ...(cin.has('conditioning_scale') ? { conditioning_scale: new ort.Tensor('float32', Float32Array.of(1), cin.get('conditioning_scale')!.rank ? [1] : []) } : {}),
       });
       for (const [k, v] of Object.entries(res)) feeds[k.replace('down_block_res_samples', 'down_block_additional_residuals').replace('mid_block_res_sample', 'mid_block_additional_residual')] = v;
@@ -210,9 +210,10 @@ function eulerSchedule(s: PipelineFacts['scheduler'], steps: number): { sigmas: 
   return { sigmas, timesteps };
 }
 
-function timestepTensor(spec: { type: string; rank: number }, t: number, batch: number): ort.Tensor {
-  const dims = spec.rank === 0 ? [] : [batch];
-  const n = spec.rank === 0 ? 1 : batch;
+/** The timestep as the component declares it: a rank-0 scalar, one per sample, or a fixed [1] (older exports). */
+function timestepTensor(spec: { type: string; rank: number }, planned: number[] | undefined, t: number, batch: number): ort.Tensor {
+  const dims = planned ?? (spec.rank === 0 ? [] : [batch]);
+  const n = dims.reduce((a, b) => a * b, 1);
   if (spec.type === 'int64') return new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(t)), dims);
   if (spec.type === 'int32') return new ort.Tensor('int32', Int32Array.from({ length: n }, () => t), dims);
   return new ort.Tensor('float32', Float32Array.from({ length: n }, () => t), dims);
