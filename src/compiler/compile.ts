@@ -239,7 +239,8 @@ function removeStaleStages(dir: string, base: string): void {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` still runs (a stage folder of a dead one is garbage). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,7 +6,7 @@ import { realPath } from '../onnx/write';
 import { fusedSiteCounts } from '../passes/registry';
 import { SDC_VERSION } from '../compiler/version';
 import { Progress, silentProgress } from '../compiler/progress';
-import { writeJsonAtomic } from '../compiler/compile';
+import { alive, writeJsonAtomic } from '../compiler/compile';
 import { CheckedCompileOptions, CheckedReport, compileChecked } from '../verify/check';
 import { DATA_FILE, MODEL_FILE, Pipeline, readPipeline, Role } from './layout';
 import { DimOverrides, parsePipelineShapes, PipelineShape, planDims } from './dims';
@@ -234,15 +234,6 @@ function makeStage(out: string): string {
     return fs.mkdtempSync(path.join(parent, `${prefix}stage-${process.pid}-`));
   } catch (e) {
     throw new SdcError(out, `cannot write in ${parent} (${(e as NodeJS.ErrnoException).code})`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

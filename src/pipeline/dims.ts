@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeShapes, ShapeAnalysis } from '../analysis/shapes';
 import { SdcError } from '../ir/errors';
@@ -6,7 +5,7 @@ import { Node, Value } from '../ir/graph';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
 import { parseShapes } from '../compiler/compile';
-import { Pipeline, Role } from './layout';
+import { Pipeline, readJsonObject, Role } from './layout';
 
 /** What a user says about the images a pipeline makes; every component's dims follow from it. */
 export interface PipelineShape {
@@ -308,21 +307,12 @@ function textLength(p: Pipeline, models: Map<string, Model>): { length: number |
       lengths.push(Math.min(...tables.map((n) => n.inputs[0]!.constant!.dims[0])));
       continue;
     }
-    const config = readJson(path.join(path.dirname(c.modelFile), 'config.json'));
+    const config = readJsonObject(path.join(path.dirname(c.modelFile), 'config.json'));
     const max = config?.max_position_embeddings;
     if (typeof max === 'number' && Number.isSafeInteger(max) && max > 0) lengths.push(max);
   }
   if (!lengths.length) return { length: null, note: 'text length: no position table found in the text encoders' };
   const length = Math.min(...lengths);
   return { length, note: `text length ${length}: the text encoder's position table` };
-}
-
-function readJson(file: string): Record<string, unknown> | null {
-  try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8'));
-    return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
-  } catch {
-    return null;
-  }
 }
 

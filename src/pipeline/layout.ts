@@ -146,3 +146,13 @@ function roleByIo(inputs: Set<string>): Role | null {
   if (inputs.has('sample') && inputs.size === 1) return 'vae-encoder';
   return null;
 }
+
+/** A JSON object file (a component's config.json, the scheduler's), or null when absent or not an object. */
+export function readJsonObject(file: string): Record<string, unknown> | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
+  } catch {
+    return null;
+  }
+}

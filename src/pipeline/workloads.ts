@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { SdcError } from '../ir/errors';
@@ -6,7 +5,7 @@ import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
 import { randomFloats } from '../runtime/feeds';
 import { DimPlan } from './dims';
-import { Component, Pipeline } from './layout';
+import { Component, Pipeline, readJsonObject } from './layout';
 
 /**
  * The benchmark workloads this project follows, end to end on a pipeline's components: prompt encoding
@@ -69,8 +68,8 @@ export function pipelineFacts(p: Pipeline): PipelineFacts {
     }
     inputs.set(name, map);
   }
-  const vaeConfig = readJson(path.join(p.dir, vaeDecoder, 'config.json'));
-  const sched = readJson(path.join(p.dir, 'scheduler', 'scheduler_config.json'));
+  const vaeConfig = readJsonObject(path.join(p.dir, vaeDecoder, 'config.json'));
+  const sched = readJsonObject(path.join(p.dir, 'scheduler', 'scheduler_config.json'));
   return {
     textEncoders,
     unet,
@@ -289,13 +288,4 @@ function tokenRows(m: Model): number | null {
 
 function num(v: unknown, dflt: number): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : dflt;
-}
-
-function readJson(file: string): Record<string, unknown> | null {
-  try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8'));
-    return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
-  } catch {
-    return null;
-  }
 }

@@ -39,7 +39,7 @@ const UNET = {
   webgpu: { attention: 12, packedAttention: 6, affineIntoConv: 6, channelAffine: 25, skipLayerNorm: 12, gelu: 6, projectionsMerged: 24 },
   cuda: { attention: 12, groupNorm: 31, withSilu: 25, skipGroupNorm: 11, skipLayerNorm: 12, gelu: 6, nhwcConv: 46 },
 };
-export const FUSED: Record<string, Record<TargetName, Record<string, number>>> = {
+const FUSED: Record<string, Record<TargetName, Record<string, number>>> = {
   'tiny-sd15/text_encoder': CLIP,
   'tiny-sd15/vae_encoder': VAE_ENCODER,
   'tiny-sd15/vae_decoder': VAE_DECODER,
@@ -112,7 +112,7 @@ interface ComponentResult {
  * reference inputs on the CPU, GPU-only ops lowered: its fused sites, and its distance to PyTorch's
  * outputs and to the original's.
  */
-export async function compileComponent(id: string, target: TargetName, mode: Mode, dir: string): Promise<ComponentResult> {
+async function compileComponent(id: string, target: TargetName, mode: Mode, dir: string): Promise<ComponentResult> {
   const src = path.join(PIPELINES, id, 'model.onnx');
   const ref = referenceCase(id);
   const out = path.join(dir, id, `${target}.onnx`);
@@ -127,4 +127,13 @@ export async function compileComponent(id: string, target: TargetName, mode: Mod
     vsOriginal = Math.max(vsOriginal, relError(original[name], compiled[name]));
   }
   return { ops: report.opsAfter, fused: fusedSiteCounts(report.passes), vsReference, vsOriginal };
+}
+
+/** A component compiled for one target: no Softmax left, the fused sites as expected, equal to the original and PyTorch (1e-4). */
+export async function expectComponent(id: string, target: TargetName, mode: Mode, dir: string): Promise<void> {
+  const r = await compileComponent(id, target, mode, dir);
+  expect(r.ops['ai.onnx::Softmax']).toBeUndefined();
+  expect(r.fused).toEqual(FUSED[id][target]);
+  expect(r.vsOriginal).toBeLessThan(1e-4);
+  expect(r.vsReference).toBeLessThan(1e-4);
 }
