@@ -60,6 +60,11 @@ test('a folder sdc does not know, or one whose inputs contradict its name, is co
   expect(unet.unrecognized).toMatch(/'unet' should be a unet, but its inputs input_ids/);
 });
 
+test('compile() and the other one-model doors given a pipeline folder point to the pipeline door', async () => {
+  const { compile } = await import('../src/compiler/compile');
+  expect(() => compile(pipelinePath('tiny-sd15'), { output: path.join(dir, 'one.onnx') })).toThrow(/tiny-sd15: is a pipeline folder, not an ONNX file: compile it whole with `sdc compile DIR -o OUTDIR` \(library: compilePipeline\(\)\)/);
+});
+
 test('a folder without a pipeline, or with a broken model_index.json, is refused naming it', () => {
   const empty = path.join(dir, 'empty');
   fs.mkdirSync(empty, { recursive: true });

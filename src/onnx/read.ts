@@ -36,7 +36,9 @@ export function readModel(file: string, opts: ReadOptions = {}): Model {
   } catch (e) {
     if (e instanceof SdcError) throw e;
     const err = e as NodeJS.ErrnoException;
-    throw new SdcError(file, err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a folder, not an ONNX file' : `cannot read: ${err.message}`);
+    // a pipeline folder goes through its own door (src/pipeline/), which this layer sits below
+    const folder = fs.existsSync(path.join(abs, 'model_index.json')) ? 'is a pipeline folder, not an ONNX file: compile it whole with `sdc compile DIR -o OUTDIR` (library: compilePipeline())' : 'is a folder, not an ONNX file';
+    throw new SdcError(file, err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? folder : `cannot read: ${err.message}`);
   }
   return decodeModel(buf, file, opts.baseDir ?? path.dirname(abs), opts.allowMissingData);
 }
