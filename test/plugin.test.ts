@@ -71,6 +71,27 @@ test('a missing folder or a bad option is one clear error', async () => {
   await expect(compileAssets({ srcDir: path.join(dir, 'empty'), outDir: path.join(dir, 'x'), models: [{ include: '*.onnx', mode: 'fast' as never }] })).rejects.toThrow(/unknown mode 'fast'/);
 });
 
+test('overlapping source and output folders are refused before anything is written', async () => {
+  const src = path.join(dir, 'osrc');
+  fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+  saveModel((() => { const b = new ModelBuilder(); const x = b.input('x', [4]); b.output(b.op('Add', [x, b.const('w', [4], new Float32Array(4).fill(2))]), [4]); return b.model; })(), path.join(src, 'm.onnx'), { externalData: 'always', sizeThreshold: 0 });
+  fs.symlinkSync(src, path.join(dir, 'osrc-link'));
+  const before = fs.readdirSync(src).sort();
+  for (const [outDir, why] of [
+    [src, /the outputs would replace the sources/],
+    [path.join(dir, 'osrc-link'), /the outputs would replace the sources/],
+    [path.join(src, 'compiled'), /outDir is inside srcDir/],
+    [path.join(src, 'sub'), /outDir is inside srcDir/],
+    [dir, /srcDir is inside outDir/],
+  ] as const) {
+    await expect(compileAssets({ srcDir: src, outDir, cacheDir: path.join(dir, 'ocache') })).rejects.toThrow(why);
+  }
+  expect(fs.readdirSync(src).sort()).toEqual(before);
+  expect(fs.existsSync(path.join(src, 'compiled'))).toBe(false);
+  // a sibling whose name starts like the source folder is not inside it
+  await expect(compileAssets({ srcDir: src, outDir: `${src}-out`, cacheDir: path.join(dir, 'ocache') })).resolves.toHaveLength(1);
+});
+
 test('a model with external weights that changes leaves exactly one data file beside it', async () => {
   const src = path.join(dir, 'wsrc');
   fs.mkdirSync(src);

@@ -32,6 +32,7 @@ export interface AssetResult {
  */
 export async function compileAssets(o: AssetOptions, compiler?: AssetCompiler): Promise<AssetResult[]> {
   if (!fs.existsSync(o.srcDir) || !fs.statSync(o.srcDir).isDirectory()) throw new SdcError(o.srcDir, 'model folder not found (srcDir)');
+  refuseOverlap(o.srcDir, o.outDir);
   const include = o.include ?? /\.onnx$/;
   const log = o.log ?? (() => {});
   const { srcDir: _s, outDir: _o, include: _i, models, cacheDir, log: _l, ...defaults } = o;
@@ -70,6 +71,37 @@ function place(file: string, data: string | null, output: string): void {
     }
   }
   for (const f of old) if (!pairs.some(([, to]) => path.resolve(to) === f)) fs.rmSync(f, { force: true });
+}
+
+/**
+ * Source and output folders must not overlap: with outDir equal to srcDir every source would be replaced
+ * by its output (and its weights removed); with one inside the other each build would compile the last
+ * build's outputs again, or place outputs among the sources.
+ */
+function refuseOverlap(srcDir: string, outDir: string): void {
+  const s = resolved(srcDir);
+  const t = resolved(outDir);
+  const within = (a: string, b: string) => a === b || a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
+  if (within(t, s) || within(s, t)) {
+    throw new SdcError(outDir, `overlaps the model folder ${srcDir} (srcDir): ${s === t ? 'the outputs would replace the sources' : within(t, s) ? 'outDir is inside srcDir, so each build would compile the last one\'s outputs' : 'srcDir is inside outDir, so outputs would land among the sources'}; choose an outDir outside srcDir`);
+  }
+}
+
+/** A path with links resolved as far as it exists (the rest appended): an outDir not created yet still compares. */
+function resolved(p: string): string {
+  const abs = path.resolve(p);
+  let head = abs;
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(head), ...rest);
+    } catch {
+      const up = path.dirname(head);
+      if (up === head) return abs;
+      rest.unshift(path.basename(head));
+      head = up;
+    }
+  }
 }
 
 function walk(dir: string): string[] {
