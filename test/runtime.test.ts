@@ -94,7 +94,8 @@ describe('graph-capture hints', () => {
     await generic.run(unetFeeds(2, 32, 16, 32));
     await generic.release();
     const captures = manifests(cacheDir).map((f) => {
-      const m = readModel(path.join(cacheDir, f.replace('.json', '.onnx')));
+      const entry = JSON.parse(fs.readFileSync(path.join(cacheDir, f), 'utf8'));
+      const m = readModel(path.join(cacheDir, entry.folder, entry.model));
       return { mode: m.getMetadata('sdc.mode'), capture: JSON.parse(m.getMetadata('sdc.capture')!), shapes: m.graph.nodes.filter((n) => n.opType === 'Shape').length };
     });
     const s = captures.find((c) => c.mode === 'reduce-overhead')!;
@@ -215,22 +216,19 @@ describe('runtime options and cache damage', () => {
     await m1.release();
     const [entry] = manifests(folder);
     expect(manifests(folder)).toHaveLength(1);
-    expect('dataSha256' in JSON.parse(fs.readFileSync(path.join(folder, entry), 'utf8'))).toBe(verify === 'full');
+    expect(JSON.parse(fs.readFileSync(path.join(folder, entry), 'utf8')).dataSha256).toMatch(/^[0-9a-f]{64}$/);
     return { folder, good };
   };
 
   const entryFiles = (cacheDir: string) => {
     const [entry] = manifests(cacheDir);
     const manifest = path.join(cacheDir, entry);
-    const files = fs.readdirSync(cacheDir).map((f) => path.join(cacheDir, f));
-    return { manifest, data: files.find((f) => f.endsWith('.data'))! };
+    const m = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    return { manifest, model: path.join(cacheDir, m.folder, m.model), data: path.join(cacheDir, m.folder, m.data) };
   };
 
   test.each([
-    ['a truncated model file', (e: { manifest: string; data: string }) => {
-      const model = e.manifest.replace(/\.json$/, '.onnx');
-      fs.truncateSync(model, fs.statSync(model).size - 1000);
-    }, ''],
+    ['a truncated model file', (e: { manifest: string; model: string; data: string }) => fs.truncateSync(e.model, fs.statSync(e.model).size - 1000), ''],
     ['a damaged manifest', (e: { manifest: string; data: string }) => fs.writeFileSync(e.manifest, '{ not json'), ''],
     ['a truncated data file', (e: { manifest: string; data: string }) => fs.truncateSync(e.data, fs.statSync(e.data).size - 64), ''],
     ['same-size data tampering under SDC_CACHE_VERIFY=full', (e: { manifest: string; data: string }) => {
