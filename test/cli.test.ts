@@ -296,3 +296,28 @@ test('--precision fp16 calibrates first (the report says on what), --keep-fp32 a
   const none = JSON.parse(sdc('compile', tinyPath('unet_dynamo_op18'), '--dry-run', '--json', '--precision', 'fp16', '--no-calibrate').stdout);
   expect(none.calibration).toBeUndefined();
 });
+
+test('sdc cache list, prune and clear: entries least recently used first, evicted to --bytes, all removed; mistakes are exit 2', () => {
+  const cacheDir = path.join(dir, 'cache-cmd');
+  const shape = (n: number) => `sample=${n}x4x8x8,timestep=${n},encoder_hidden_states=${n}x16x32`;
+  for (const n of [1, 2]) expect(sdc('run', tinyPath('unet_sdpa_op17'), '--shape', shape(n), '--cache-dir', cacheDir).status).toBe(0);
+  const list = sdc('cache', 'list', '--cache-dir', cacheDir);
+  expect(list.status).toBe(0);
+  expect(list.stdout).toMatch(/sample:float32\[1x4x8x8\][^\n]*\n[^\n]*sample:float32\[2x4x8x8\][^\n]*\n2 entries, [\d.]+ MiB in /);
+  const entries = JSON.parse(sdc('cache', 'list', '--json', '--cache-dir', cacheDir).stdout);
+  expect(entries).toHaveLength(2);
+  const prune = sdc('cache', 'prune', '--bytes', String(entries[1].bytes), '--cache-dir', cacheDir);
+  expect(prune.stdout).toMatch(/evicted 1 entry/);
+  expect(JSON.parse(sdc('cache', 'list', '--json', '--cache-dir', cacheDir).stdout).map((e: { key: string }) => e.key)).toEqual([entries[1].key]);
+  expect(sdc('cache', 'clear', '--cache-dir', cacheDir).stdout).toMatch(/removed 1 entry/);
+  expect(fs.readdirSync(cacheDir)).toEqual([]);
+  for (const [args, message] of [
+    [['cache', 'prune', '--bytes', 'lots', '--cache-dir', cacheDir], /^sdc: --bytes 'lots' is not a size/],
+    [['cache', 'list', '--cache-dir', path.join(dir, 'cache-cmd-file')], /cache-cmd-file: is not a folder/],
+  ] as const) {
+    fs.writeFileSync(path.join(dir, 'cache-cmd-file'), '');
+    const r = sdc(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+  }
+});

@@ -13,6 +13,7 @@ import { formatExplanation, formatPassRow } from '../compiler/pipeline';
 import { benchCommand, placementCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
 import { CheckedReport, compileChecked } from '../verify/check';
+import { cacheCommand } from './cache-command';
 
 /** An argument mistake: reported with the usage line, exit 2, and no command runs. */
 class UsageError extends Error {}
@@ -200,7 +201,8 @@ async function parse(argv: string[]): Promise<number> {
         }
       },
     )
-    .demandCommand(1, 'name a command: compile, inspect, run or bench (see --help)')
+    .command(cacheCommand(fail))
+    .demandCommand(1, 'name a command: compile, inspect, run, bench or cache (see --help)')
     .strict()
     .help()
     .wrap(Math.min(120, process.stdout.columns || 100))

@@ -25,8 +25,8 @@ export function parseBytes(spec: string | number, what: string): number {
 }
 
 /** The budget from the caller, else SDC_CACHE_BYTES, else the default. */
-export function cacheBudget(bytes?: number | string): number {
-  if (bytes !== undefined) return parseBytes(bytes, 'cacheBytes');
+export function cacheBudget(bytes?: number | string, what = 'cacheBytes'): number {
+  if (bytes !== undefined) return parseBytes(bytes, what);
   const env = process.env.SDC_CACHE_BYTES;
   return env ? parseBytes(env, 'SDC_CACHE_BYTES') : DEFAULT_CACHE_BYTES;
 }
