@@ -29,7 +29,7 @@ export function cacheCommand(fail: (e: unknown) => void) {
   };
 }
 
-export function cacheAction(action: Action, o: { cacheDir?: string; bytes?: string; json?: boolean }): string {
+function cacheAction(action: Action, o: { cacheDir?: string; bytes?: string; json?: boolean }): string {
   const dir = o.cacheDir ?? defaultCacheDir();
   if (o.bytes !== undefined && action !== 'prune') throw new SdcError('', '--bytes goes with prune');
   const st = fs.statSync(dir, { throwIfNoEntry: false });

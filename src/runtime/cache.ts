@@ -11,7 +11,7 @@ export function defaultCacheDir(): string {
 }
 
 /** The default byte budget of a cache folder: 20 GiB (SD1.5's weights are 3.4 GB a specialization). */
-export const DEFAULT_CACHE_BYTES = 20 * 2 ** 30;
+const DEFAULT_CACHE_BYTES = 20 * 2 ** 30;
 
 /** `20G`, `512M`, `1.5GiB`, `1000000` → bytes. */
 export function parseBytes(spec: string | number, what: string): number {
@@ -81,7 +81,7 @@ const SAMPLES = 64;
 const SAMPLE_BYTES = 16 << 10;
 
 /** SHA-256 of 64 blocks of 16 KB spread evenly over the file, its first and last included (≤ 1 MB read). */
-export function sampledHash(file: string): string {
+function sampledHash(file: string): string {
   const size = fs.statSync(file).size;
   const h = createHash('sha256').update(String(size));
   const fd = fs.openSync(file, 'r');
