@@ -1,3 +1,4 @@
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { compileAssets } from '../src/assets/compile-assets';
@@ -112,4 +113,35 @@ test('a model with external weights that changes leaves exactly one data file be
   expect(dataFiles()).toHaveLength(1);
   const out = await runModel(path.join(opts.outDir, 'm.onnx'), { x: new (require('onnxruntime-node').Tensor)('float32', new Float32Array(4096).fill(1), [4096]) });
   expect(Array.from(out[Object.keys(out)[0]].data as Float32Array).every((v) => v === 3)).toBe(true);
+});
+
+test('Vite dev server: a ?sdc import outside server.fs.allow is refused before anything is compiled; inside it resolves', () => {
+  const project = path.join(dir, 'fsallow', 'app');
+  const outside = path.join(dir, 'fsallow', 'secret');
+  for (const d of [project, outside]) fs.mkdirSync(d, { recursive: true });
+  fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(project, 'unet.onnx'));
+  fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(outside, 'x.onnx'));
+  fs.symlinkSync(path.join(outside, 'x.onnx'), path.join(project, 'link.onnx'));
+  const cacheDir = path.join(dir, 'fsallow', 'cache');
+  // the built plugin in a process of its own (unplugin is an ES module, which jest's require cannot load)
+  const script = `
+    const plugin = require(${JSON.stringify(path.resolve(__dirname, '..', 'dist', 'plugin', 'index.js'))}).vite({ cacheDir: ${JSON.stringify(cacheDir)}, log: false });
+    const config = (command, fs) => ({ root: ${JSON.stringify(project)}, base: '/', command, build: { assetsDir: 'assets', outDir: 'dist' }, logger: { info() {} }, server: { fs } });
+    const out = [];
+    const tryResolve = (id) => { try { out.push(plugin.resolveId(id)); } catch (e) { out.push('refused: ' + e.message); } };
+    plugin.configResolved(config('serve', { strict: true, allow: [${JSON.stringify(project)}] }));
+    for (const id of ['/../secret/x.onnx?import&sdc', ${JSON.stringify(path.join(outside, 'x.onnx'))} + '?import&sdc', '/link.onnx?sdc', '/unet.onnx?import&sdc']) tryResolve(id);
+    plugin.configResolved(config('serve', { strict: false, allow: [${JSON.stringify(project)}] }));
+    tryResolve('/../secret/x.onnx?sdc');
+    plugin.configResolved(config('build'));
+    tryResolve('/../secret/x.onnx?sdc');
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  const out: string[] = JSON.parse(r.stdout);
+  for (const refused of out.slice(0, 3)) expect(refused).toMatch(/^refused: .*: is outside Vite's server\.fs\.allow/);
+  expect(out[3]).toBe(`${path.join(project, 'unet.onnx')}?import&sdc`);
+  // fs.strict off, or a build (imports come from the app's code, not from requests): Vite's rules do not apply
+  expect(out.slice(4)).toEqual([`${path.join(outside, 'x.onnx')}?sdc`, `${path.join(outside, 'x.onnx')}?sdc`]);
+  expect(fs.existsSync(cacheDir)).toBe(false);
 });
