@@ -145,3 +145,27 @@ test('Vite dev server: a ?sdc import outside server.fs.allow is refused before a
   expect(out.slice(4)).toEqual([`${path.join(outside, 'x.onnx')}?sdc`, `${path.join(outside, 'x.onnx')}?sdc`]);
   expect(fs.existsSync(cacheDir)).toBe(false);
 });
+
+test('the build step\'s check is recorded in the cache entry: a check request on an entry cached unchecked checks it first', async () => {
+  const { AssetCompiler } = await import('../src/assets/asset-compiler');
+  const folder = path.join(dir, 'checkrec');
+  fs.mkdirSync(folder, { recursive: true });
+  const model = (scale: number, file: string) => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [4]);
+    b.output(b.op('Mul', [x, b.const('w', [4], new Float32Array(4).fill(scale))]), [4]);
+    return saveModel(b.model, file, { externalData: 'never' });
+  };
+  const source = model(2, path.join(folder, 'm.onnx'));
+  const compiler = new AssetCompiler(path.join(folder, 'cache'));
+  const options = { mode: 'default' as const, target: 'cpu' as const, precision: 'fp32' as const, shapes: null, check: 0 };
+  // an entry for this key that computes something else (as a bug in an unchecked build would), stored unchecked
+  await compiler.cache.store(compiler.keyOf(source, options), { source, ...options }, async (f) => { model(3, path.join(f, 'model.onnx')); });
+  expect((await compiler.compile(source, options)).cached).toBe(true);
+  await expect(compiler.compile(source, { ...options, check: 1 })).rejects.toMatchObject({ exitCode: 3, problem: expect.stringMatching(/differs from the original by .*; the cached build \(.*\) was not used/) });
+  // a checked build is recorded as such: a later request with check reuses it without checking again
+  const good = new AssetCompiler(path.join(folder, 'cache2'));
+  await good.compile(source, { ...options, check: 2 });
+  expect(good.cache.describeOf(good.keyOf(source, options))).toMatchObject({ check: 2 });
+  expect((await good.compile(source, { ...options, check: 2 })).cached).toBe(true);
+});

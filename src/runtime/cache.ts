@@ -292,6 +292,11 @@ export class DiskCache {
     return path.join(this.dir, m.folder, path.basename(m.model));
   }
 
+  /** What the entry's store recorded about it (`describe`), or null. */
+  describeOf(key: string): unknown {
+    return this.readManifest(key)?.describe ?? null;
+  }
+
   /** The one external data file a cached model names (read from its graph; no weight is read). */
   dataFileOf(model: string): string | null {
     if (!fs.existsSync(model)) return null;
