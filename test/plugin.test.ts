@@ -111,8 +111,16 @@ test('a model with external weights that changes leaves exactly one data file be
   const r = await compileAssets(opts);
   expect(r[0].cached).toBe(false);
   expect(dataFiles()).toHaveLength(1);
-  const out = await runModel(path.join(opts.outDir, 'm.onnx'), { x: new (require('onnxruntime-node').Tensor)('float32', new Float32Array(4096).fill(1), [4096]) });
+  const x = { x: new (require('onnxruntime-node').Tensor)('float32', new Float32Array(4096).fill(1), [4096]) };
+  const out = await runModel(path.join(opts.outDir, 'm.onnx'), x);
   expect(Array.from(out[Object.keys(out)[0]].data as Float32Array).every((v) => v === 3)).toBe(true);
+  // a model the user saved beside the output that reads its weights keeps them when the output is rebuilt
+  fs.copyFileSync(path.join(opts.outDir, 'm.onnx'), path.join(opts.outDir, 'mine.onnx'));
+  model(4);
+  await compileAssets(opts);
+  expect(dataFiles()).toHaveLength(2);
+  const mine = await runModel(path.join(opts.outDir, 'mine.onnx'), x);
+  expect(Array.from(mine[Object.keys(mine)[0]].data as Float32Array).every((v) => v === 3)).toBe(true);
 });
 
 test('Vite dev server: a ?sdc import outside server.fs.allow is refused before anything is compiled; inside it resolves', () => {

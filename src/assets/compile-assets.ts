@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
 import { weightsBeside } from '../onnx/read';
+import { removeUnread } from '../compiler/compile';
 import { AssetCompiler, defaultAssetCacheDir } from './asset-compiler';
 import { ModelOptions, ModelRule, optionsFor, ResolvedModelOptions, validateModelOptions } from './model-rules';
 
@@ -55,7 +56,8 @@ export async function compileAssets(o: AssetOptions, compiler?: AssetCompiler): 
 /**
  * Put a cached model (and its data file, under the name the model refers to) at `output`, data first and
  * model last; the weights of the model that was there before, if they are not the new ones, are removed
- * (only the file that model itself read, beside it), so the folder never ships stale weights.
+ * (only the file that model itself read, beside it, and only when no other model in that folder names
+ it), so the folder never ships stale weights and never loses weights another model reads.
  */
 function place(file: string, data: string | null, output: string): void {
   fs.mkdirSync(path.dirname(output), { recursive: true });
@@ -70,7 +72,8 @@ function place(file: string, data: string | null, output: string): void {
       fs.copyFileSync(from, to);
     }
   }
-  for (const f of old) if (!pairs.some(([, to]) => path.resolve(to) === f)) fs.rmSync(f, { force: true });
+  // the old weights go unless a model beside them still reads them (one the user saved there, say)
+  removeUnread(path.dirname(output), new Set(old.filter((f) => !pairs.some(([, to]) => path.resolve(to) === f))));
 }
 
 /**

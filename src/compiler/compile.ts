@@ -299,13 +299,18 @@ function sweepWeights(dir: string, base: string, replaced: Set<string>, keep: Se
     // a compile still staging may have reserved one of these names: leave the unnamed ones to the last commit
     if (liveStages(dir, base)) for (const f of [...candidates]) if (!replaced.has(f)) candidates.delete(f);
     for (const f of [...candidates]) if (keep.has(realPath(f)) || !fs.statSync(f, { throwIfNoEntry: false })?.isFile()) candidates.delete(f);
-    if (!candidates.size) return;
-    const models = fs.readdirSync(dir).filter((n) => n.endsWith('.onnx')).map((n) => path.join(dir, n));
-    for (const f of readBy(models, candidates)) candidates.delete(f);
-    for (const f of candidates) fs.rmSync(f, { force: true });
+    removeUnread(dir, candidates);
   } catch {
     /* cleaning is best effort: a file left behind is garbage, never a loss */
   }
+}
+
+/** Remove the candidates (files in `dir`) whose name no model file in `dir` contains: no model there reads them. */
+export function removeUnread(dir: string, candidates: Set<string>): void {
+  if (!candidates.size) return;
+  const models = fs.readdirSync(dir).filter((n) => n.endsWith('.onnx')).map((n) => path.join(dir, n));
+  for (const f of readBy(models, candidates)) candidates.delete(f);
+  for (const f of candidates) fs.rmSync(f, { force: true });
 }
 
 /** Whether a compile to `base` (of a live process) is staging in `dir`. */
