@@ -242,13 +242,25 @@ export class SdcModel {
       this.events.push({ key, outcome: 'generic', why: `over maxSpecializations=${this.opts.maxSpecializations}` });
       return this.sessionFor(GENERIC, feeds);
     }
-    const file = await this.ensureCompiled(key, feeds);
+    let file = '';
+    const open = async () => {
+      file = await this.ensureCompiled(key, feeds);
+      // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
+      const meta = modelMeta(file);
+      // the model says how to open it (level, WebGPU layout); the caller's sessionOptions win
+      return { meta, ...(await openSession(file, this.opts.target, { ...meta.session.options, ...this.opts.sessionOptions } as ort.InferenceSession.SessionOptions, this.opts.warn)) };
+    };
+    let opened;
+    try {
+      opened = await open();
+    } catch (e) {
+      // another process sharing the cache evicted the entry between the lookup and the open: once more
+      if (!file || fs.existsSync(file)) throw e;
+      opened = await open();
+    }
+    const { meta, session, provider } = opened;
     if (key !== GENERIC) this.specialized.add(key);
-    // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
-    const meta = modelMeta(file);
     this.captures.set(key, meta.capture);
-    // the model says how to open it (level, WebGPU layout); the caller's sessionOptions win
-    const { session, provider } = await openSession(file, this.opts.target, { ...meta.session.options, ...this.opts.sessionOptions } as ort.InferenceSession.SessionOptions, this.opts.warn);
     this.lastProvider = provider;
     const entry: Entry = { session, provider, lastUsed: ++this.clock, busy: 0, evicted: false };
     this.sessions.set(key, entry);
