@@ -101,10 +101,17 @@ test('a lookup never deletes what another process is building; build folders of 
   const dead = [path.join(folder, `${KEY(6)}.b-${deadPid()}-zzzzzz`), path.join(folder, `${KEY(7)}.tmp-${deadPid()}-yyyyyy`)];
   for (const d of dead) fs.mkdirSync(d);
   fs.writeFileSync(path.join(folder, `${KEY(8)}.json.tmp-${deadPid()}-q`), '{}');
+  // the build folder of an earlier sdc (no pid in its name): dead once an hour old
+  const legacy = path.join(folder, `${KEY(9)}.tmp-AbC123`);
+  const fresh = path.join(folder, `${KEY(9)}.tmp-DeF456`);
+  for (const d of [legacy, fresh]) fs.mkdirSync(d);
+  fs.utimesSync(legacy, new Date(Date.now() - 2 * 3600e3), new Date(Date.now() - 2 * 3600e3));
+  dead.push(legacy);
   DiskCache.open(folder, () => {});
   for (const d of dead) expect(fs.existsSync(d)).toBe(false);
   expect(fs.existsSync(path.join(folder, `${KEY(8)}.json.tmp-${deadPid()}-q`))).toBe(false);
   expect(fs.existsSync(building)).toBe(true);
+  expect(fs.existsSync(fresh)).toBe(true);
 });
 
 test('a byte budget evicts the least recently used entries after a store; the new entry stays', async () => {

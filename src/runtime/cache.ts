@@ -375,7 +375,17 @@ export class DiskCache {
       if (m) named.add(m.folder);
     }
     const dayAgo = Date.now() - 24 * 3600 * 1000;
+    const hourAgo = Date.now() - 3600 * 1000;
     for (const n of names) {
+      // a build folder of an sdc before this layout (`<key>.tmp-XXXXXX`, no pid): dead once an hour old
+      if (/^[0-9a-f]{32}\.tmp-[0-9A-Za-z_]{6}$/.test(n)) {
+        const st = fs.statSync(path.join(this.dir, n), { throwIfNoEntry: false });
+        if (st?.isDirectory() && st.mtimeMs < hourAgo) {
+          fs.rmSync(path.join(this.dir, n), { recursive: true, force: true });
+          removed.push(path.join(this.dir, n));
+        }
+        continue;
+      }
       const m = /^[0-9a-f]{32}\.(?:b|tmp)-(\d+)-|^[0-9a-f]{32}\.json\.tmp-(\d+)-/.exec(n);
       if (!m || named.has(n)) continue;
       const pid = Number(m[1] ?? m[2]);
