@@ -265,11 +265,16 @@ function reserveDataName(dir: string, base: string, wanted: string | undefined, 
   throw new SdcError(output, `the weights file name ${names[0]} is taken beside the output; choose another data file name`);
 }
 
-/** The data files (named as sdc names them) that the model now at `outAbs` reads, when sdc wrote that model. */
+/**
+ * The data files (named as sdc names them) that the model now at `outAbs` reads, when sdc wrote that model.
+ * A model file past 256 MB holds its weights inline: it is not read (its size would be read again in
+ * memory for nothing), and any data file it might name is left (garbage at worst, never a loss).
+ */
 function sdcWeightsOf(outAbs: string): Set<string> {
   const base = path.basename(outAbs);
   try {
-    if (!fs.statSync(outAbs, { throwIfNoEntry: false })?.isFile()) return new Set();
+    const st = fs.statSync(outAbs, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size > 256 << 20) return new Set();
     const m = readModel(outAbs, { allowMissingData: true });
     if (m.getMetadata('sdc.version') === undefined) return new Set();
     return new Set(m.externalFiles().filter((f) => path.dirname(f) === path.dirname(outAbs) && path.basename(f).startsWith(`${base}.`) && f.endsWith('.data')));

@@ -43,3 +43,24 @@ test('one Sum of 10k inputs compiles in under 5 s', () => {
   expect(stdout).toMatch(/10001 -> 10001 nodes/);
   expect(seconds).toBeLessThan(5);
 }, 120_000);
+
+test('a 1.1 GB inline initializer compiles within 2x the model\'s size in memory (its weights are streamed to a data file)', () => {
+  const dist = path.resolve(__dirname, '..', '..', 'dist', 'src');
+  const file = path.join(dir, 'inline.onnx');
+  // made in a process of its own, so that this one never holds the weights
+  const make = `const { ModelBuilder } = require(${JSON.stringify(path.join(dist, 'ir', 'builder.js'))});
+    const { saveModel } = require(${JSON.stringify(path.join(dist, 'onnx', 'write.js'))});
+    const b = new ModelBuilder(); const x = b.input('x', [1]); const n = 280_000_000;
+    b.output(b.op('Add', [x, b.const('w', [n], new Float32Array(n).fill(0.25))]), [n]);
+    saveModel(b.model, ${JSON.stringify(file)}, { externalData: 'never' });`;
+  expect(spawnSync(process.execPath, ['-e', make], { encoding: 'utf8' }).status).toBe(0);
+  const size = fs.statSync(file).size;
+  const compile = `require(${JSON.stringify(path.join(dist, 'index.js'))}).compileChecked(${JSON.stringify(file)}, { output: ${JSON.stringify(path.join(dir, 'inline-out.onnx'))} })
+    .then((r) => process.stdout.write(JSON.stringify({ data: r.dataFile, rss: process.resourceUsage().maxRSS * 1024 })));`;
+  const r = spawnSync(process.execPath, ['-e', compile], { encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  const { data, rss } = JSON.parse(r.stdout);
+  expect(data).toBe(path.join(dir, 'inline-out.onnx.data'));
+  expect(rss).toBeLessThan(2 * size);
+  for (const f of [file, path.join(dir, 'inline-out.onnx'), data]) fs.rmSync(f, { force: true });
+}, 300_000);
