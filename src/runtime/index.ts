@@ -12,7 +12,7 @@ import { TARGETS, TargetName, targetTraits } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
-import { DiskCache, cacheBudget, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
+import { DiskCache, cacheBudget, defaultCacheDir, hashKey, sourceFingerprint, weightFiles } from './cache';
 import { ORT_VERSION, fp16Unavailable, openSession, providerUnavailable } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
@@ -100,6 +100,7 @@ export class SdcModel {
   /** The parts of every shape key computed so far (for whyMiss). */
   private keyParts = new Map<string, KeyPart[]>();
   private warnedChanged = false;
+  private fingerprintMemo: { modelId: string; weights: string[]; id: string; fingerprint: string } | null = null;
   private specialized = new Set<string>();
   private events: Event[] = [];
   private counters = { calls: 0, memoryHits: 0, diskHits: 0, compiles: 0, genericRuns: 0 };
@@ -277,7 +278,7 @@ export class SdcModel {
   private async ensureCompiled(key: string, feeds: Record<string, ort.Tensor>): Promise<string> {
     const shapes = key === GENERIC ? null : this.staticShapes(feeds);
     // keyed by the file as it is now, which is what a compile reads (not as it was at load())
-    const fingerprint = sourceFingerprint(this.source);
+    const fingerprint = this.currentFingerprint();
     if (fingerprint !== this.fingerprint && !this.warnedChanged) {
       this.warnedChanged = true;
       this.opts.warn(`sdc: ${this.source} changed since load(); new shapes are compiled from the file as it is now (sessions already open keep the model they opened): load() it again to use one model throughout`);
@@ -314,9 +315,30 @@ export class SdcModel {
     });
   }
 
+  /**
+   * The source's fingerprint now. The model file is hashed again only when its inode, size or
+   * modification time moved since the last hash (an inline 1.9 GB model is not re-read for every key).
+   */
+  private currentFingerprint(): string {
+    const stamp = (f: string) => {
+      const st = fs.statSync(f, { throwIfNoEntry: false });
+      return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : 'missing';
+    };
+    const modelId = stamp(this.source);
+    // the weights files the model names change only with the model file
+    if (this.fingerprintMemo?.modelId !== modelId) this.fingerprintMemo = { modelId, weights: weightFiles(this.source), id: '', fingerprint: '' };
+    const memo = this.fingerprintMemo;
+    const id = [modelId, ...memo.weights.map(stamp)].join('|');
+    if (memo.id !== id) {
+      memo.id = id;
+      memo.fingerprint = sourceFingerprint(this.source, memo.weights);
+    }
+    return memo.fingerprint;
+  }
+
   /** A source changed while it was compiled gives a model of neither version: it is not cached. */
   private unchangedSince(fingerprint: string): void {
-    if (sourceFingerprint(this.source) !== fingerprint) throw new SdcError(this.source, 'changed on disk while it was being compiled; nothing was cached: run again');
+    if (this.currentFingerprint() !== fingerprint) throw new SdcError(this.source, 'changed on disk while it was being compiled; nothing was cached: run again');
   }
 
   /**
