@@ -229,7 +229,8 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
         else fs.rmSync(dataAbs, { force: true });
         fs.renameSync(written.modelFile, outAbs);
         fs.rmSync(stageDir, { recursive: true, force: true });
-        sweepWeights(dir, base, new Set([...previous, ...replaced]), new Set([realPath(dataAbs), ...inputReads]));
+        // our own weights too: when another compile replaced our model meanwhile, nothing reads them
+        sweepWeights(dir, base, new Set([...previous, ...replaced, dataAbs]), inputReads);
       },
       discard,
     };
@@ -288,9 +289,10 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /**
  * Remove weights that sdc wrote for the output `base` and nothing reads any more: the files the replaced
  * output read (when sdc wrote it), `<base>.sdc<id>.data` files and an empty `<base>.data` (a reservation
- * of a killed compile). Never removed: a file in `keep` (the new weights, what the input reads), a file
- * whose name appears in any model file of the folder (a model that reads it: an edited copy of the output),
- * and, while another compile to this output is staging, anything but the replaced pair's files.
+ * of a killed compile), and this build's own (when a later compile replaced its model). Never removed: a
+ * file in `keep` (what the input reads), a file whose name appears in any model file of the folder (a
+ * model that reads it: the new output, an edited copy of an old one), and, while another compile to this
+ * output is staging, anything but the replaced pair's and this build's files.
  */
 function sweepWeights(dir: string, base: string, replaced: Set<string>, keep: Set<string>): void {
   try {
