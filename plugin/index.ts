@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createUnplugin, UnpluginContextMeta, UnpluginOptions } from 'unplugin';
-import { AssetCompiler, AssetResult, CompiledAsset, compileAssets, compilePipelineAssets, defaultAssetCacheDir, ModelOptions, ModelRule, optionsFor, validateModelOptions } from '../src/index';
+import { AssetCompiler, AssetResult, CompiledAsset, compileAssets, compilePipelineAssets, defaultAssetCacheDir, ModelOptions, ModelRule, optionsFor, SdcError, validateModelOptions } from '../src/index';
 import { DevFiles } from './dev-server';
 import { isSdcImport, parseSdcImport, resolveSdcImport } from './import-query';
 import { moduleCode, pipelineModuleCode } from './module-code';
@@ -66,6 +66,8 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
   let root = userRoot ?? process.cwd();
   let log: (msg: string) => void = logOption === false ? () => {} : logOption ?? ((m) => console.log(m));
   let serving = false;
+  /** Vite's server.fs rules while serving: a `?sdc` request for a file outside them is refused. */
+  let serveRules: { strict: boolean; allow: string[] } | null = null;
   let devFiles: DevFiles | null = null;
   let assets = assetsDir ?? 'assets';
   let outputDir: string | null = null;
@@ -158,7 +160,9 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
 
     resolveId(id, importer) {
       if (!isSdcImport(id)) return null;
-      return resolveSdcImport(id, importer, root);
+      const resolved = resolveSdcImport(id, importer, root);
+      if (serving && serveRules) refuseOutsideAllow(resolved.slice(0, resolved.indexOf('?')), serveRules);
+      return resolved;
     },
 
     loadInclude(id) {
@@ -204,9 +208,11 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
     },
 
     vite: {
-      configResolved(config: { root: string; base: string; command: string; build: { assetsDir: string; outDir: string }; logger: { info(m: string): void } }) {
+      configResolved(config: { root: string; base: string; command: string; build: { assetsDir: string; outDir: string }; logger: { info(m: string): void }; server?: { fs?: { strict?: boolean; allow?: string[] } } }) {
         root = userRoot ?? config.root;
         serving = config.command === 'serve';
+        // Vite resolves fs.allow (default: the workspace root); without it, only the root is allowed
+        serveRules = { strict: config.server?.fs?.strict ?? true, allow: config.server?.fs?.allow ?? [config.root] };
         assets = assetsDir ?? config.build.assetsDir ?? 'assets';
         outputDir = path.resolve(config.root, config.build.outDir);
         if (logOption === undefined) log = (m) => config.logger.info(m);
@@ -232,6 +238,25 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
       },
     },
   };
+}
+
+/**
+ * Vite's dev server serves only files under `server.fs.allow` (when `server.fs.strict`, its default): a
+ * `?sdc` import is compiled and served only where Vite would serve the file itself, links resolved (a
+ * request for `/../elsewhere/x.onnx?import&sdc` or an absolute path outside is refused, as Vite answers 403).
+ */
+function refuseOutsideAllow(file: string, rules: { strict: boolean; allow: string[] }): void {
+  if (!rules.strict) return;
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const f = real(file);
+  if (rules.allow.some((dir) => { const d = real(dir); return f === d || f.startsWith(d.endsWith(path.sep) ? d : d + path.sep); })) return;
+  throw new SdcError(file, `is outside Vite's server.fs.allow (${rules.allow.join(', ')}): sdc compiles and serves only files the dev server may serve (add its folder to server.fs.allow)`);
 }
 
 export const sdc = createUnplugin(factory);

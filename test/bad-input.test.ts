@@ -129,17 +129,18 @@ test('an external tensor is not read when the model is opened', () => {
   spy.mockRestore();
 });
 
-test('refuses to write over the input or its weights', () => {
+test('refuses to write over the input; the input\'s weights at the output\'s data name are left alone', () => {
   const file = externalModel('clobber');
   const folder = path.dirname(file);
   expect(() => compile(file, { output: file, passes: [] })).toThrow(/over the input/);
-  // weights in b.onnx.data: an output named b.onnx would put its own data file on top of them
+  // weights in b.onnx.data: an output named b.onnx writes its own weights under another name
   fs.renameSync(`${file}.data`, path.join(folder, 'b.onnx.data'));
   tamper(file, (m) => setExternal(m, 'location', 'b.onnx.data'));
   const weights = fs.readFileSync(path.join(folder, 'b.onnx.data'));
-  expect(() => compile(file, { output: path.join(folder, 'b.onnx'), passes: [], externalData: 'always' })).toThrow(/refusing to overwrite/);
+  compile(file, { output: path.join(folder, 'b.onnx'), passes: [], externalData: 'always' });
+  expect(fs.existsSync(path.join(folder, 'b.onnx'))).toBe(true);
   expect(fs.readFileSync(path.join(folder, 'b.onnx.data'))).toEqual(weights);
-  expect(fs.existsSync(path.join(folder, 'b.onnx'))).toBe(false);
+  expect(readModel(file).externalFiles()).toEqual([path.join(folder, 'b.onnx.data')]);
 });
 
 test('a model whose weights are all small leaves no data file behind', () => {
@@ -225,14 +226,72 @@ describe('replacing an output: readers see the old pair or the new pair, never a
     const want = (await runModel(tinyPath('unet_sdpa_op17'), feeds)).out_sample;
 
     const { report, staged } = compileStaged(tinyPath('unet_sdpa_op17'), { output: out, externalData: 'always' });
-    expect(path.basename(report.dataFile!)).toMatch(/^unet\.onnx\.[0-9a-z]+\.data$/);
+    expect(path.basename(report.dataFile!)).toMatch(/^unet\.onnx\.sdc[0-9a-z]+\.data$/);
     // a kill right after the first rename: the new data file is in place, the old model is still there
-    fs.linkSync(staged!.dataFile!, report.dataFile!);
+    fs.copyFileSync(staged!.dataFile!, report.dataFile!);
     expect(relError(want, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
     staged!.commit();
     expect(relError(want, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
     // the old model's weights went with it; no stage folder is left
     expect(fs.readdirSync(folder).sort()).toEqual(['unet.onnx', path.basename(report.dataFile!)].sort());
+  });
+
+  test('a compile never removes weights another model reads: an edited copy of the output keeps its weights', async () => {
+    const { runModel, unetFeeds, relError } = await import('./helpers/ort');
+    const folder = path.join(dir, 'edited');
+    const out = path.join(folder, 'out.onnx');
+    compile(tinyPath('unet_sdpa_op17'), { output: out, passes: [], externalData: 'always' });
+    // a graph edited and saved beside the output, still reading out.onnx.data
+    const edited = path.join(folder, 'edited.onnx');
+    fs.copyFileSync(out, edited);
+    const r = spawnSync(SDC, ['compile', edited, '-o', out], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(fs.existsSync(`${out}.data`)).toBe(true);
+    const feeds = unetFeeds(1, 32, 16, 32);
+    const want = (await runModel(tinyPath('unet_sdpa_op17'), feeds)).out_sample;
+    expect(relError(want, (await runModel(edited, feeds)).out_sample)).toBeLessThan(1e-4);
+    expect(relError(want, (await runModel(out, feeds)).out_sample)).toBeLessThan(1e-4);
+    // compiled again: the weights out.onnx read before are its own (sdc's, read by nothing else) and go
+    fs.rmSync(edited);
+    const before = readModel(out).externalFiles();
+    expect(before.map((f) => path.basename(f))).toEqual([expect.stringMatching(/^out\.onnx\.sdc[0-9a-z]+\.data$/)]);
+    const again = compile(tinyPath('unet_sdpa_op17'), { output: out, passes: [], externalData: 'always' });
+    for (const f of before) expect(fs.existsSync(f)).toBe(false);
+    // out.onnx.data was read by a model sdc did not write: no longer read, but not provably sdc's, it stays
+    expect(fs.readdirSync(folder).sort()).toEqual(['out.onnx', 'out.onnx.data', path.basename(again.dataFile!)].sort());
+  });
+
+  test('two builds to one new output never share a data file: whichever commits last, its graph sits beside its own weights, and the other\'s weights go', async () => {
+    const { compileStaged } = await import('../src/compiler/compile');
+    const { runModel, unetFeeds, relError } = await import('./helpers/ort');
+    const feeds = unetFeeds(1, 32, 16, 32);
+    const want = (await runModel(tinyPath('unet_sdpa_op17'), feeds)).out_sample;
+    for (const order of [[0, 1], [1, 0]]) {
+      const folder = path.join(dir, `race-${order.join('')}`);
+      const out = path.join(folder, 'unet.onnx');
+      const a = compileStaged(tinyPath('unet_sdpa_op17'), { output: out, passes: [], externalData: 'always' });
+      const b = compileStaged(tinyPath('unet_sdpa_op17'), { output: out, externalData: 'always', precision: 'fp16' });
+      expect(a.report.dataFile).not.toBe(b.report.dataFile);
+      const builds = [a, b];
+      for (const i of order) builds[i].staged!.commit();
+      const last = builds[order[1]];
+      expect(readModel(out).externalFiles()).toEqual([last.report.dataFile]);
+      expect(relError(want, (await runModel(out, feeds)).out_sample)).toBeLessThan(order[1] === 1 ? 5e-2 : 1e-4);
+      expect(fs.readdirSync(folder).sort()).toEqual(['unet.onnx', path.basename(last.report.dataFile!)].sort());
+    }
+  });
+
+  test('-o naming something that exists and is not a regular file (a FIFO) is refused with exit 2, nothing written', () => {
+    const folder = path.join(dir, 'fifo-o');
+    fs.mkdirSync(folder, { recursive: true });
+    const fifo = path.join(folder, 'out.onnx');
+    spawnSync('mkfifo', [fifo]);
+    const r = spawnSync(SDC, ['compile', tinyPath('unet_dynamo_op18'), '-o', fifo], { encoding: 'utf8', timeout: 20000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/out\.onnx: exists and is not a regular file/);
+    expect(fs.readdirSync(folder)).toEqual(['out.onnx']);
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
   });
 
   test('stage folders of a killed compile are removed by the next compile to that path', () => {

@@ -296,3 +296,31 @@ test('--precision fp16 calibrates first (the report says on what), --keep-fp32 a
   const none = JSON.parse(sdc('compile', tinyPath('unet_dynamo_op18'), '--dry-run', '--json', '--precision', 'fp16', '--no-calibrate').stdout);
   expect(none.calibration).toBeUndefined();
 });
+
+test('sdc cache list, prune and clear: entries least recently used first, evicted to --bytes, all removed; mistakes are exit 2', () => {
+  const cacheDir = path.join(dir, 'cache-cmd');
+  const b = new ModelBuilder();
+  const x = b.input('x', ['n', 4]);
+  b.output(b.op('Add', [x, b.const('w', [4], new Float32Array(4).fill(1))]), ['n', 4]);
+  const model = saveModel(b.model, path.join(dir, 'cache-cmd.onnx'), { externalData: 'never' });
+  for (const n of [1, 2]) expect(sdc('run', model, '--shape', `x=${n}x4`, '--cache-dir', cacheDir).status).toBe(0);
+  const list = sdc('cache', 'list', '--cache-dir', cacheDir);
+  expect(list.status).toBe(0);
+  expect(list.stdout).toMatch(/x:float32\[1x4\][^\n]*\n[^\n]*x:float32\[2x4\][^\n]*\n2 entries, [\d.]+ KiB in /);
+  const entries = JSON.parse(sdc('cache', 'list', '--json', '--cache-dir', cacheDir).stdout);
+  expect(entries).toHaveLength(2);
+  const prune = sdc('cache', 'prune', '--bytes', String(entries[1].bytes), '--cache-dir', cacheDir);
+  expect(prune.stdout).toMatch(/evicted 1 entry/);
+  expect(JSON.parse(sdc('cache', 'list', '--json', '--cache-dir', cacheDir).stdout).map((e: { key: string }) => e.key)).toEqual([entries[1].key]);
+  expect(sdc('cache', 'clear', '--cache-dir', cacheDir).stdout).toMatch(/removed 1 entry/);
+  expect(fs.readdirSync(cacheDir)).toEqual([]);
+  for (const [args, message] of [
+    [['cache', 'prune', '--bytes', 'lots', '--cache-dir', cacheDir], /^sdc: --bytes 'lots' is not a size/],
+    [['cache', 'list', '--cache-dir', path.join(dir, 'cache-cmd-file')], /cache-cmd-file: is not a folder/],
+  ] as const) {
+    fs.writeFileSync(path.join(dir, 'cache-cmd-file'), '');
+    const r = sdc(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+  }
+});

@@ -1,3 +1,4 @@
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { compileAssets } from '../src/assets/compile-assets';
@@ -71,6 +72,27 @@ test('a missing folder or a bad option is one clear error', async () => {
   await expect(compileAssets({ srcDir: path.join(dir, 'empty'), outDir: path.join(dir, 'x'), models: [{ include: '*.onnx', mode: 'fast' as never }] })).rejects.toThrow(/unknown mode 'fast'/);
 });
 
+test('overlapping source and output folders are refused before anything is written', async () => {
+  const src = path.join(dir, 'osrc');
+  fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+  saveModel((() => { const b = new ModelBuilder(); const x = b.input('x', [4]); b.output(b.op('Add', [x, b.const('w', [4], new Float32Array(4).fill(2))]), [4]); return b.model; })(), path.join(src, 'm.onnx'), { externalData: 'always', sizeThreshold: 0 });
+  fs.symlinkSync(src, path.join(dir, 'osrc-link'));
+  const before = fs.readdirSync(src).sort();
+  for (const [outDir, why] of [
+    [src, /the outputs would replace the sources/],
+    [path.join(dir, 'osrc-link'), /the outputs would replace the sources/],
+    [path.join(src, 'compiled'), /outDir is inside srcDir/],
+    [path.join(src, 'sub'), /outDir is inside srcDir/],
+    [dir, /srcDir is inside outDir/],
+  ] as const) {
+    await expect(compileAssets({ srcDir: src, outDir, cacheDir: path.join(dir, 'ocache') })).rejects.toThrow(why);
+  }
+  expect(fs.readdirSync(src).sort()).toEqual(before);
+  expect(fs.existsSync(path.join(src, 'compiled'))).toBe(false);
+  // a sibling whose name starts like the source folder is not inside it
+  await expect(compileAssets({ srcDir: src, outDir: `${src}-out`, cacheDir: path.join(dir, 'ocache') })).resolves.toHaveLength(1);
+});
+
 test('a model with external weights that changes leaves exactly one data file beside it', async () => {
   const src = path.join(dir, 'wsrc');
   fs.mkdirSync(src);
@@ -89,6 +111,69 @@ test('a model with external weights that changes leaves exactly one data file be
   const r = await compileAssets(opts);
   expect(r[0].cached).toBe(false);
   expect(dataFiles()).toHaveLength(1);
-  const out = await runModel(path.join(opts.outDir, 'm.onnx'), { x: new (require('onnxruntime-node').Tensor)('float32', new Float32Array(4096).fill(1), [4096]) });
+  const x = { x: new (require('onnxruntime-node').Tensor)('float32', new Float32Array(4096).fill(1), [4096]) };
+  const out = await runModel(path.join(opts.outDir, 'm.onnx'), x);
   expect(Array.from(out[Object.keys(out)[0]].data as Float32Array).every((v) => v === 3)).toBe(true);
+  // a model the user saved beside the output that reads its weights keeps them when the output is rebuilt
+  fs.copyFileSync(path.join(opts.outDir, 'm.onnx'), path.join(opts.outDir, 'mine.onnx'));
+  model(4);
+  await compileAssets(opts);
+  expect(dataFiles()).toHaveLength(2);
+  const mine = await runModel(path.join(opts.outDir, 'mine.onnx'), x);
+  expect(Array.from(mine[Object.keys(mine)[0]].data as Float32Array).every((v) => v === 3)).toBe(true);
+});
+
+test('Vite dev server: a ?sdc import outside server.fs.allow is refused before anything is compiled; inside it resolves', () => {
+  const project = path.join(dir, 'fsallow', 'app');
+  const outside = path.join(dir, 'fsallow', 'secret');
+  for (const d of [project, outside]) fs.mkdirSync(d, { recursive: true });
+  fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(project, 'unet.onnx'));
+  fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(outside, 'x.onnx'));
+  fs.symlinkSync(path.join(outside, 'x.onnx'), path.join(project, 'link.onnx'));
+  const cacheDir = path.join(dir, 'fsallow', 'cache');
+  // the built plugin in a process of its own (unplugin is an ES module, which jest's require cannot load)
+  const script = `
+    const plugin = require(${JSON.stringify(path.resolve(__dirname, '..', 'dist', 'plugin', 'index.js'))}).vite({ cacheDir: ${JSON.stringify(cacheDir)}, log: false });
+    const config = (command, fs) => ({ root: ${JSON.stringify(project)}, base: '/', command, build: { assetsDir: 'assets', outDir: 'dist' }, logger: { info() {} }, server: { fs } });
+    const out = [];
+    const tryResolve = (id) => { try { out.push(plugin.resolveId(id)); } catch (e) { out.push('refused: ' + e.message); } };
+    plugin.configResolved(config('serve', { strict: true, allow: [${JSON.stringify(project)}] }));
+    for (const id of ['/../secret/x.onnx?import&sdc', ${JSON.stringify(path.join(outside, 'x.onnx'))} + '?import&sdc', '/link.onnx?sdc', '/unet.onnx?import&sdc']) tryResolve(id);
+    plugin.configResolved(config('serve', { strict: false, allow: [${JSON.stringify(project)}] }));
+    tryResolve('/../secret/x.onnx?sdc');
+    plugin.configResolved(config('build'));
+    tryResolve('/../secret/x.onnx?sdc');
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  const out: string[] = JSON.parse(r.stdout);
+  for (const refused of out.slice(0, 3)) expect(refused).toMatch(/^refused: .*: is outside Vite's server\.fs\.allow/);
+  expect(out[3]).toBe(`${path.join(project, 'unet.onnx')}?import&sdc`);
+  // fs.strict off, or a build (imports come from the app's code, not from requests): Vite's rules do not apply
+  expect(out.slice(4)).toEqual([`${path.join(outside, 'x.onnx')}?sdc`, `${path.join(outside, 'x.onnx')}?sdc`]);
+  expect(fs.existsSync(cacheDir)).toBe(false);
+});
+
+test('the build step\'s check is recorded in the cache entry: a check request on an entry cached unchecked checks it first', async () => {
+  const { AssetCompiler } = await import('../src/assets/asset-compiler');
+  const folder = path.join(dir, 'checkrec');
+  fs.mkdirSync(folder, { recursive: true });
+  const model = (scale: number, file: string) => {
+    const b = new ModelBuilder();
+    const x = b.input('x', [4]);
+    b.output(b.op('Mul', [x, b.const('w', [4], new Float32Array(4).fill(scale))]), [4]);
+    return saveModel(b.model, file, { externalData: 'never' });
+  };
+  const source = model(2, path.join(folder, 'm.onnx'));
+  const compiler = new AssetCompiler(path.join(folder, 'cache'));
+  const options = { mode: 'default' as const, target: 'cpu' as const, precision: 'fp32' as const, shapes: null, check: 0 };
+  // an entry for this key that computes something else (as a bug in an unchecked build would), stored unchecked
+  await compiler.cache.store(compiler.keyOf(source, options), { source, ...options }, async (f) => { model(3, path.join(f, 'model.onnx')); });
+  expect((await compiler.compile(source, options)).cached).toBe(true);
+  await expect(compiler.compile(source, { ...options, check: 1 })).rejects.toMatchObject({ exitCode: 3, problem: expect.stringMatching(/differs from the original by .*; the cached build \(.*\) was not used/) });
+  // a checked build is recorded as such: a later request with check reuses it without checking again
+  const good = new AssetCompiler(path.join(folder, 'cache2'));
+  await good.compile(source, { ...options, check: 2 });
+  expect(good.cache.describeOf(good.keyOf(source, options))).toMatchObject({ check: 2 });
+  expect((await good.compile(source, { ...options, check: 2 })).cached).toBe(true);
 });

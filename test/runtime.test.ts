@@ -94,7 +94,8 @@ describe('graph-capture hints', () => {
     await generic.run(unetFeeds(2, 32, 16, 32));
     await generic.release();
     const captures = manifests(cacheDir).map((f) => {
-      const m = readModel(path.join(cacheDir, f.replace('.json', '.onnx')));
+      const entry = JSON.parse(fs.readFileSync(path.join(cacheDir, f), 'utf8'));
+      const m = readModel(path.join(cacheDir, entry.folder, entry.model));
       return { mode: m.getMetadata('sdc.mode'), capture: JSON.parse(m.getMetadata('sdc.capture')!), shapes: m.graph.nodes.filter((n) => n.opType === 'Shape').length };
     });
     const s = captures.find((c) => c.mode === 'reduce-overhead')!;
@@ -215,22 +216,19 @@ describe('runtime options and cache damage', () => {
     await m1.release();
     const [entry] = manifests(folder);
     expect(manifests(folder)).toHaveLength(1);
-    expect('dataSha256' in JSON.parse(fs.readFileSync(path.join(folder, entry), 'utf8'))).toBe(verify === 'full');
+    expect(JSON.parse(fs.readFileSync(path.join(folder, entry), 'utf8')).dataSha256).toMatch(/^[0-9a-f]{64}$/);
     return { folder, good };
   };
 
   const entryFiles = (cacheDir: string) => {
     const [entry] = manifests(cacheDir);
     const manifest = path.join(cacheDir, entry);
-    const files = fs.readdirSync(cacheDir).map((f) => path.join(cacheDir, f));
-    return { manifest, data: files.find((f) => f.endsWith('.data'))! };
+    const m = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    return { manifest, model: path.join(cacheDir, m.folder, m.model), data: path.join(cacheDir, m.folder, m.data) };
   };
 
   test.each([
-    ['a truncated model file', (e: { manifest: string; data: string }) => {
-      const model = e.manifest.replace(/\.json$/, '.onnx');
-      fs.truncateSync(model, fs.statSync(model).size - 1000);
-    }, ''],
+    ['a truncated model file', (e: { manifest: string; model: string; data: string }) => fs.truncateSync(e.model, fs.statSync(e.model).size - 1000), ''],
     ['a damaged manifest', (e: { manifest: string; data: string }) => fs.writeFileSync(e.manifest, '{ not json'), ''],
     ['a truncated data file', (e: { manifest: string; data: string }) => fs.truncateSync(e.data, fs.statSync(e.data).size - 64), ''],
     ['same-size data tampering under SDC_CACHE_VERIFY=full', (e: { manifest: string; data: string }) => {
@@ -272,4 +270,85 @@ test("the caches key on sdc's code: a copy of the build hashes alike, and differ
   expect(hashOf()).toBe(first);
   fs.appendFileSync(path.join(copy, 'passes', 'fold-constants.js'), '\n// a changed pass\n');
   expect(hashOf()).not.toBe(first);
+});
+
+describe('concurrency and changed sources', () => {
+  /** y = x + c over x [n, 4] (n dynamic, so each n is a new shape key), saved inline at `file`. */
+  const addModel = (file: string, c: number, names: [string, string] = ['x', 'y']) => {
+    const { ModelBuilder } = require('../src/ir/builder');
+    const { saveModel } = require('../src/onnx/write');
+    const b = new ModelBuilder();
+    const x = b.input(names[0], ['n', 4]);
+    b.output(b.op('Add', [x, b.const('c', [4], new Float32Array(4).fill(c))], {}, { name: 'add' }), ['n', 4]);
+    saveModel(b.model, file, { externalData: 'never' });
+    return file;
+  };
+  const feed = (n: number, name = 'x') => ({ [name]: new ort.Tensor('float32', new Float32Array(n * 4), [n, 4]) });
+  const first = (r: Record<string, ort.Tensor>) => (Object.values(r)[0].data as Float32Array)[0];
+
+  test('a model file overwritten after load(): a new shape is compiled and cached under the bytes it was compiled from, so a rollback gets the old model back', async () => {
+    const folder = path.join(dir, 'changed');
+    fs.mkdirSync(folder, { recursive: true });
+    const file = addModel(path.join(folder, 'm.onnx'), 1);
+    const cacheDir = path.join(folder, 'cache');
+    const warnings: string[] = [];
+    const m = await load(file, { cacheDir, warn: (w) => warnings.push(w) });
+    expect(first(await m.run(feed(1)))).toBe(1);
+    const original = fs.readFileSync(file);
+    addModel(file, 2); // a new model in its place
+    expect(first(await m.run(feed(2)))).toBe(2);
+    expect(warnings.join('\n')).toMatch(/m\.onnx changed since load\(\); new shapes are compiled from the file as it is now/);
+    await m.release();
+    fs.writeFileSync(file, original); // rolled back
+    const again = await load(file, { cacheDir, warn: () => {} });
+    expect(first(await again.run(feed(2)))).toBe(1);
+    await again.release();
+  });
+
+  test('eight concurrent calls with one new shape compile it once and open one session; with maxSessions 1 every session opened is released', async () => {
+    const folder = path.join(dir, 'concurrent');
+    fs.mkdirSync(folder, { recursive: true });
+    const file = addModel(path.join(folder, 'm.onnx'), 3);
+    const created: ort.InferenceSession[] = [];
+    let released = 0;
+    const create = ort.InferenceSession.create.bind(ort.InferenceSession);
+    const spy = jest.spyOn(ort.InferenceSession, 'create').mockImplementation((async (...args: unknown[]) => {
+      const s = await (create as (...a: unknown[]) => Promise<ort.InferenceSession>)(...args);
+      created.push(s);
+      const release = s.release.bind(s);
+      s.release = async () => { released++; return release(); };
+      return s;
+    }) as never);
+    try {
+      const m = await load(file, { cacheDir: path.join(folder, 'cache'), warn: () => {} });
+      const outs = await Promise.all(Array.from({ length: 8 }, () => m.run(feed(5))));
+      expect(outs.every((o) => first(o) === 3)).toBe(true);
+      expect(m.stats()).toMatchObject({ compiles: 1, openSessions: 1 });
+      await m.release();
+      const one = await load(file, { cacheDir: path.join(folder, 'cache'), maxSessions: 1, warn: () => {} });
+      const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => one.run(feed(i % 2 ? 6 : 7))));
+      expect(runs.map((o) => Object.values(o)[0].dims[0])).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 ? 6 : 7)));
+      expect(one.stats().openSessions).toBe(1);
+      await one.release();
+      // CPU entries are finalized by onnxruntime once (a session of its own) before they are opened
+      expect(created.length).toBeGreaterThanOrEqual(4);
+      expect(released).toBe(created.length);
+      const cache = fs.readdirSync(path.join(folder, 'cache'));
+      expect(cache.filter((f) => f.endsWith('.json'))).toHaveLength(3);
+      expect(cache.filter((f) => !f.endsWith('.json'))).toHaveLength(3); // one folder per entry, no orphan
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  test('input names holding a comma or a newline: a second shape is explained, not a TypeError', async () => {
+    const folder = path.join(dir, 'names');
+    fs.mkdirSync(folder, { recursive: true });
+    const file = addModel(path.join(folder, 'm.onnx'), 1, ['a,b\nc:d[1]', 'y']);
+    const m = await load(file, { cacheDir: path.join(folder, 'cache'), warn: () => {} });
+    await m.run(feed(1, 'a,b\nc:d[1]'));
+    await m.run(feed(2, 'a,b\nc:d[1]'));
+    expect(m.explain()[1]).toMatch(/new shape: a,b\nc:d\[1\]\[0\] \(n\) 1→2/);
+    await m.release();
+  });
 });

@@ -9,7 +9,7 @@ import { DiskCache, hashKey, sourceFingerprint, weightFiles } from '../runtime/c
 import { ORT_VERSION, webSessionOptions } from '../runtime/session';
 import { targetTraits } from '../targets';
 import { recommendedSession } from '../targets/session-options';
-import { compileChecked } from '../verify/check';
+import { checkCompiled, compileChecked, refuseFailedCheck } from '../verify/check';
 import { ResolvedModelOptions } from './model-rules';
 
 /** What an app needs to open a compiled model, without reading it: the plugin's import object is made from this. */
@@ -87,7 +87,10 @@ export class AssetCompiler {
     this.cache = DiskCache.open(cacheDir, log);
   }
 
-  /** `check` is left out: it decides whether an output is kept, not what it is. */
+  /**
+   * `check` is left out: it decides whether an output is kept, not what it is. The entry records the check
+   * it passed (`describe.check`); a request for more input sets checks the cached model before using it.
+   */
   keyOf(source: string, options: ResolvedModelOptions, weights = weightFiles(source)): string {
     const { check: _check, ...what } = options;
     return hashKey({ fingerprint: sourceFingerprint(source, weights), ...what, sdc: SDC_VERSION, build: sdcBuildHash(), onnxruntime: ORT_VERSION });
@@ -130,6 +133,11 @@ export class AssetCompiler {
       });
       this.stats.compiled++;
     } else {
+      const recorded = Number((this.cache.describeOf(key) as { check?: unknown } | null)?.check ?? 0) || 0;
+      if (options.check > recorded) {
+        const c = await checkCompiled(source, model, { check: options.check, shapes: options.shapes, checkShapes, target: options.target, precision: options.precision });
+        refuseFailedCheck(source, c, `the cached build (${model}) was not used`);
+      }
       this.stats.reused++;
     }
     const data = this.cache.dataFileOf(model);

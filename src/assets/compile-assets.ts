@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
 import { weightsBeside } from '../onnx/read';
+import { removeUnread } from '../compiler/compile';
 import { AssetCompiler, defaultAssetCacheDir } from './asset-compiler';
 import { ModelOptions, ModelRule, optionsFor, ResolvedModelOptions, validateModelOptions } from './model-rules';
 
@@ -32,6 +33,7 @@ export interface AssetResult {
  */
 export async function compileAssets(o: AssetOptions, compiler?: AssetCompiler): Promise<AssetResult[]> {
   if (!fs.existsSync(o.srcDir) || !fs.statSync(o.srcDir).isDirectory()) throw new SdcError(o.srcDir, 'model folder not found (srcDir)');
+  refuseOverlap(o.srcDir, o.outDir);
   const include = o.include ?? /\.onnx$/;
   const log = o.log ?? (() => {});
   const { srcDir: _s, outDir: _o, include: _i, models, cacheDir, log: _l, ...defaults } = o;
@@ -54,7 +56,8 @@ export async function compileAssets(o: AssetOptions, compiler?: AssetCompiler): 
 /**
  * Put a cached model (and its data file, under the name the model refers to) at `output`, data first and
  * model last; the weights of the model that was there before, if they are not the new ones, are removed
- * (only the file that model itself read, beside it), so the folder never ships stale weights.
+ * (only the file that model itself read, beside it, and only when no other model in that folder names
+ it), so the folder never ships stale weights and never loses weights another model reads.
  */
 function place(file: string, data: string | null, output: string): void {
   fs.mkdirSync(path.dirname(output), { recursive: true });
@@ -69,7 +72,39 @@ function place(file: string, data: string | null, output: string): void {
       fs.copyFileSync(from, to);
     }
   }
-  for (const f of old) if (!pairs.some(([, to]) => path.resolve(to) === f)) fs.rmSync(f, { force: true });
+  // the old weights go unless a model beside them still reads them (one the user saved there, say)
+  removeUnread(path.dirname(output), new Set(old.filter((f) => !pairs.some(([, to]) => path.resolve(to) === f))));
+}
+
+/**
+ * Source and output folders must not overlap: with outDir equal to srcDir every source would be replaced
+ * by its output (and its weights removed); with one inside the other each build would compile the last
+ * build's outputs again, or place outputs among the sources.
+ */
+function refuseOverlap(srcDir: string, outDir: string): void {
+  const s = resolved(srcDir);
+  const t = resolved(outDir);
+  const within = (a: string, b: string) => a === b || a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
+  if (within(t, s) || within(s, t)) {
+    throw new SdcError(outDir, `overlaps the model folder ${srcDir} (srcDir): ${s === t ? 'the outputs would replace the sources' : within(t, s) ? 'outDir is inside srcDir, so each build would compile the last one\'s outputs' : 'srcDir is inside outDir, so outputs would land among the sources'}; choose an outDir outside srcDir`);
+  }
+}
+
+/** A path with links resolved as far as it exists (the rest appended): an outDir not created yet still compares. */
+function resolved(p: string): string {
+  const abs = path.resolve(p);
+  let head = abs;
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(head), ...rest);
+    } catch {
+      const up = path.dirname(head);
+      if (up === head) return abs;
+      rest.unshift(path.basename(head));
+      head = up;
+    }
+  }
 }
 
 function walk(dir: string): string[] {

@@ -17,6 +17,7 @@ import { isPipelineDir } from '../pipeline/layout';
 import { compilePipelineCommand } from './pipeline-command';
 import { benchPipeline, formatPipelineBench } from '../pipeline/bench-pipeline';
 import { Workload, WORKLOADS } from '../pipeline/workloads';
+import { cacheCommand } from './cache-command';
 
 /** An argument mistake: reported with the usage line, exit 2, and no command runs. */
 class UsageError extends Error {}
@@ -79,7 +80,7 @@ async function parse(argv: string[]): Promise<number> {
           .option('verify-each', { type: 'boolean', default: false, describe: 'validate the graph after every pass (slower; for debugging passes)' })
           .option('explain', { type: 'boolean', default: false, describe: 'list every fusion site considered: applied, or why not' })
           .option('dry-run', { type: 'boolean', default: false, describe: 'run the passes and print the report, but write no model' })
-          .option('external-data', { choices: ['auto', 'always', 'never'] as const, default: 'auto' as const, describe: 'auto: weights go to <output>.data when the input had external data or exceeds 2 GB' })
+          .option('external-data', { choices: ['auto', 'always', 'never'] as const, default: 'auto' as const, describe: 'auto: weights go to <output>.data when the input had external data or they pass 1 GiB (streamed instead of encoded in memory)' })
           .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout instead of a summary' })
           .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'also print one row per pass (nodes before -> after, time, counts)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors' })
@@ -247,7 +248,8 @@ async function parse(argv: string[]): Promise<number> {
         }
       },
     )
-    .demandCommand(1, 'name a command: compile, inspect, run or bench (see --help)')
+    .command(cacheCommand(fail))
+    .demandCommand(1, 'name a command: compile, inspect, run, bench or cache (see --help)')
     .strict()
     .help()
     .wrap(Math.min(120, process.stdout.columns || 100))

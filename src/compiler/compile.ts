@@ -4,7 +4,7 @@ import { SdcError } from '../ir/errors';
 import { opHistogram } from './inspect';
 import { validate } from '../ir/validate';
 import { Model } from '../ir/model';
-import { readModel, weightsBeside } from '../onnx/read';
+import { readModel } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
 import { Explanation, MODES, Mode, Precision, ValueRange } from '../rewrite/pass';
 import { PassReport, round, runPipeline } from './pipeline';
@@ -109,6 +109,7 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   if (opts.output === undefined && !opts.dryRun) throw new SdcError(input, 'compile needs an output path (or dryRun)');
   const output = opts.output ?? `${input}.sdc.onnx`;
   if (path.resolve(output) === path.resolve(input)) throw new SdcError(input, 'refusing to write the output over the input; choose another -o');
+  if (!opts.dryRun) refuseOutput(output);
   const progress = opts.progress ?? silentProgress;
   progress.step('reading');
   const model = readModel(input);
@@ -181,27 +182,40 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
 
 /**
  * Write the model into a private folder beside the output, read it back, validate it. The data file is
- * `<output>.data` for a new output; when an earlier output at that path is replaced, the new weights get
- * a name of their own, so that no reader ever sees the old model beside the new weights (or the reverse):
- * the model is renamed into place last, and only then are the old model's weights removed.
+ * `<output>.data` when that name is free, else `<output>.sdc<id>.data`: the name is reserved at once (an
+ * empty file created exclusively), so two builds to one output never share a data file, and the model,
+ * renamed into place last, always sits beside its own weights whatever the interleaving. After the
+ * commit, weights sdc wrote for this output that nothing in the folder reads any more are removed (see
+ * sweepWeights): a file another model reads (an edited copy, the input) is never touched.
  */
 function stage(model: Model, output: string, opts: CompileOptions, progress: Progress): StagedOutput {
   const outAbs = path.resolve(output);
   const dir = path.dirname(outAbs);
   const base = path.basename(outAbs);
+  refuseOutput(output);
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new SdcError(output, `cannot create the output folder ${dir} (${(e as NodeJS.ErrnoException).code})`);
   }
-  if (fs.existsSync(outAbs) && fs.statSync(outAbs).isDirectory()) throw new SdcError(output, 'is a folder; -o names the model file to write');
   removeStaleStages(dir, base);
-  const previous = previousWeights(outAbs);
-  const dataName = opts.dataFileName ?? (previous.size ? `${base}.${process.pid.toString(36)}${Date.now().toString(36)}.data` : `${base}.data`);
-  refuseToClobber(model, outAbs, path.join(dir, dataName), output);
+  const previous = sdcWeightsOf(outAbs);
+  const inputReads = new Set(model.externalFiles().map(realPath));
   const stageDir = fs.mkdtempSync(path.join(dir, `.${base}.sdc-stage-${process.pid}-`));
-  const discard = () => fs.rmSync(stageDir, { recursive: true, force: true });
+  let dataName: string;
   try {
+    dataName = reserveDataName(dir, base, opts.dataFileName, output);
+  } catch (e) {
+    fs.rmSync(stageDir, { recursive: true, force: true });
+    throw e;
+  }
+  const dataAbs = path.join(dir, dataName);
+  const discard = () => {
+    fs.rmSync(stageDir, { recursive: true, force: true });
+    if (fs.existsSync(dataAbs) && fs.statSync(dataAbs).size === 0) fs.rmSync(dataAbs, { force: true });
+  };
+  try {
+    refuseToClobber(model, outAbs, dataAbs, output);
     const written = writeModel(model, path.join(stageDir, base), { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
     const problems = validate(readModel(written.modelFile));
     if (problems.length) throw new Error(`sdc wrote a model it cannot read back valid (a bug; please report it):\n  ${problems.slice(0, 10).join('\n  ')}`);
@@ -209,10 +223,14 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
       modelFile: written.modelFile,
       dataFile: written.dataFile,
       commit() {
-        if (written.dataFile) fs.renameSync(written.dataFile, path.join(dir, dataName));
+        // the pair now at the output (another compile may have replaced the one seen when staging)
+        const replaced = sdcWeightsOf(outAbs);
+        if (written.dataFile) fs.renameSync(written.dataFile, dataAbs);
+        else fs.rmSync(dataAbs, { force: true });
         fs.renameSync(written.modelFile, outAbs);
-        for (const old of previous) if (path.basename(old) !== dataName) fs.rmSync(old, { force: true });
-        discard();
+        fs.rmSync(stageDir, { recursive: true, force: true });
+        // our own weights too: when another compile replaced our model meanwhile, nothing reads them
+        sweepWeights(dir, base, new Set([...previous, ...replaced, dataAbs]), inputReads);
       },
       discard,
     };
@@ -222,10 +240,123 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
   }
 }
 
-/** The data files named as sdc names them (`<name>.data`, `<name>.*.data`) that the model now at `outAbs` reads. */
-function previousWeights(outAbs: string): Set<string> {
+/** An output that exists and is not a regular file (a folder, a device, a FIFO, a socket) is refused. */
+function refuseOutput(output: string): void {
+  const st = fs.statSync(output, { throwIfNoEntry: false });
+  if (!st || st.isFile()) return;
+  if (st.isDirectory()) throw new SdcError(output, 'is a folder; -o names the model file to write');
+  throw new SdcError(output, 'exists and is not a regular file (a device, FIFO or socket); -o names the model file to write');
+}
+
+/**
+ * The data file name of a new build, reserved by creating it empty and exclusively (so no other build
+ * can take it): `<base>.data` when free, else `<base>.sdc<id>.data`. A name given by the caller must be free.
+ */
+function reserveDataName(dir: string, base: string, wanted: string | undefined, output: string): string {
+  const names = wanted ? [wanted] : [`${base}.data`, ...Array.from({ length: 8 }, () => `${base}.sdc${process.pid.toString(36)}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.data`)];
+  for (const name of names) {
+    try {
+      fs.closeSync(fs.openSync(path.join(dir, name), 'wx'));
+      return name;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new SdcError(output, `cannot write in ${dir} (${code}); nothing was written`);
+    }
+  }
+  throw new SdcError(output, `the weights file name ${names[0]} is taken beside the output; choose another data file name`);
+}
+
+/**
+ * The data files (named as sdc names them) that the model now at `outAbs` reads, when sdc wrote that model.
+ * A model file past 256 MB holds its weights inline: it is not read (its size would be read again in
+ * memory for nothing), and any data file it might name is left (garbage at worst, never a loss).
+ */
+function sdcWeightsOf(outAbs: string): Set<string> {
   const base = path.basename(outAbs);
-  return new Set(weightsBeside(outAbs).filter((f) => path.basename(f).startsWith(`${base}.`) && f.endsWith('.data')));
+  try {
+    const st = fs.statSync(outAbs, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size > 256 << 20) return new Set();
+    const m = readModel(outAbs, { allowMissingData: true });
+    if (m.getMetadata('sdc.version') === undefined) return new Set();
+    return new Set(m.externalFiles().filter((f) => path.dirname(f) === path.dirname(outAbs) && path.basename(f).startsWith(`${base}.`) && f.endsWith('.data')));
+  } catch {
+    return new Set();
+  }
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Remove weights that sdc wrote for the output `base` and nothing reads any more: the files the replaced
+ * output read (when sdc wrote it), `<base>.sdc<id>.data` files and an empty `<base>.data` (a reservation
+ * of a killed compile), and this build's own (when a later compile replaced its model). Never removed: a
+ * file in `keep` (what the input reads), a file whose name appears in any model file of the folder (a
+ * model that reads it: the new output, an edited copy of an old one), and, while another compile to this
+ * output is staging, anything but the replaced pair's and this build's files.
+ */
+function sweepWeights(dir: string, base: string, replaced: Set<string>, keep: Set<string>): void {
+  try {
+    const names = fs.readdirSync(dir);
+    const own = new RegExp(`^${escapeRe(base)}\\.sdc[0-9a-z]+\\.data$`);
+    const candidates = new Set(replaced);
+    for (const n of names) {
+      const f = path.join(dir, n);
+      if (own.test(n) || (n === `${base}.data` && fs.statSync(f).size === 0)) candidates.add(f);
+    }
+    // a compile still staging may have reserved one of these names: leave the unnamed ones to the last commit
+    if (liveStages(dir, base)) for (const f of [...candidates]) if (!replaced.has(f)) candidates.delete(f);
+    for (const f of [...candidates]) if (keep.has(realPath(f)) || !fs.statSync(f, { throwIfNoEntry: false })?.isFile()) candidates.delete(f);
+    removeUnread(dir, candidates);
+  } catch {
+    /* cleaning is best effort: a file left behind is garbage, never a loss */
+  }
+}
+
+/** Remove the candidates (files in `dir`) whose name no model file in `dir` contains: no model there reads them. */
+export function removeUnread(dir: string, candidates: Set<string>): void {
+  if (!candidates.size) return;
+  const models = fs.readdirSync(dir).filter((n) => n.endsWith('.onnx')).map((n) => path.join(dir, n));
+  for (const f of readBy(models, candidates)) candidates.delete(f);
+  for (const f of candidates) fs.rmSync(f, { force: true });
+}
+
+/** Whether a compile to `base` (of a live process) is staging in `dir`. */
+function liveStages(dir: string, base: string): boolean {
+  const prefix = `.${base}.sdc-stage-`;
+  return fs.readdirSync(dir).some((n) => n.startsWith(prefix) && alive(Number(n.slice(prefix.length).split('-')[0])));
+}
+
+/** The candidates whose file name occurs in any of the model files (a conservative "is read by"). */
+function readBy(models: string[], candidates: Set<string>): Set<string> {
+  const found = new Set<string>();
+  const needles = [...candidates].map((f) => ({ f, b: Buffer.from(path.basename(f)) }));
+  const overlap = Math.max(...needles.map((n) => n.b.length));
+  const chunk = Buffer.alloc(16 << 20);
+  for (const m of models) {
+    let fd: number;
+    try {
+      if (!fs.statSync(m).isFile()) continue;
+      fd = fs.openSync(m, 'r');
+    } catch {
+      continue;
+    }
+    try {
+      let pos = 0;
+      let carry = Buffer.alloc(0);
+      for (;;) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, pos);
+        if (n <= 0) break;
+        pos += n;
+        const hay = Buffer.concat([carry, chunk.subarray(0, n)]);
+        for (const x of needles) if (!found.has(x.f) && hay.includes(x.b)) found.add(x.f);
+        if (found.size === needles.length) return found;
+        carry = Buffer.from(hay.subarray(Math.max(0, hay.length - overlap + 1)));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return found;
 }
 
 /** Stage folders left by a compile that was killed (its process is gone) are removed. */

@@ -88,6 +88,8 @@ export class Node {
 
   /** Set when the node is removed or erased from its graph (Graph.contains answers from it in O(1)). */
   detached = false;
+  /** Graph.topoSort's scratch mark (the epoch of the last check that saw this node), instead of a Map. */
+  topoMark = 0;
 
   constructor(public graph: Graph, public opType: string, public domain: string, public name: string) {}
 
@@ -186,6 +188,8 @@ export interface NewNode {
   /** Insert before this node (default: at the end; call topoSort() after bulk edits). */
   before?: Node;
 }
+
+let topoEpoch = 0;
 
 export class Graph {
   private nodeList: Node[] = [];
@@ -395,36 +399,39 @@ export class Graph {
     return [...this.values.values()].filter((v) => v.initializer);
   }
 
-  /** Reorder nodes so every node follows the producers of its inputs; throws on a cycle. */
+  /**
+   * Reorder nodes so every node follows the producers of its inputs; throws on a cycle. A graph already
+   * in order (most calls: every pass and analysis sorts first) is recognized in one allocation-free walk.
+   */
   topoSort(): void {
+    if (this.inOrder()) return;
     const order: Node[] = [];
     const state = new Map<Node, number>(); // 1 visiting, 2 done
-    const stack: [Node, number][] = [];
+    // each frame keeps its node's producers, listed once: a node of k inputs is revisited k times
+    const stack: { node: Node; deps: Node[]; next: number }[] = [];
     const deps = (n: Node): Node[] => {
       const out: Node[] = [];
-      for (const v of [...n.inputs, ...n.implicitInputs()]) {
-        if (v?.producer && v.producer.graph === this) out.push(v.producer);
-      }
+      for (const v of n.inputs) if (v?.producer && v.producer.graph === this) out.push(v.producer);
+      for (const v of n.implicitInputs()) if (v?.producer && v.producer.graph === this) out.push(v.producer);
       return out;
     };
     for (const root of this.nodes) {
       if (state.get(root) === 2) continue;
-      stack.push([root, 0]);
+      stack.push({ node: root, deps: deps(root), next: 0 });
       state.set(root, 1);
       while (stack.length) {
         const top = stack[stack.length - 1];
-        const d = deps(top[0]);
-        if (top[1] < d.length) {
-          const next = d[top[1]++];
+        if (top.next < top.deps.length) {
+          const next = top.deps[top.next++];
           const s = state.get(next);
           if (s === 1) throw new Error(`cycle through node ${next.name} (${next.opType})`);
           if (s !== 2) {
             state.set(next, 1);
-            stack.push([next, 0]);
+            stack.push({ node: next, deps: deps(next), next: 0 });
           }
         } else {
-          state.set(top[0], 2);
-          order.push(top[0]);
+          state.set(top.node, 2);
+          order.push(top.node);
           stack.pop();
         }
       }
@@ -432,10 +439,29 @@ export class Graph {
     this.nodes = order;
   }
 
+  /** Whether every node already follows the producers of its inputs (each node marked as it is passed). */
+  private inOrder(): boolean {
+    const epoch = ++topoEpoch;
+    for (const n of this.nodes) {
+      for (const v of n.inputs) {
+        const p = v?.producer;
+        if (p && p.graph === this && p.topoMark !== epoch) return false;
+      }
+      if (n.attrs.size) {
+        for (const v of n.implicitInputs()) {
+          const p = v.producer;
+          if (p && p.graph === this && p.topoMark !== epoch) return false;
+        }
+      }
+      n.topoMark = epoch;
+    }
+    return true;
+  }
+
   /** Every graph: this one and all nested subgraphs. */
   *allGraphs(): Generator<Graph> {
     yield this;
-    for (const n of this.nodes) for (const s of n.subgraphs()) yield* s.allGraphs();
+    for (const n of this.nodes) if (n.attrs.size) for (const s of n.subgraphs()) yield* s.allGraphs();
   }
 
   countNodes(): number {

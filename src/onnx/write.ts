@@ -10,7 +10,9 @@ import type { onnx } from './onnx-types';
 export interface WriteOptions {
   /**
    * 'auto' (default): weights go to one external data file when the source kept any external data or the
-   * weights would push the model past protobuf's 2 GB; 'always' / 'never' force the choice.
+   * weights pass 1 GiB (written inline they would be encoded in memory whole, then read back whole: a
+   * 1.9 GB inline model peaked at 3.9× its size; streamed to a data file, about 1.3×); 'always' /
+   * 'never' force the choice.
    */
   externalData?: 'auto' | 'always' | 'never';
   /** Initializers smaller than this stay inline even in an external-data model (bytes; default 1024). */
@@ -29,6 +31,8 @@ export interface WriteResult {
 }
 
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
+/** Inline weights past this are written to a data file under 'auto' (streamed, never encoded whole). */
+const INLINE_LIMIT = 2 ** 30;
 const ALIGN = 64;
 const COPY_CHUNK = 16 << 20;
 
@@ -47,7 +51,7 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
   const weightBytes = initializers.reduce((s, t) => s + t.byteLength, 0);
   const mode = opts.externalData ?? 'auto';
   const external =
-    mode === 'always' || (mode === 'auto' && (initializers.some((t) => t.fromExternal) || weightBytes > PROTOBUF_LIMIT - (64 << 20)));
+    mode === 'always' || (mode === 'auto' && (initializers.some((t) => t.fromExternal) || weightBytes > INLINE_LIMIT));
   const threshold = opts.sizeThreshold ?? 1024;
 
   const tmpSuffix = `.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;

@@ -12,7 +12,7 @@ import { TARGETS, TargetName, targetTraits } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
-import { DiskCache, defaultCacheDir, hashKey, sourceFingerprint } from './cache';
+import { DiskCache, cacheBudget, defaultCacheDir, hashKey, sourceFingerprint, weightFiles } from './cache';
 import { ORT_VERSION, fp16Unavailable, openSession, providerUnavailable } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
@@ -22,6 +22,11 @@ export interface LoadOptions {
   mode?: Exclude<Mode, 'max-autotune'>;
   /** Folder of compiled models (default SDC_CACHE_DIR or ~/.cache/sdc); null keeps them for this process only. */
   cacheDir?: string | null;
+  /**
+   * Byte budget of the cache folder (default SDC_CACHE_BYTES, else 20 GiB; `20G`, `512M` or a number):
+   * after each compile the least recently used entries are evicted until it fits.
+   */
+  cacheBytes?: number | string;
   /** Distinct shape keys that get their own specialization; later keys run the generic model. */
   maxSpecializations?: number;
   /** Sessions kept open at once (least recently used are released; their models stay on disk). */
@@ -57,6 +62,9 @@ interface Entry {
   session: ort.InferenceSession;
   provider: string;
   lastUsed: number;
+  /** run() calls using the session now: an evicted session is released when the last one ends. */
+  busy: number;
+  evicted: boolean;
 }
 
 /** What a compiled model's metadata says about opening it and capturing it. */
@@ -74,6 +82,9 @@ interface InputSpec {
 
 type Event = { key: string; outcome: 'compiled' | 'disk' | 'generic'; why: string };
 
+/** One input of a shape key, kept apart so that names holding ',' ':' '[' or a newline compare right. */
+type KeyPart = { name: string; type: string; dims: string[] };
+
 const GENERIC = 'generic';
 
 /**
@@ -84,6 +95,12 @@ const GENERIC = 'generic';
  */
 export class SdcModel {
   private sessions = new Map<string, Entry>();
+  /** Sessions being opened (compiled first if need be), by key: one per key at a time. */
+  private opening = new Map<string, Promise<Entry>>();
+  /** The parts of every shape key computed so far (for whyMiss). */
+  private keyParts = new Map<string, KeyPart[]>();
+  private warnedChanged = false;
+  private fingerprintMemo: { modelId: string; weights: string[]; id: string; fingerprint: string } | null = null;
   private specialized = new Set<string>();
   private events: Event[] = [];
   private counters = { calls: 0, memoryHits: 0, diskHits: 0, compiles: 0, genericRuns: 0 };
@@ -103,7 +120,7 @@ export class SdcModel {
     readonly source: string,
     private readonly fingerprint: string,
     private readonly inputs: InputSpec[],
-    private readonly opts: Required<Omit<LoadOptions, 'cacheDir' | 'sessionOptions'>> & { sessionOptions: ort.InferenceSession.SessionOptions },
+    private readonly opts: Required<Omit<LoadOptions, 'cacheDir' | 'cacheBytes' | 'sessionOptions'>> & { sessionOptions: ort.InferenceSession.SessionOptions },
     private readonly cache: DiskCache,
   ) {}
 
@@ -114,7 +131,7 @@ export class SdcModel {
     if (o.target !== undefined && !(TARGETS as string[]).includes(o.target)) throw new SdcError(modelPath, `unknown target '${o.target}' (choose ${TARGETS.join(', ')})`);
     const model = readModel(source);
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
-    const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn);
+    const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn, cacheBudget(o.cacheBytes));
     let target: TargetName = o.target ?? 'cpu';
     let precision = o.precision ?? 'fp32';
     const fallbacks: string[] = [];
@@ -152,14 +169,15 @@ export class SdcModel {
 
   /** The shape key of a call: dtype and dims of every input, with dims named in `dynamic` left as '*'. */
   shapeKey(feeds: Record<string, ort.Tensor>): string {
-    return this.inputs
-      .map((i) => {
-        const t = feeds[i.name];
-        if (!t) throw new SdcError(this.source, `missing input '${i.name}' (inputs: ${this.inputs.map((x) => x.name).join(', ')})`);
-        const dims = t.dims.map((d, k) => (typeof i.dims?.[k] === 'string' && this.opts.dynamic.includes(i.dims[k] as string) ? '*' : String(d)));
-        return `${i.name}:${t.type}[${dims.join('x')}]`;
-      })
-      .join(',');
+    const parts = this.inputs.map((i) => {
+      const t = feeds[i.name];
+      if (!t) throw new SdcError(this.source, `missing input '${i.name}' (inputs: ${this.inputs.map((x) => x.name).join(', ')})`);
+      const dims = t.dims.map((d, k) => (typeof i.dims?.[k] === 'string' && this.opts.dynamic.includes(i.dims[k] as string) ? '*' : String(d)));
+      return { name: i.name, type: t.type, dims };
+    });
+    const key = parts.map((p) => `${p.name}:${p.type}[${p.dims.join('x')}]`).join(',');
+    if (!this.keyParts.has(key)) this.keyParts.set(key, parts);
+    return key;
   }
 
   async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
@@ -168,7 +186,13 @@ export class SdcModel {
     this.counters.calls++;
     const key = this.opts.mode === 'default' ? GENERIC : this.shapeKey(feeds);
     const entry = await this.sessionFor(key, feeds);
-    return (await entry.session.run(feeds)) as Record<string, ort.Tensor>;
+    entry.busy++;
+    try {
+      return (await entry.session.run(feeds)) as Record<string, ort.Tensor>;
+    } finally {
+      entry.busy--;
+      if (entry.evicted && entry.busy === 0) await entry.session.release();
+    }
   }
 
   /** A feed the model cannot take is the caller's mistake: say which input and why, before any compile. */
@@ -196,6 +220,20 @@ export class SdcModel {
       open.lastUsed = ++this.clock;
       return open;
     }
+    // a call for a key already being compiled or opened waits for it (one compile, one session per key)
+    const pending = this.opening.get(key);
+    if (pending) {
+      this.counters.memoryHits++;
+      const e = await pending;
+      e.lastUsed = ++this.clock;
+      return e;
+    }
+    const job = this.openKey(key, feeds).finally(() => this.opening.delete(key));
+    this.opening.set(key, job);
+    return job;
+  }
+
+  private async openKey(key: string, feeds: Record<string, ort.Tensor>): Promise<Entry> {
     if (key !== GENERIC && !this.specialized.has(key) && this.specialized.size >= this.opts.maxSpecializations) {
       if (!this.warnedLimit) {
         this.warnedLimit = true;
@@ -205,17 +243,29 @@ export class SdcModel {
       this.events.push({ key, outcome: 'generic', why: `over maxSpecializations=${this.opts.maxSpecializations}` });
       return this.sessionFor(GENERIC, feeds);
     }
-    const file = await this.ensureCompiled(key, feeds);
+    let file = '';
+    const open = async () => {
+      file = await this.ensureCompiled(key, feeds);
+      // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
+      const meta = modelMeta(file);
+      // the model says how to open it (level, WebGPU layout); the caller's sessionOptions win
+      return { meta, ...(await openSession(file, this.opts.target, { ...meta.session.options, ...this.opts.sessionOptions } as ort.InferenceSession.SessionOptions, this.opts.warn)) };
+    };
+    let opened;
+    try {
+      opened = await open();
+    } catch (e) {
+      // another process sharing the cache evicted the entry between the lookup and the open: once more
+      if (!file || fs.existsSync(file)) throw e;
+      opened = await open();
+    }
+    const { meta, session, provider } = opened;
     if (key !== GENERIC) this.specialized.add(key);
-    // The model says how to open it: CPU entries were finalized by onnxruntime when cached ("disabled").
-    const meta = modelMeta(file);
     this.captures.set(key, meta.capture);
-    // the model says how to open it (level, WebGPU layout); the caller's sessionOptions win
-    const { session, provider } = await openSession(file, this.opts.target, { ...meta.session.options, ...this.opts.sessionOptions } as ort.InferenceSession.SessionOptions, this.opts.warn);
     this.lastProvider = provider;
-    const entry: Entry = { session, provider, lastUsed: ++this.clock };
+    const entry: Entry = { session, provider, lastUsed: ++this.clock, busy: 0, evicted: false };
     this.sessions.set(key, entry);
-    await this.evict();
+    await this.evict(entry);
     return entry;
   }
 
@@ -227,10 +277,16 @@ export class SdcModel {
   /** The compiled model for a key, from the disk cache or compiled now. */
   private async ensureCompiled(key: string, feeds: Record<string, ort.Tensor>): Promise<string> {
     const shapes = key === GENERIC ? null : this.staticShapes(feeds);
+    // keyed by the file as it is now, which is what a compile reads (not as it was at load())
+    const fingerprint = this.currentFingerprint();
+    if (fingerprint !== this.fingerprint && !this.warnedChanged) {
+      this.warnedChanged = true;
+      this.opts.warn(`sdc: ${this.source} changed since load(); new shapes are compiled from the file as it is now (sessions already open keep the model they opened): load() it again to use one model throughout`);
+    }
     const describe = { source: this.source, mode: key === GENERIC ? 'default' : 'reduce-overhead', target: this.opts.target, precision: this.opts.precision, shapeKey: key };
     // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
     const fp16 = this.opts.precision === 'fp16' ? { calibrate: this.opts.calibrate, keepFp32: this.opts.keepFp32 } : undefined;
-    const cacheKey = hashKey({ fingerprint: this.fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, build: sdcBuildHash(), ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
+    const cacheKey = hashKey({ fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, build: sdcBuildHash(), ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
     const hit = this.cache.lookup(cacheKey, this.opts.warn);
     const why = this.whyMiss(key);
     if (hit) {
@@ -248,13 +304,41 @@ export class SdcModel {
       // a device model is cached as sdc wrote it; finalizeForCpu's rewrites are for this host's CPU provider
       if (!targetTraits(this.opts.target).hostCpu) {
         this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
+        this.unchangedSince(fingerprint);
         return;
       }
       const sdcOut = path.join(folder, 'sdc.onnx');
       this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
+      this.unchangedSince(fingerprint);
       await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
       for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
     });
+  }
+
+  /**
+   * The source's fingerprint now. The model file is hashed again only when its inode, size or
+   * modification time moved since the last hash (an inline 1.9 GB model is not re-read for every key).
+   */
+  private currentFingerprint(): string {
+    const stamp = (f: string) => {
+      const st = fs.statSync(f, { throwIfNoEntry: false });
+      return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : 'missing';
+    };
+    const modelId = stamp(this.source);
+    // the weights files the model names change only with the model file
+    if (this.fingerprintMemo?.modelId !== modelId) this.fingerprintMemo = { modelId, weights: weightFiles(this.source), id: '', fingerprint: '' };
+    const memo = this.fingerprintMemo;
+    const id = [modelId, ...memo.weights.map(stamp)].join('|');
+    if (memo.id !== id) {
+      memo.id = id;
+      memo.fingerprint = sourceFingerprint(this.source, memo.weights);
+    }
+    return memo.fingerprint;
+  }
+
+  /** A source changed while it was compiled gives a model of neither version: it is not cached. */
+  private unchangedSince(fingerprint: string): void {
+    if (this.currentFingerprint() !== fingerprint) throw new SdcError(this.source, 'changed on disk while it was being compiled; nothing was cached: run again');
   }
 
   /**
@@ -301,7 +385,7 @@ export class SdcModel {
     if (key === GENERIC) return 'generic model (symbolic shapes)';
     const seen = [...new Set(this.events.map((e) => e.key))].filter((k) => k !== key && k !== GENERIC);
     if (!seen.length) return 'first call';
-    const parse = (k: string) => new Map(k.split(',').map((p) => { const m = /^(.*):(\w+)\[(.*)\]$/.exec(p)!; return [m[1], { type: m[2], dims: m[3].split('x') }]; }));
+    const parse = (k: string) => new Map((this.keyParts.get(k) ?? []).map((p) => [p.name, { type: p.type, dims: p.dims }]));
     const cur = parse(key);
     let best = '';
     let bestCount = Infinity;
@@ -326,12 +410,13 @@ export class SdcModel {
     return `new shape: ${best}`;
   }
 
-  private async evict(): Promise<void> {
+  /** Release the least recently used sessions past maxSessions (never `keep`); one in use is released when its run ends. */
+  private async evict(keep: Entry): Promise<void> {
     while (this.sessions.size > this.opts.maxSessions) {
-      const [oldest] = [...this.sessions].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
-      const e = this.sessions.get(oldest)!;
+      const [oldest, e] = [...this.sessions].filter(([, x]) => x !== keep).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
       this.sessions.delete(oldest);
-      await e.session.release();
+      e.evicted = true;
+      if (e.busy === 0) await e.session.release();
     }
   }
 
@@ -383,6 +468,7 @@ export class SdcModel {
 
   async release(): Promise<void> {
     this.released = true;
+    await Promise.allSettled([...this.opening.values()]);
     for (const e of this.sessions.values()) await e.session.release();
     this.sessions.clear();
     this.cache.dispose();

@@ -237,6 +237,24 @@ export async function prepareChecked(input: string, opts: CheckedCompileOptions)
   return { opts };
 }
 
+/** `--check N` of a compiled model against its original, with the tolerance its precision calls for. */
+export function checkCompiled(input: string, compiled: string, o: { check: number; shapes?: CompileOptions['shapes']; checkShapes?: CompileOptions['shapes']; target?: TargetName; precision?: CompileOptions['precision']; checkTolerance?: number }): Promise<CheckReport> {
+  const tolerance = o.checkTolerance ?? (o.precision === 'fp16' ? FP16_TOLERANCE : undefined);
+  return checkOutput(input, compiled, { sets: o.check, shapes: o.checkShapes ?? o.shapes, target: o.target ?? 'cpu', tolerance });
+}
+
+/** A failed check is an SdcError with exit code 3, saying what differs and then `outcome`. */
+export function refuseFailedCheck(input: string, c: CheckReport, outcome: string): void {
+  if (c.mismatches.length) {
+    // a NaN or an Inf on one side only (or dims that differ): no tolerance accepts it (runtime/compare.ts)
+    const more = c.mismatches.length > 1 ? `; ${c.mismatches.length - 1} more output${c.mismatches.length === 2 ? '' : 's'} of the input sets differ too` : '';
+    throw new SdcError(input, `the compiled model differs from the original on ${c.ranOn}: ${c.mismatches[0]}${more}; ${outcome}`, 3);
+  }
+  if (!c.passed) {
+    throw new SdcError(input, `the compiled model differs from the original by ${c.maxRel.toExponential(2)} (max relative${c.nonFinite ? ', on the finite values' : ''}; tolerance ${c.tolerance}) on ${c.ranOn}; ${outcome}`, 3);
+  }
+}
+
 /**
  * A staged output (compileStaged's) → loaded in onnxruntime → with `check`, compared with the original →
  * moved into place, or discarded if any step fails; then the report is written. The one end of every
@@ -251,18 +269,10 @@ export async function commitChecked<R extends CompileReport>(input: string, repo
       out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu');
       if (opts.check) {
         opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
-        const tolerance = opts.checkTolerance ?? (opts.precision === 'fp16' ? FP16_TOLERANCE : undefined);
-        out.check = await checkOutput(input, staged.modelFile, { sets: opts.check, shapes: opts.checkShapes ?? opts.shapes, target: report.target, tolerance });
+        out.check = await checkCompiled(input, staged.modelFile, { ...opts, check: opts.check, target: report.target });
         opts.progress?.done();
         const c = out.check;
-        if (c.mismatches.length) {
-          // a NaN or an Inf on one side only (or dims that differ): no tolerance accepts it (runtime/compare.ts)
-          const more = c.mismatches.length > 1 ? `; ${c.mismatches.length - 1} more output${c.mismatches.length === 2 ? '' : 's'} of the input sets differ too` : '';
-          throw new SdcError(input, `the compiled model differs from the original on ${c.ranOn}: ${c.mismatches[0]}${more}; nothing was written`, 3);
-        }
-        if (!c.passed) {
-          throw new SdcError(input, `the compiled model differs from the original by ${c.maxRel.toExponential(2)} (max relative${c.nonFinite ? ', on the finite values' : ''}; tolerance ${c.tolerance}) on ${c.ranOn}; nothing was written`, 3);
-        }
+        refuseFailedCheck(input, c, 'nothing was written');
         if (c.nonFinite) out.warnings.push(checkNote(c));
       }
       staged.commit();
