@@ -30,7 +30,7 @@ test('import queries: ?sdc anywhere in the query, options read, unknown keys ref
   expect(isSdcImport('/m/unet.onnx?sdcx')).toBe(false);
   expect(isSdcImport('/m/unet.onnx')).toBe(false);
   const q = parseSdcImport('/m/unet.onnx?sdc&mode=reduce-overhead&target=webgpu&shape=sample=1x4x8x8,timestep=1&precision=fp16');
-  expect(q).toEqual({ file: '/m/unet.onnx', query: 'sdc&mode=reduce-overhead&target=webgpu&shape=sample=1x4x8x8,timestep=1&precision=fp16', options: { mode: 'reduce-overhead', target: 'webgpu', shapes: 'sample=1x4x8x8,timestep=1', precision: 'fp16' } });
+  expect(q).toEqual({ file: '/m/unet.onnx', query: 'sdc&mode=reduce-overhead&target=webgpu&shape=sample=1x4x8x8,timestep=1&precision=fp16', options: { mode: 'reduce-overhead', target: 'webgpu', shapes: 'sample=1x4x8x8,timestep=1', precision: 'fp16' }, pipeline: null });
   expect(() => parseSdcImport('/m/unet.onnx?sdc&taget=webgpu')).toThrow("/m/unet.onnx: unknown option 'taget'");
   expect(() => parseSdcImport('/m/unet.onnx?sdc&precision=int8')).toThrow("/m/unet.onnx: unknown precision 'int8'");
   expect(() => parseSdcImport('/m/unet.onnx?sdc&check=-1')).toThrow(/check must be a whole number/);

@@ -12,7 +12,7 @@ export interface PipelineAsset {
 }
 
 /**
- * A whole pipeline for a build step (`import sd from './sd15/model_index.json?sdc'`): every component
+ * A whole pipeline for a build step (an import of `sd15/model_index.json?sdc`): every component
  * through the cached AssetCompiler, each with its role's dims from one description of the images
  * (src/pipeline/dims.ts): specialized to them in reduce-overhead, checked at them otherwise.
  * `optionsFor` gives each component's options (the build step's rules, by the component's path).
