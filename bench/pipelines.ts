@@ -5,7 +5,7 @@ import { execSync } from 'child_process';
 import { benchPipeline, formatPipelineBench, PipelineBenchReport } from '../src/pipeline/bench-pipeline';
 import { terminalProgress } from '../src/compiler/progress';
 import { TargetName, targetTraits } from '../src/targets';
-import { fixturesDir, sd15Pipeline } from '../fixtures/materialize';
+import { fixturesDir, sd15Pipeline, tinySdxlPipeline } from '../fixtures/materialize';
 
 /**
  * `npm run bench:pipelines [-- --quick] [-- --target webgpu]`: the four tiny pipelines' workloads
@@ -20,7 +20,7 @@ async function main(argv: string[]): Promise<void> {
   const tiny = ['tiny-sd15', 'tiny-sdxl', 'tiny-inpaint', 'tiny-controlnet'];
   const rows: { name: string; report: PipelineBenchReport }[] = [];
   for (const name of tiny) {
-    const report = await benchPipeline(path.join(fixturesDir(), 'models', 'pipelines', name), { target, shape: { height: 32, width: 48, batch: 1 }, steps: 4, runs: 3, progress: terminalProgress() });
+    const report = await benchPipeline(name === 'tiny-sdxl' ? tinySdxlPipeline() : path.join(fixturesDir(), 'models', 'pipelines', name), { target, shape: { height: 32, width: 48, batch: 1 }, steps: 4, runs: 3, progress: terminalProgress() });
     process.stdout.write(formatPipelineBench(report) + '\n');
     rows.push({ name, report });
   }

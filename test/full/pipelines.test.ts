@@ -8,7 +8,7 @@ import { modelInputSpecs, syntheticInputs } from '../../src/runtime/feeds';
 import { profilePlacement } from '../../src/runtime/placement';
 import { recommendedSession } from '../../src/targets/session-options';
 import { relError, runModel, tmpDir } from '../helpers/ort';
-import { filesUnder, PIPELINES, pipelinePath, referenceCase } from '../helpers/pipelines';
+import { filesUnder, hasTorchWeights, PIPELINES, pipelinePath, referenceCase } from '../helpers/pipelines';
 import { gpuTest } from '../helpers/webgpu';
 
 const dir = tmpDir('sdc-pipelines-');
@@ -32,7 +32,8 @@ function compiledPipeline(name: string, label: string, o: PipelineCompileOptions
 describe.each(CASES)('sdc compile %s (%s) --check 1', (name, label, o) => {
   test('passes its check, writes the same files (the others byte for byte), and leaves no attention unfused', async () => {
     const r = await compiledPipeline(name, label, o);
-    expect(filesUnder(r.output)).toEqual(filesUnder(pipelinePath(name)));
+    // a component's weights are written under the name Optimum uses, whatever the input called them
+    expect(filesUnder(r.output)).toEqual(filesUnder(pipelinePath(name)).map((f) => f.replace(/model\.onnx\.data$/, 'model.onnx_data')));
     for (const f of r.copied) expect(fs.readFileSync(path.join(r.output, f)).equals(fs.readFileSync(path.join(pipelinePath(name), f)))).toBe(true);
     for (const c of r.components) {
       expect([c.name, c.compile.check!.passed]).toEqual([c.name, true]);
@@ -52,7 +53,7 @@ describe.each(CASES)('sdc compile %s (%s) --check 1', (name, label, o) => {
         const got = await runModel(path.join(r.output, c.name, 'model.onnx'), ref.feeds);
         for (const [k, want] of Object.entries(ref.outputs)) {
           expect([c.name, k, relError(original[k], got[k]) < 1e-4]).toEqual([c.name, k, true]);
-          expect([c.name, k, relError(want, got[k]) < 1e-3]).toEqual([c.name, k, true]);
+          if (hasTorchWeights(name, c.name)) expect([c.name, k, relError(want, got[k]) < 1e-3]).toEqual([c.name, k, true]);
         }
       }
     }, 600000);

@@ -2,10 +2,20 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { FIXTURES } from './ort';
+import { tinySdxlPipeline } from '../../fixtures/materialize';
 
 /** The tiny Optimum-layout pipelines of fixtures/models/pipelines (README there). */
 export const PIPELINES = ['tiny-sd15', 'tiny-sdxl', 'tiny-inpaint', 'tiny-controlnet'] as const;
-export const pipelinePath = (name: string) => path.join(FIXTURES, 'models', 'pipelines', name);
+
+/** A pipeline's folder; tiny-sdxl's is assembled once in the model cache (its UNet's weights are synthesized). */
+export function pipelinePath(name: string): string {
+  return name === 'tiny-sdxl' ? tinySdxlPipeline() : path.join(FIXTURES, 'models', 'pipelines', name);
+}
+
+/** Whether a component holds the weights PyTorch's reference outputs were computed with (not tiny-sdxl's synthesized UNet). */
+export function hasTorchWeights(pipeline: string, component: string): boolean {
+  return !(pipeline === 'tiny-sdxl' && component === 'unet');
+}
 
 export interface ReferenceCase {
   component: string;
