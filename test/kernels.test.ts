@@ -30,6 +30,8 @@ const SINGLE_OP: Record<string, { opset?: number; make: Make }> = {
   'com.microsoft::Gelu': { make: (b, dt) => b.op('Gelu', [b.input('x', [4], dt)], {}, { domain: 'com.microsoft' }) },
   'com.microsoft::FastGelu': { make: (b, dt) => b.op('FastGelu', [b.input('x', [4], dt)], {}, { domain: 'com.microsoft' }) },
   'com.microsoft::QuickGelu': { make: (b, dt) => b.op('QuickGelu', [b.input('x', [4], dt)], { alpha: 1.5 }, { domain: 'com.microsoft' }) },
+  'ai.onnx::Cast': { make: (b, dt) => b.op('Cast', [b.input('x', [4], dt)], { to: dt }) },
+  'ai.onnx::Gather': { make: (b, dt) => b.op('Gather', [b.input('x', [4, 2], dt), b.input('i', [3], DataType.INT64)]) },
 };
 
 /** Ops the CPU provider runs by expanding their function body: a session opens, yet there is no kernel. */

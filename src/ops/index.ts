@@ -3,7 +3,7 @@ import { MULTI_HEAD_ATTENTION, ONNX_ATTENTION, PACKED_ATTENTION } from './attent
 import { CONV, NHWC_CONV } from './conv';
 import { BIAS_ADD, BIAS_SPLIT_GELU, FAST_GELU, MS_GELU, ONNX_GELU, QUICK_GELU } from './gelu';
 import { OpRecord, opKey } from './record';
-import { CAST, GEMM, MATMUL, SPLIT, TRANSPOSE } from './standard';
+import { CAST, GATHER, GEMM, MATMUL, SPLIT, TRANSPOSE } from './standard';
 
 export * from './record';
 export { Emitter } from './emit';
@@ -16,7 +16,7 @@ export { convSpatialDims } from './conv';
 export const OP_RECORDS: OpRecord[] = [
   MULTI_HEAD_ATTENTION, ONNX_ATTENTION, PACKED_ATTENTION, ONNX_GROUP_NORMALIZATION, GROUP_NORM, SKIP_GROUP_NORM, NHWC_CONV,
   BIAS_SPLIT_GELU, BIAS_ADD, LAYER_NORMALIZATION, SPLIT, SKIP_LAYER_NORMALIZATION, ONNX_GELU, MS_GELU, FAST_GELU, QUICK_GELU,
-  BATCH_NORMALIZATION, CONV, MATMUL, GEMM, CAST, TRANSPOSE,
+  BATCH_NORMALIZATION, CONV, MATMUL, GEMM, CAST, GATHER, TRANSPOSE,
 ];
 
 const BY_KEY = new Map(OP_RECORDS.map((r) => [r.op, r]));

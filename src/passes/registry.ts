@@ -1,12 +1,14 @@
 import { rulePass } from '../rewrite/driver';
 import { Mode, Pass, Precision } from '../rewrite/pass';
 import { RuleSet } from '../rewrite/rule';
+import { DataType } from '../ir/dtype';
 import { Target, TARGETS } from '../targets';
 import { affineIntoConv } from '../rules/affine-into-conv';
 import { attention } from '../rules/attention';
 import { attentionBias } from '../rules/attention-bias';
 import { biasAdd } from '../rules/bias-add';
 import { biasSplitGelu } from '../rules/bias-split-gelu';
+import { castByLookup } from '../rules/cast-by-lookup';
 import { channelAffine } from '../rules/channel-affine';
 import { gelu } from '../rules/gelu';
 import { groupNorm } from '../rules/group-norm';
@@ -111,6 +113,12 @@ export const REGISTRY: RegistryEntry[] = [
     description: 'x + bias + residual → com.microsoft BiasAdd (3-D)',
     rules: [biasAdd],
   }, [{ pass: 'fuse-layer-norm', why: 'a residual Add feeding a LayerNorm belongs to SkipLayerNormalization' }]),
+  fusion({
+    name: 'lookup-int64-casts',
+    description: 'Cast of int64 token ids on a target whose Cast takes no int64 (webgpu) → Gather from a constant table, so it runs on the device',
+    rules: [castByLookup],
+    appliesTo: (target) => (target.accepts('', 'Cast', { dtype: DataType.INT64 }) ? null : `${target.name}'s Cast takes int64 input`),
+  }),
   {
     pass: mergeProjections,
     stage: 'fuse',

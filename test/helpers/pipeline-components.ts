@@ -22,7 +22,7 @@ export const TARGET_MODES: readonly [TargetName, Mode][] = [['cpu', 'default'], 
 /** Fused sites per component (pipeline/component) and target: every attention site fused, and the rest. */
 const CLIP = {
   cpu: { attention: 2, attentionBias: 2, skipLayerNorm: 4, quickGelu: 2 },
-  webgpu: { attention: 2, attentionBias: 2, skipLayerNorm: 5, quickGelu: 2, projectionsMerged: 6 },
+  webgpu: { attention: 2, attentionBias: 2, skipLayerNorm: 5, quickGelu: 2, projectionsMerged: 6, castByLookup: 1 },
   cuda: { attention: 2, attentionBias: 2, skipLayerNorm: 4, quickGelu: 2 },
 };
 const VAE_ENCODER = {
@@ -48,7 +48,7 @@ const FUSED: Record<string, Record<TargetName, Record<string, number>>> = {
   'tiny-sdxl/text_encoder': CLIP,
   'tiny-sdxl/text_encoder_2': {
     cpu: { attention: 2, attentionBias: 2, skipLayerNorm: 4, gelu: 2 },
-    webgpu: { attention: 2, attentionBias: 2, skipLayerNorm: 5, gelu: 2, projectionsMerged: 6 },
+    webgpu: { attention: 2, attentionBias: 2, skipLayerNorm: 5, gelu: 2, projectionsMerged: 6, castByLookup: 1 },
     cuda: { attention: 2, attentionBias: 2, skipLayerNorm: 4, gelu: 2 },
   },
   'tiny-sdxl/vae_encoder': VAE_ENCODER,
