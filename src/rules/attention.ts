@@ -1,6 +1,6 @@
 import { Layout, layoutKey, replay, scalarScale, sourceLayout, traceBack } from '../analysis/layout';
 import { Sym } from '../ir/symbolic';
-import { AttrType, Graph, Node, Value } from '../ir/graph';
+import { AttrType, Node, Value } from '../ir/graph';
 import { isDefaultDomain } from '../ir/query';
 import { Match, p } from '../rewrite/match';
 import { defineRule, RuleContext } from '../rewrite/rule';
@@ -86,7 +86,7 @@ export const attention = defineRule<Site>({
   check(m, ctx) {
     const site = analyze(m, ctx);
     if (typeof site === 'string') return site;
-    const kept = survivors(ctx.graph, site.output, [m.nodes.qk, m.nodes.softmax, m.nodes.pv]);
+    const kept = survivors(site.output, [m.nodes.qk, m.nodes.softmax, m.nodes.pv]);
     if (kept.length) return `the unfused attention would still run for other readers (${kept.map((n) => n.opType).join(', ')} kept alive)`;
     return site;
   },
@@ -224,13 +224,22 @@ function maskFit(shape: Sym[] | null, view: string, single: boolean, d: { B: Sym
  * Which of `core` would stay alive once every reader of `output` reads the fused op instead: a node
  * dies when all its outputs' readers die. Exporters' Shape readers of intermediates die with the
  * reshapes they feed; a real second consumer of the scores keeps them (and the fusion is refused).
+ * Walks up from `output` through the nodes that die (each is re-examined when one of its readers dies),
+ * so the cost is the size of the attention's own cone, not the graph's: the rule stays linear overall.
  */
-function survivors(g: Graph, output: Value, core: Node[]): Node[] {
+function survivors(output: Value, core: Node[]): Node[] {
   const dead = new Set<Node>();
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i];
-    const dies = n.outputs.every((o) => o === output || (!o.isGraphOutput && o.uses.every((u) => dead.has(u.node))));
-    if (dies) dead.add(n);
-  }
+  // a reader with no readers of its own (left by a rewrite of this round) dies with what it reads
+  const gone = (n: Node) => dead.has(n) || n.outputs.every((o) => !o.isGraphOutput && o.uses.length === 0);
+  const dies = (n: Node) => n.outputs.every((o) => o === output || (!o.isGraphOutput && o.uses.every((u) => gone(u.node))));
+  const work: Node[] = [];
+  const consider = (n: Node | null) => {
+    if (n && !dead.has(n) && dies(n)) {
+      dead.add(n);
+      work.push(n);
+    }
+  };
+  consider(output.producer);
+  while (work.length) for (const v of work.pop()!.inputs) consider(v?.producer ?? null);
   return core.filter((n) => !dead.has(n));
 }
