@@ -352,3 +352,28 @@ describe('concurrency and changed sources', () => {
     await m.release();
   });
 });
+
+describe('IR 3 models whose initializers are graph inputs too (model-zoo ResNet-50, DenseNet-121)', () => {
+  test('load() runs them like onnxruntime, twice, from a fresh compile and then from the disk cache; compile() writes the weights as constants', async () => {
+    const { legacyCnn } = require('./helpers/graphs') as typeof import('./helpers/graphs');
+    const { saveModel } = require('../src/onnx/write') as typeof import('../src/onnx/write');
+    const { compile } = require('../src/compiler/compile') as typeof import('../src/compiler/compile');
+    const file = saveModel(legacyCnn().model, path.join(dir, 'legacy-cnn.onnx'));
+    const feeds = { data: new ort.Tensor('float32', Float32Array.from({ length: 2 * 3 * 8 * 8 }, (_, i) => Math.sin(i)), [2, 3, 8, 8]) };
+    const want = (await runModel(file, feeds)).reshape_out0;
+    const cacheDir = path.join(dir, 'legacy-cache');
+    for (const outcome of ['compiles', 'diskHits'] as const) {
+      const m = await load(file, { cacheDir, warn: () => {} });
+      const out = await m.run(feeds);
+      expect(relError(want, out.reshape_out0)).toBeLessThan(1e-5);
+      expect(m.stats()[outcome]).toBe(1);
+      await m.release();
+    }
+    const out = path.join(dir, 'legacy-cnn.sdc.onnx');
+    compile(file, { output: out, mode: 'reduce-overhead', shapes: 'data=2x3x8x8' });
+    const written = readModel(out);
+    expect(written.graph.inputs.map((v) => v.name)).toEqual(['data']);
+    expect(written.irVersion).toBeGreaterThanOrEqual(4);
+    expect(relError(want, (await runModel(out, feeds)).reshape_out0)).toBeLessThan(1e-5);
+  });
+});

@@ -116,6 +116,7 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   const problems = validate(model);
   if (problems.length) throw new SdcError(input, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
   const readMs = performance.now() - t0;
+  model.initializersAsConstants();
   const nodesBefore = model.graph.countNodes();
   const opsBefore = opHistogram(model.graph);
   const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;

@@ -287,7 +287,14 @@ export class SdcModel {
     // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
     const fp16 = this.opts.precision === 'fp16' ? { calibrate: this.opts.calibrate, keepFp32: this.opts.keepFp32 } : undefined;
     const cacheKey = hashKey({ fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, build: sdcBuildHash(), ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
-    const hit = this.cache.lookup(cacheKey, this.opts.warn);
+    let hit = this.cache.lookup(cacheKey, this.opts.warn);
+    const unfit = hit ? this.inputsProblem(hit) : null;
+    if (hit && unfit) {
+      // an entry that cannot be fed what the source takes is never served: rebuilt
+      this.opts.warn(`sdc: the cached model for ${key} ${unfit}; compiling it again`);
+      this.cache.remove(cacheKey);
+      hit = null;
+    }
     const why = this.whyMiss(key);
     if (hit) {
       this.counters.diskHits++;
@@ -305,6 +312,7 @@ export class SdcModel {
       if (!targetTraits(this.opts.target).hostCpu) {
         this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
         this.unchangedSince(fingerprint);
+        this.refuseUnfit(path.join(folder, 'model.onnx'));
         return;
       }
       const sdcOut = path.join(folder, 'sdc.onnx');
@@ -312,7 +320,21 @@ export class SdcModel {
       this.unchangedSince(fingerprint);
       await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
       for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
+      this.refuseUnfit(path.join(folder, 'model.onnx'));
     });
+  }
+
+  /** Why a compiled model cannot serve this source's calls (it takes an input the source's callers never feed), or null. */
+  private inputsProblem(file: string): string | null {
+    const names = new Set(this.inputs.map((i) => i.name));
+    const extra = readModel(file, { allowMissingData: true }).graph.inputs.filter((v) => !v.initializer && !names.has(v.name));
+    return extra.length ? `takes input${extra.length > 1 ? 's' : ''} ${extra.map((v) => `'${v.name}'`).join(', ')}, which the source's callers do not feed` : null;
+  }
+
+  /** A build that could not serve a call is not cached (the store discards its folder when this throws). */
+  private refuseUnfit(file: string): void {
+    const why = this.inputsProblem(file);
+    if (why) throw new Error(`the model sdc compiled from ${this.source} ${why} (a bug in sdc; nothing was cached)`);
   }
 
   /**
