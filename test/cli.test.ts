@@ -232,6 +232,18 @@ describe("run and bench: the user's mistakes are one sdc: line naming the file, 
   test('bench --runs 0 is refused, not a crash after the compile', () => {
     oneLine(sdc('bench', tinyPath('unet_sdpa_op17'), '--shape', 'sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32', '--runs', '0'));
   });
+
+  test('run and bench on a cuda output: run on the cpu through its lowered ops; bench on a provider that cannot start is refused, not timed on another', () => {
+    const { compiledTiny } = require('./helpers/compiled') as typeof import('./helpers/compiled');
+    const cuda = compiledTiny('unet_sdpa_op17', { target: 'cuda' }).file;
+    const shape = 'sample=1x4x8x8,timestep=1,encoder_hidden_states=1x8x32';
+    const run = sdc('run', cuda, '--shape', shape, '--cache-dir', path.join(dir, 'cuda-run-cache'));
+    expect([run.status, run.stderr]).toEqual([0, '']);
+    expect(run.stdout).toMatch(/^out_sample: float32\[1x4x8x8\]/m);
+    const bench = sdc('bench', cuda, '--shape', shape, '--runs', '1', '--target', 'cuda');
+    oneLine(bench);
+    expect(bench.stderr).toMatch(/^sdc: \S+: bench times the model on the cuda provider, which cannot start here \(.*\); bench where it runs, or with --target cpu$/m);
+  });
 });
 
 test('compile() from code: dryRun needs no output', async () => {

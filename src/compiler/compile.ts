@@ -11,6 +11,7 @@ import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
 import { TargetName, parseTarget } from '../targets';
 import { SDC_VERSION } from './version';
+import { lowerNodes, unrunnableOn } from './lower';
 import { defaultLayout, ProviderLayout, SESSION_LAYOUT_KEY, SESSION_LEVEL_KEY } from '../targets/session-options';
 
 export interface CompileOptions {
@@ -125,6 +126,10 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     if (dynamic.length) throw new SdcError(input, `reduce-overhead specializes the model to static shapes: give --shape for ${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}`);
   }
   const warnings: string[] = [];
+  // an output holds only ops its target runs: ops of the input it lacks (a cuda output compiled for the
+  // cpu: NhwcConv, GroupNorm) become their definitions in standard ops, as the --check oracle runs them
+  const lowered = withFile(input, () => lowerNodes(model, unrunnableOn(target.name), input, `${target.name} cannot run it; compile for a target that has it`));
+  if (lowered.size) warnings.push(`${target.name} has no kernel for ${[...lowered].map(([op, n]) => `${op} (${n})`).join(', ')} in the input: lowered to standard ops of the same semantics`);
   if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
     warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
   }

@@ -13,7 +13,7 @@ import { RecommendedSession, recommendedSession } from '../targets/session-optio
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, cacheBudget, defaultCacheDir, hashKey, sourceFingerprint, weightFiles } from './cache';
-import { ORT_VERSION, fp16Unavailable, openSession, providerUnavailable } from './session';
+import { ORT_VERSION, createSession, fp16Unavailable, openSession, providerUnavailable } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
 export interface LoadOptions {
@@ -318,7 +318,7 @@ export class SdcModel {
       const sdcOut = path.join(folder, 'sdc.onnx');
       this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
       this.unchangedSince(fingerprint);
-      await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
+      await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName, this.source);
       for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
       this.refuseUnfit(path.join(folder, 'model.onnx'));
     });
@@ -513,13 +513,13 @@ function modelMeta(file: string): ModelMeta {
  * save the result: opening it later with optimizations disabled skips the slowest part of session
  * creation (about 9 of 11 s for SD1.5 here) and keeps the speed.
  */
-async function finalizeForCpu(input: string, output: string, dataName: string): Promise<void> {
-  const s = await ort.InferenceSession.create(input, {
+async function finalizeForCpu(input: string, output: string, dataName: string, source: string): Promise<void> {
+  const s = await createSession(input, {
     graphOptimizationLevel: 'all',
     optimizedModelFilePath: output,
     logSeverityLevel: 3,
     extra: { session: { optimized_model_external_initializers_file_name: dataName, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
-  });
+  }, 'cpu', source);
   await s.release();
 }
 
