@@ -86,6 +86,8 @@ const faults: [string, () => string, RegExp][] = [
   ['length past the end', () => tamper(externalModel('len'), (m) => setExternal(m, 'length', '1000000')), /runs past the end/],
   ['duplicate value names', () => tamper(externalModel('dup'), (m) => { m.graph.node.push({ ...m.graph.node[0], name: 'again' }); }), /duplicate value name/],
   ['opset not imported', () => tamper(externalModel('opset'), (m) => { m.graph.node[0].domain = 'com.example'; }), /domain 'com.example', which the model does not import/],
+  ['an input named \'\'', () => tamper(inlineModel('empty-name'), (m) => { m.graph.input[0].name = ''; m.graph.node[0].input[0] = ''; }), /graph input 0 has an empty name; a caller cannot name it/],
+  ['an input name holding a NUL', () => tamper(inlineModel('nul-name'), (m) => { m.graph.input[0].name = 'x\0y'; m.graph.node[0].input[0] = 'x\0y'; }), /graph input 0 'x\\0y' has a NUL character in its name/],
   ['dangling input', () => tamper(externalModel('dangle'), (m) => { m.graph.node[0].input[0] = 'nowhere'; }), /reads 'nowhere'/],
 ];
 
@@ -386,4 +388,10 @@ describe('where sdc writes: a report path or an output folder it cannot write is
       spawnSync('umount', [folder]);
     }
   });
+});
+
+test('load() refuses an input named \'\' or holding a NUL at once, naming the model (not at the first run, in onnxruntime)', async () => {
+  const { load } = require('../src/runtime') as typeof import('../src/runtime');
+  const file = tamper(inlineModel('load-nul'), (m) => { m.graph.input[0].name = 'a\0b'; m.graph.node[0].input[0] = 'a\0b'; });
+  await expect(load(file, { cacheDir: null })).rejects.toMatchObject({ file, problem: expect.stringMatching(/is not a valid model:\n  graph input 0 'a\\0b' has a NUL character/) });
 });

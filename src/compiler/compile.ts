@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
 import { opHistogram } from './inspect';
-import { validate } from '../ir/validate';
+import { refuseInvalid, validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
@@ -114,8 +114,7 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   const progress = opts.progress ?? silentProgress;
   progress.step('reading');
   const model = readModel(input);
-  const problems = validate(model);
-  if (problems.length) throw new SdcError(input, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+  refuseInvalid(model, input);
   const readMs = performance.now() - t0;
   model.initializersAsConstants();
   const nodesBefore = model.graph.countNodes();

@@ -1,6 +1,7 @@
 import { AttrType, Graph, Node, Value } from './graph';
 import { Model } from './model';
 import { ONNX_OPS } from './onnx-ops';
+import { SdcError } from './errors';
 
 /** The newest opset of the default domain this sdc knows (ONNX 1.19); a newer one is refused, not guessed. */
 const MAX_ONNX_OPSET = 25;
@@ -67,9 +68,22 @@ export function validate(model: Model): string[] {
       }
     }
     for (const o of g.outputs) if (!defined(o) && !g.lookup(o.name)?.producer) problems.push(`graph output '${o.name}'${where} is never computed`);
+    // a caller feeds and reads values by these names (onnxruntime passes them as C strings)
+    for (const [what, list] of [['input', g.inputs], ['output', g.outputs]] as const) {
+      list.forEach((v, i) => {
+        if (!v.name) problems.push(`graph ${what} ${i}${where} has an empty name; a caller cannot name it`);
+        else if (v.name.includes('\0')) problems.push(`graph ${what} ${i} '${v.name.replace(/\0/g, '\\0')}'${where} has a NUL character in its name; a caller cannot name it`);
+      });
+    }
     problems.push(...cycles(g));
   }
   return problems;
+}
+
+/** validate(), with the problems (the first ten) as the SdcError every door reports for an invalid input. */
+export function refuseInvalid(model: Model, file: string): void {
+  const problems = validate(model);
+  if (problems.length) throw new SdcError(file, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
 }
 
 function cycles(g: Graph): string[] {

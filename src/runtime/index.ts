@@ -7,6 +7,7 @@ import { ORT_TYPE } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
+import { refuseInvalid } from '../ir/validate';
 import { Mode, Precision, ValueRange } from '../rewrite/pass';
 import { TARGETS, TargetName, targetTraits } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
@@ -130,6 +131,8 @@ export class SdcModel {
     // a name from the caller's code, not from our CLI's choices: refused here rather than probed as a provider
     if (o.target !== undefined && !(TARGETS as string[]).includes(o.target)) throw new SdcError(modelPath, `unknown target '${o.target}' (choose ${TARGETS.join(', ')})`);
     const model = readModel(source);
+    // a model onnxruntime would refuse (or a caller could not feed: an input named '' or with a NUL) is refused now, not at the first run
+    refuseInvalid(model, modelPath);
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn, cacheBudget(o.cacheBytes));
     let target: TargetName = o.target ?? 'cpu';
