@@ -14,7 +14,7 @@ import { RecommendedSession, recommendedSession } from '../targets/session-optio
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, cacheBudget, defaultCacheDir, hashKey, sourceFingerprint, weightFiles } from './cache';
-import { ORT_VERSION, createSession, fp16Unavailable, openSession, providerUnavailable } from './session';
+import { ORT_VERSION, createSession, fp16Unavailable, openSession, providerUnavailable, runFailure } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
 export interface LoadOptions {
@@ -307,25 +307,33 @@ export class SdcModel {
     this.counters.compiles++;
     this.events.push({ key, outcome: 'compiled', why });
     log('recompiles', `compiling ${key}: ${why}`);
-    return this.cache.store(cacheKey, describe, async (folder, dataName) => {
-      const mode = key === GENERIC ? 'default' : 'reduce-overhead';
-      const fp16 = this.opts.precision === 'fp16' ? { ranges: await this.measureRanges(feeds), keepFp32: this.opts.keepFp32 } : {};
-      const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
-      // a device model is cached as sdc wrote it; finalizeForCpu's rewrites are for this host's CPU provider
-      if (!targetTraits(this.opts.target).hostCpu) {
-        this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
-        this.unchangedSince(fingerprint);
-        this.refuseUnfit(path.join(folder, 'model.onnx'));
-        return;
-      }
-      const sdcOut = path.join(folder, 'sdc.onnx');
-      this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
-      this.unchangedSince(fingerprint);
-      await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName, this.source);
-      for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
-      this.refuseUnfit(path.join(folder, 'model.onnx'));
-    });
+    return this.cache.store(cacheKey, describe, (folder, dataName) => this.build(key, feeds, shapes, fingerprint, folder, dataName).catch(async (e) => {
+      // onnxruntime refusing the specialization is the caller's dims, not sdc's bug, when the source refuses them too
+      const why = e instanceof SdcError || key === GENERIC ? null : await runFailure(this.source, feeds);
+      throw why ? new SdcError(this.source, `the model does not run at these input dims (${key}): ${why}`) : e;
+    }));
   }
+
+  /** Compile (and on the CPU finalize) the model for one key into the cache's folder. */
+  private async build(key: string, feeds: Record<string, ort.Tensor>, shapes: Map<string, number[]> | null, fingerprint: string, folder: string, dataName: string): Promise<void> {
+    const mode = key === GENERIC ? 'default' : 'reduce-overhead';
+    const fp16 = this.opts.precision === 'fp16' ? { ranges: await this.measureRanges(feeds), keepFp32: this.opts.keepFp32 } : {};
+    const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
+    // a device model is cached as sdc wrote it; finalizeForCpu's rewrites are for this host's CPU provider
+    if (!targetTraits(this.opts.target).hostCpu) {
+      this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
+      this.unchangedSince(fingerprint);
+      this.refuseUnfit(path.join(folder, 'model.onnx'));
+      return;
+    }
+    const sdcOut = path.join(folder, 'sdc.onnx');
+    this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
+    this.unchangedSince(fingerprint);
+    await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName, this.source);
+    for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
+    this.refuseUnfit(path.join(folder, 'model.onnx'));
+  }
+
 
   /** Why a compiled model cannot serve this source's calls (it takes an input the source's callers never feed), or null. */
   private inputsProblem(file: string): string | null {

@@ -165,3 +165,20 @@ export function webSessionOptions(metadata: Record<string, string>): { options: 
   const web = webCaptureOptions(capture, typeof entry === 'string' ? undefined : entry.preferredLayout);
   return { options: { ...web.options, graphOptimizationLevel: rec.options.graphOptimizationLevel }, reasons: [...rec.reasons, web.reason] };
 }
+
+/**
+ * Why the model in `file` does not run on these inputs on the CPU (onnxruntime's first line, its own
+ * prefix dropped), or null when it runs: whether the original also fails where its compiled form did.
+ */
+export async function runFailure(file: string, feeds: Record<string, ort.Tensor>): Promise<string | null> {
+  let s: ort.InferenceSession | null = null;
+  try {
+    s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], logSeverityLevel: 4 });
+    await s.run(feeds, { logSeverityLevel: 4 });
+    return null;
+  } catch (e) {
+    return (e as Error).message.split('\n')[0].replace(/^.*Status Message: /, '');
+  } finally {
+    await s?.release();
+  }
+}

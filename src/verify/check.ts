@@ -9,7 +9,7 @@ import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedO
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { createSession, fp16Unavailable, openSession, providerUnavailable } from '../runtime/session';
+import { createSession, fp16Unavailable, openSession, providerUnavailable, runFailure } from '../runtime/session';
 import { PRECISION_KEY } from '../passes/convert-fp16';
 import { TargetName, targetTraits } from '../targets';
 import { opRecord } from '../ops';
@@ -178,7 +178,7 @@ const gpuOnly = (domain: string, op: string) => {
  * opens has checked every op, attribute and shape); an output with GPU-only ops was validated when it
  * was staged. An output onnxruntime refuses is a bug in sdc, unless onnxruntime refuses the input too.
  */
-export async function loadStaged(input: string, staged: StagedOutput, target: TargetName = 'cpu'): Promise<LoadReport> {
+export async function loadStaged(input: string, staged: StagedOutput, target: TargetName = 'cpu', shapes?: ShapeSpec | null): Promise<LoadReport> {
   const meta = readModel(staged.modelFile, { allowMissingData: true });
   // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
   const traits = targetTraits(target);
@@ -202,8 +202,18 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
     } catch {
       return { by: `not loaded: onnxruntime cannot load the input either (${why})` };
     }
+    if (shapes) await refuseDimsTheOriginalRefuses(input, shapes);
     throw new Error(`onnxruntime cannot load the compiled model (a bug in sdc; nothing was written): ${why}`);
   }
+}
+
+/** A specialization onnxruntime refuses is the user's --shape, not sdc's bug, when the original refuses those dims too. */
+async function refuseDimsTheOriginalRefuses(input: string, shapes: ShapeSpec): Promise<void> {
+  const model = readModel(input);
+  const { dims } = checkDims(model, shapes, input);
+  const why = await runFailure(input, syntheticInputs(modelInputSpecs(model, dims, '--shape')));
+  const at = [...dims].map(([k, d]) => `${k}=${d.join('x')}`).join(',');
+  if (why) throw new SdcError(input, `the original model does not run at --shape ${at} either: ${why}; give --shape with dims the model takes`);
 }
 
 export interface CheckedCompileOptions extends CompileOptions {
@@ -283,7 +293,7 @@ export async function commitChecked<R extends CompileReport>(input: string, repo
   if (calibration) out.calibration = calibration;
   if (staged) {
     try {
-      out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu');
+      out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu', opts.shapes);
       if (opts.check) {
         opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
         out.check = await checkCompiled(input, staged.modelFile, { ...opts, check: opts.check, target: report.target });
