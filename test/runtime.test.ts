@@ -125,6 +125,20 @@ test('load() with a target sdc does not know is refused naming the model, not pr
   await expect(load(MODEL, { target: 'tpu' as never, cacheDir: null })).rejects.toBeInstanceOf(SdcError);
 });
 
+test('load() options a caller got wrong are refused naming the option; feeds that are not tensors name the input', async () => {
+  const refused = (o: object, problem: RegExp) => expect(load(MODEL, { cacheDir: null, ...o })).rejects.toMatchObject({ file: MODEL, problem: expect.stringMatching(problem) });
+  await refused({ mode: 'fast' }, /^load\(\) option mode: 'fast' is not one of reduce-overhead, default$/);
+  await refused({ target: 'gpu' }, /^unknown target 'gpu' \(choose cpu, webgpu, cuda\)$/);
+  await refused({ precision: 'int8' }, /^load\(\) option precision: 'int8'/);
+  await refused({ maxSessions: 0 }, /^load\(\) option maxSessions: 0 is not a whole number ≥ 1$/);
+  await refused({ shapes: 'sample=1x4x8x8' }, /^load\(\) has no option 'shapes' \(options: target, mode, /);
+  const m = await load(MODEL, { cacheDir: null, warn: () => {} });
+  const feeds = unetFeeds(1, 8, 8, 32) as Record<string, unknown>;
+  await expect(m.run({ ...feeds, sample: { data: new Float32Array(256), dims: [1, 4, 8, 8] } } as never)).rejects.toMatchObject({ problem: "input 'sample' is a plain object, not an onnxruntime Tensor (new ort.Tensor('float32', data, dims) from onnxruntime-node)" });
+  expect(m.stats().compiles).toBe(0);
+  await m.release();
+});
+
 test('inputs of a shape the model cannot take are refused with the model and the dim named', async () => {
   const m = await load(tinyPath('unet_dynamo_op18'), { cacheDir: path.join(dir, 'wrong'), warn: () => {} });
   await expect(m.run(unetFeeds(1, 32, 16, 32))).rejects.toThrow(/unet_dynamo_op18\.onnx: input 'sample' is \[1x4x32x32\], but the model fixes dim 0 at 2 \[2x4x32x32\]/);

@@ -130,6 +130,7 @@ export class SdcModel {
     const source = path.resolve(modelPath);
     // a name from the caller's code, not from our CLI's choices: refused here rather than probed as a provider
     if (o.target !== undefined && !(TARGETS as string[]).includes(o.target)) throw new SdcError(modelPath, `unknown target '${o.target}' (choose ${TARGETS.join(', ')})`);
+    refuseOptions(o, modelPath);
     const model = readModel(source);
     // a model onnxruntime would refuse (or a caller could not feed: an input named '' or with a NUL) is refused now, not at the first run
     refuseInvalid(model, modelPath);
@@ -200,7 +201,11 @@ export class SdcModel {
 
   /** A feed the model cannot take is the caller's mistake: say which input and why, before any compile. */
   private checkFeeds(feeds: Record<string, ort.Tensor>): void {
+    if (!feeds || typeof feeds !== 'object') throw new SdcError(this.source, `run() takes an object of onnxruntime tensors by input name (got ${feeds === null ? 'null' : typeof feeds})`);
     const names = this.inputs.map((i) => i.name);
+    for (const [name, t] of Object.entries(feeds)) {
+      if (!(t instanceof ort.Tensor)) throw new SdcError(this.source, `input '${name}' is ${t === null ? 'null' : Array.isArray(t) ? 'an array' : typeof t === 'object' ? 'a plain object' : typeof t}, not an onnxruntime Tensor (new ort.Tensor('float32', data, dims) from onnxruntime-node)`);
+    }
     for (const name of Object.keys(feeds)) {
       if (!names.includes(name)) throw new SdcError(this.source, `'${name}' is not an input of the model (inputs: ${names.join(', ')})`);
     }
@@ -506,6 +511,23 @@ export class SdcModel {
     this.sessions.clear();
     this.cache.dispose();
   }
+}
+
+/** Options a caller's code got wrong (a mode or precision sdc lacks, a count that is not one) are named before anything loads. */
+function refuseOptions(o: LoadOptions, file: string): void {
+  const choice = (name: string, v: unknown, choices: readonly string[]) => {
+    if (v !== undefined && !choices.includes(v as string)) throw new SdcError(file, `load() option ${name}: '${String(v)}' is not one of ${choices.join(', ')}`);
+  };
+  choice('mode', o.mode, ['reduce-overhead', 'default']);
+  choice('precision', o.precision, ['fp32', 'fp16']);
+  for (const name of ['maxSpecializations', 'maxSessions'] as const) {
+    const v = o[name];
+    if (v !== undefined && !(Number.isInteger(v) && v >= (name === 'maxSessions' ? 1 : 0))) throw new SdcError(file, `load() option ${name}: ${String(v)} is not a whole number${name === 'maxSessions' ? ' ≥ 1' : ' ≥ 0'}`);
+  }
+  if (o.dynamic !== undefined && !(Array.isArray(o.dynamic) && o.dynamic.every((d) => typeof d === 'string'))) throw new SdcError(file, 'load() option dynamic: a list of dim names (strings)');
+  const known = ['target', 'mode', 'cacheDir', 'cacheBytes', 'maxSpecializations', 'maxSessions', 'dynamic', 'precision', 'calibrate', 'keepFp32', 'warn', 'sessionOptions'];
+  const unknown = Object.keys(o).filter((k) => !known.includes(k));
+  if (unknown.length) throw new SdcError(file, `load() has no option ${unknown.map((k) => `'${k}'`).join(', ')} (options: ${known.join(', ')})`);
 }
 
 function modelMeta(file: string): ModelMeta {
