@@ -395,3 +395,20 @@ test('load() refuses an input named \'\' or holding a NUL at once, naming the mo
   const file = tamper(inlineModel('load-nul'), (m) => { m.graph.input[0].name = 'a\0b'; m.graph.node[0].input[0] = 'a\0b'; });
   await expect(load(file, { cacheDir: null })).rejects.toMatchObject({ file, problem: expect.stringMatching(/is not a valid model:\n  graph input 0 'a\\0b' has a NUL character/) });
 });
+
+describe('hostile attributes onnxruntime would read are refused before it sees the model', () => {
+  test.each([
+    ['2^63-1', 2n ** 63n - 1n, /node 'ln' \(LayerNormalization\) has axis 9223372036854775807, which no tensor has/],
+    ['past the rank', 5, /node 'ln' \(LayerNormalization\) has axis 5, out of range for its input of rank 3/],
+  ])('a LayerNormalization axis of %s: exit 2 naming the node, no stage folder left', (_label, axis, problem) => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', [2, 4, 8]);
+    b.output(b.op('LayerNormalization', [x, b.const('s', [8], Array(8).fill(1)), b.const('b', [8], Array(8).fill(0))], { axis: -1 }, { name: 'ln' }), [2, 4, 8]);
+    b.graph.nodes[0].attrs.get('axis')!.value = axis;
+    const folder = fs.mkdtempSync(path.join(dir, 'axis-'));
+    const src = saveModel(b.model, path.join(folder, 'ln.onnx'));
+    const r = spawnSync(SDC, ['compile', src, '-o', path.join(folder, 'out.onnx')], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(problem)]);
+    expect(fs.readdirSync(folder)).toEqual(['ln.onnx']);
+  });
+});
