@@ -6,6 +6,7 @@ import { SdcError } from '../src/ir/errors';
 import { readModel } from '../src/onnx/read';
 import { load } from '../src/runtime';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { legacyCnn } from './helpers/graphs';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -369,7 +370,6 @@ describe('concurrency and changed sources', () => {
 
 describe('IR 3 models whose initializers are graph inputs too (model-zoo ResNet-50, DenseNet-121)', () => {
   test('load() runs them like onnxruntime, twice, from a fresh compile and then from the disk cache; compile() writes the weights as constants', async () => {
-    const { legacyCnn } = require('./helpers/graphs') as typeof import('./helpers/graphs');
     const { saveModel } = require('../src/onnx/write') as typeof import('../src/onnx/write');
     const { compile } = require('../src/compiler/compile') as typeof import('../src/compiler/compile');
     const file = saveModel(legacyCnn().model, path.join(dir, 'legacy-cnn.onnx'));
