@@ -146,6 +146,25 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
     return { urlExpr: urlExpr(fileName, ref || null), dataFile: dataName, dataLocation: asset.dataLocation, info: asset.info };
   }
 
+  /** A `?sdc` import compiled (or taken from the cache) and emitted: its module code. */
+  async function loadImport(ctx: { emitFile(f: { type: 'asset'; fileName: string; source: Buffer }): unknown; addWatchFile(f: string): void }, id: string): Promise<string> {
+    const imp = parseSdcImport(id);
+    ctx.addWatchFile(imp.file);
+    if (imp.pipeline) {
+      const p = await compilePipelineAssets(imp.file, imp.pipeline, (file) => optionsFor(path.relative(root, file), models, defaults, imp.options), assetCompiler());
+      const parts = [];
+      for (const c of p.components) {
+        ctx.addWatchFile(c.asset.source);
+        parts.push({ name: c.name, role: c.role, ...emit(ctx, c.asset, c.asset.source) });
+      }
+      return pipelineModuleCode({ className: p.className, shape: p.shape }, parts);
+    }
+    const rel = path.relative(root, imp.file);
+    const asset = await assetCompiler().compile(imp.file, optionsFor(rel, models, defaults, imp.options));
+    const e = emit(ctx, asset, imp.file);
+    return moduleCode(e.urlExpr, e.dataFile, e.dataLocation, e.info);
+  }
+
   return {
     name: 'sdc',
     enforce: 'pre',
@@ -160,9 +179,13 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
 
     resolveId(id, importer) {
       if (!isSdcImport(id)) return null;
-      const resolved = resolveSdcImport(id, importer, root);
-      if (serving && serveRules) refuseOutsideAllow(resolved.slice(0, resolved.indexOf('?')), serveRules);
-      return resolved;
+      try {
+        const resolved = resolveSdcImport(id, importer, root);
+        if (serving && serveRules) refuseOutsideAllow(resolved.slice(0, resolved.indexOf('?')), serveRules);
+        return resolved;
+      } catch (e) {
+        throw e instanceof SdcError ? oneLineError(e, id, root) : e;
+      }
     },
 
     loadInclude(id) {
@@ -171,21 +194,11 @@ function factory(userOptions: SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStat
 
     async load(id) {
       if (!isSdcImport(id)) return null;
-      const imp = parseSdcImport(id);
-      this.addWatchFile(imp.file);
-      if (imp.pipeline) {
-        const p = await compilePipelineAssets(imp.file, imp.pipeline, (file) => optionsFor(path.relative(root, file), models, defaults, imp.options), assetCompiler());
-        const parts = [];
-        for (const c of p.components) {
-          this.addWatchFile(c.asset.source);
-          parts.push({ name: c.name, role: c.role, ...emit(this, c.asset, c.asset.source) });
-        }
-        return pipelineModuleCode({ className: p.className, shape: p.shape }, parts);
+      try {
+        return await loadImport(this, id);
+      } catch (e) {
+        throw e instanceof SdcError ? oneLineError(e, id, root) : e;
       }
-      const rel = path.relative(root, imp.file);
-      const asset = await assetCompiler().compile(imp.file, optionsFor(rel, models, defaults, imp.options));
-      const e = emit(this, asset, imp.file);
-      return moduleCode(e.urlExpr, e.dataFile, e.dataLocation, e.info);
     },
 
     buildEnd() {
@@ -265,3 +278,17 @@ export const rollup = sdc.rollup;
 export const webpack = sdc.webpack;
 export const esbuild = sdc.esbuild;
 export default sdc;
+
+/**
+ * A user's mistake in an import (a shape the model cannot take, an unknown query key) as the one line the
+ * CLI would print, naming the import: bundlers print an error's stack, which here would be a trace through
+ * sdc and the bundler, so the stack is that line too. Still an SdcError, for code that tells them apart.
+ */
+function oneLineError(e: SdcError, id: string, root: string): SdcError {
+  const q = id.indexOf('?');
+  const rel = path.relative(root, q < 0 ? id : id.slice(0, q));
+  const spelled = `${rel.startsWith('..') ? path.basename(id.slice(0, q < 0 ? undefined : q)) : rel}${q < 0 ? '' : id.slice(q)}`;
+  const err = new SdcError(e.file, `${e.problem} (import '${spelled}')`, e.exitCode);
+  err.stack = `sdc: ${err.message}`;
+  return err;
+}

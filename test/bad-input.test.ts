@@ -86,6 +86,8 @@ const faults: [string, () => string, RegExp][] = [
   ['length past the end', () => tamper(externalModel('len'), (m) => setExternal(m, 'length', '1000000')), /runs past the end/],
   ['duplicate value names', () => tamper(externalModel('dup'), (m) => { m.graph.node.push({ ...m.graph.node[0], name: 'again' }); }), /duplicate value name/],
   ['opset not imported', () => tamper(externalModel('opset'), (m) => { m.graph.node[0].domain = 'com.example'; }), /domain 'com.example', which the model does not import/],
+  ['an input named \'\'', () => tamper(inlineModel('empty-name'), (m) => { m.graph.input[0].name = ''; m.graph.node[0].input[0] = ''; }), /graph input 0 has an empty name; a caller cannot name it/],
+  ['an input name holding a NUL', () => tamper(inlineModel('nul-name'), (m) => { m.graph.input[0].name = 'x\0y'; m.graph.node[0].input[0] = 'x\0y'; }), /graph input 0 'x\\0y' has a NUL character in its name/],
   ['dangling input', () => tamper(externalModel('dangle'), (m) => { m.graph.node[0].input[0] = 'nowhere'; }), /reads 'nowhere'/],
 ];
 
@@ -309,4 +311,104 @@ describe('replacing an output: readers see the old pair or the new pair, never a
 test('an op type that is not an ONNX operator in the default domain is invalid, naming the node', () => {
   const file = tamper(inlineModel('unknown-op'), (m) => { m.graph.node[0].opType = 'Addd'; });
   expect(() => compile(file, { output: path.join(dir, 'unknown-op-out.onnx'), passes: [] })).toThrow(/node '.*' \(Addd\) is not an ONNX operator \(ai\.onnx\); a custom op needs a domain of its own/);
+});
+
+/** Whether this process may mount a tmpfs (root in a container usually may): the full-disk tests need one, else they show as skipped. */
+function canMount(): boolean {
+  const probe = fs.mkdtempSync(path.join(dir, 'mount-probe-'));
+  const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', probe]).status === 0;
+  if (ok) spawnSync('umount', [probe]);
+  return ok;
+}
+
+describe('where sdc writes: a report path or an output folder it cannot write is one sdc: line, exit 2, before anything is compiled', () => {
+  const root = process.getuid?.() === 0;
+  const mounts = canMount();
+  const small = inlineModel('report-src');
+  const sdc = (...args: string[]) => spawnSync(SDC, args, { encoding: 'utf8', timeout: 30000 });
+  const oneLine = (r: ReturnType<typeof sdc>, problem: RegExp) => {
+    expect([r.status, r.stderr.match(/^sdc: /gm)?.length, r.stderr]).toEqual([2, 1, expect.stringMatching(problem)]);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+  };
+
+  test.each([
+    ['a missing folder', (f: string) => path.join(f, 'nowhere', 'r.json'), /the folder \S+nowhere does not exist; --report needs an existing folder; nothing was written/],
+    ['a folder', (f: string) => { fs.mkdirSync(path.join(f, 'rdir')); return path.join(f, 'rdir'); }, /rdir: is a folder; --report names the file to write; nothing was written/],
+    ['a FIFO', (f: string) => { spawnSync('mkfifo', [path.join(f, 'r.json')]); return path.join(f, 'r.json'); }, /r\.json: exists and is not a regular file .*--report names the file to write/],
+  ])('--report onto %s: refused before compiling, the output not written', (label, make, problem) => {
+    const folder = fs.mkdtempSync(path.join(dir, 'report-'));
+    const report = make(folder);
+    const before = fs.readdirSync(folder).sort();
+    oneLine(sdc('compile', small, '-o', path.join(folder, 'out.onnx'), '--report', report), problem);
+    expect(fs.readdirSync(folder).sort()).toEqual(before);
+  });
+
+  (mounts ? test : test.skip)('a report write that fails on a full disk (a 16 KiB tmpfs) leaves no <report>.tmp-PID and says the output was written', () => {
+    const folder = fs.mkdtempSync(path.join(dir, 'enospc-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', folder]).status).toBe(0);
+    try {
+      fs.writeFileSync(path.join(folder, 'fill'), Buffer.alloc(16 << 10)); // whatever fits, then the disk is full
+    } catch {
+      /* full */
+    }
+    const out = path.join(dir, 'enospc-out.onnx');
+    try {
+      oneLine(sdc('compile', small, '-o', out, '--report', path.join(folder, 'r.json')), /r\.json: cannot write the report \(ENOSPC\); the compiled output was written, the report was not$/m);
+      expect(fs.readdirSync(folder)).toEqual(['fill']);
+      expect(fs.existsSync(out)).toBe(true);
+    } finally {
+      spawnSync('umount', [folder]);
+    }
+  });
+
+  // root writes anywhere it may: a read-only mount stands for the folder; elsewhere a chmod does
+  (!root || mounts ? test : test.skip)('-o in a folder sdc cannot write in: exit 2 naming it, nothing written', () => {
+    const folder = fs.mkdtempSync(path.join(dir, 'ro-'));
+    if (root) expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', folder]).status).toBe(0);
+    else fs.chmodSync(folder, 0o555);
+    try {
+      oneLine(sdc('compile', small, '-o', path.join(folder, 'out.onnx')), /out\.onnx: cannot write in \S+ \((EACCES|EROFS)\); nothing was written/);
+      expect(fs.readdirSync(folder)).toEqual([]);
+    } finally {
+      if (root) spawnSync('umount', [folder]);
+      else fs.chmodSync(folder, 0o755);
+    }
+  });
+
+  (mounts ? test : test.skip)('the runtime cache and -o on a full disk (a 64 KiB tmpfs): one sdc: line saying so, nothing cached or written', () => {
+    const folder = fs.mkdtempSync(path.join(dir, 'full-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', folder]).status).toBe(0);
+    try {
+      const r = sdc('run', tinyPath('unet_sdpa_op17'), '--shape', 'sample=1x4x8x8,timestep=1,encoder_hidden_states=1x8x32', '--cache-dir', path.join(folder, 'c'));
+      oneLine(r, /c: the cache folder is full \(.*\): nothing was cached; free space/);
+      expect(fs.readdirSync(path.join(folder, 'c'))).toEqual([]);
+      oneLine(sdc('compile', tinyPath('unet_sdpa_op17'), '-o', path.join(folder, 'out.onnx')), /\/out\.onnx: no space left on the device; nothing was written/);
+      expect(fs.readdirSync(folder)).toEqual(['c']);
+    } finally {
+      spawnSync('umount', [folder]);
+    }
+  });
+});
+
+test('load() refuses an input named \'\' or holding a NUL at once, naming the model (not at the first run, in onnxruntime)', async () => {
+  const { load } = require('../src/runtime') as typeof import('../src/runtime');
+  const file = tamper(inlineModel('load-nul'), (m) => { m.graph.input[0].name = 'a\0b'; m.graph.node[0].input[0] = 'a\0b'; });
+  await expect(load(file, { cacheDir: null })).rejects.toMatchObject({ file, problem: expect.stringMatching(/is not a valid model:\n  graph input 0 'a\\0b' has a NUL character/) });
+});
+
+describe('hostile attributes onnxruntime would read are refused before it sees the model', () => {
+  test.each([
+    ['2^63-1', 2n ** 63n - 1n, /node 'ln' \(LayerNormalization\) has axis 9223372036854775807, which no tensor has/],
+    ['past the rank', 5, /node 'ln' \(LayerNormalization\) has axis 5, out of range for its input of rank 3/],
+  ])('a LayerNormalization axis of %s: exit 2 naming the node, no stage folder left', (_label, axis, problem) => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', [2, 4, 8]);
+    b.output(b.op('LayerNormalization', [x, b.const('s', [8], Array(8).fill(1)), b.const('b', [8], Array(8).fill(0))], { axis: -1 }, { name: 'ln' }), [2, 4, 8]);
+    b.graph.nodes[0].attrs.get('axis')!.value = axis;
+    const folder = fs.mkdtempSync(path.join(dir, 'axis-'));
+    const src = saveModel(b.model, path.join(folder, 'ln.onnx'));
+    const r = spawnSync(SDC, ['compile', src, '-o', path.join(folder, 'out.onnx')], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(problem)]);
+    expect(fs.readdirSync(folder)).toEqual(['ln.onnx']);
+  });
 });

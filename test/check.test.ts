@@ -112,3 +112,42 @@ test('--check at dims the original itself does not run at: a usage error naming 
   const ok = await compileChecked(src, { output: path.join(dir, 'related-dims.out.onnx'), check: 1, passes: ['cleanup'], shapes: 'x=4,y=8' });
   expect(ok.check!.passed).toBe(true);
 });
+
+describe('a target\'s output holds only ops the target runs', () => {
+  const gpuOnly = /com\.microsoft::(NhwcConv|GroupNorm|SkipGroupNorm|BiasSplitGelu|BiasAdd)$/;
+  test('a cuda output compiled for the cpu: its GPU-only ops are lowered (said in a note), it loads on the CPU and --check runs both through the oracle', async () => {
+    const { compiledTiny } = require('./helpers/compiled') as typeof import('./helpers/compiled');
+    const cuda = compiledTiny('unet_sdpa_op17', { target: 'cuda' }).file;
+    const r = await compileChecked(cuda, { output: path.join(dir, 'cuda-to-cpu.onnx'), target: 'cpu', check: 1 });
+    expect(Object.keys(r.opsBefore).filter((op) => gpuOnly.test(op)).length).toBeGreaterThan(0);
+    expect(Object.keys(r.opsAfter).filter((op) => gpuOnly.test(op))).toEqual([]);
+    expect(r.warnings.join('\n')).toMatch(/cpu has no kernel for NhwcConv \(\d+\), GroupNorm \(\d+\), SkipGroupNorm \(\d+\) in the input: lowered/);
+    expect(r.loaded!.by).toBe('onnxruntime cpu');
+    expect(r.check).toMatchObject({ passed: true, ranOn: expect.stringMatching(/the original's GPU-only ops lowered too/) });
+    // compiled for cuda again, its ops stay, the load check says why it could not open it (from a real session) and --check still runs
+    const again = await compileChecked(cuda, { output: path.join(dir, 'cuda-to-cuda.onnx'), target: 'cuda', check: 1 });
+    expect(again.loaded!.by).toMatch(/^structure only: onnxruntime's CPU provider has no kernel for \w+/);
+    expect(again.check!.passed).toBe(true);
+  });
+
+  test.each([18, 21])('ai.onnx GroupNormalization-%i opens on the CPU provider (it runs the function body): the load check loads it rather than name-listing it', async (opset) => {
+    const b = new ModelBuilder(opset);
+    const x = b.input('x', [2, 8, 4, 4]);
+    const c = opset >= 21 ? 8 : 4; // scale and bias are per channel from opset 21, per group before
+    b.output(b.op('GroupNormalization', [x, b.const('s', [c], Array(c).fill(1.5)), b.const('b', [c], Array(c).fill(0.25))], { num_groups: 4 }), [2, 8, 4, 4]);
+    const src = saveModel(b.model, path.join(dir, `gn${opset}.onnx`));
+    const r = await compileChecked(src, { output: path.join(dir, `gn${opset}.out.onnx`), check: 1 });
+    expect(r.loaded!.by).toBe('onnxruntime cpu');
+    expect(r.check!.passed).toBe(true);
+  });
+
+  test('an op no provider here runs (com.microsoft BiasDropout, a CUDA kernel): --check refuses it in one line naming the op and node, exit 2, nothing written', async () => {
+    const b = new ModelBuilder(17, { 'com.microsoft': 1 });
+    const x = b.input('x', [1, 2, 8]);
+    b.output(b.op('BiasDropout', [x, b.const('bias', [8], [1, 2, 3, 4, 5, 6, 7, 8])], {}, { domain: 'com.microsoft', name: 'bd' }), [1, 2, 8]);
+    const src = saveModel(b.model, path.join(dir, 'bias-dropout.onnx'));
+    const out = path.join(dir, 'bias-dropout.out.onnx');
+    await expect(compileChecked(src, { output: out, check: 1 })).rejects.toMatchObject({ exitCode: 2, file: src, problem: expect.stringMatching(/^onnxruntime's cpu provider has no kernel for BiasDropout \(opset 1, node 'bd'\)/) });
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});

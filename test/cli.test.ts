@@ -232,6 +232,38 @@ describe("run and bench: the user's mistakes are one sdc: line naming the file, 
   test('bench --runs 0 is refused, not a crash after the compile', () => {
     oneLine(sdc('bench', tinyPath('unet_sdpa_op17'), '--shape', 'sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32', '--runs', '0'));
   });
+
+  test('dims the original model itself cannot run (batch 0): compile --shape and run say so, exit 2, not "a bug in sdc"; dims too large for an input: refused before anything runs', () => {
+    const zero = 'sample=0x4x8x8,timestep=0,encoder_hidden_states=0x16x32';
+    const out = path.join(dir, 'batch0.onnx');
+    const c = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', out, '--mode', 'reduce-overhead', '--shape', zero);
+    oneLine(c);
+    expect(c.stderr).toMatch(/: the original model does not run at --shape sample=0x4x8x8,timestep=0,encoder_hidden_states=0x16x32 either: .*cannot be reshaped.*; give --shape with dims the model takes$/m);
+    expect(fs.existsSync(out)).toBe(false);
+    const cacheDir = path.join(dir, 'batch0-cache');
+    const r = sdc('run', tinyPath('unet_sdpa_op17'), '--shape', zero, '--cache-dir', cacheDir);
+    oneLine(r);
+    expect(r.stderr).toMatch(/: the model does not run at these input dims \(sample:float32\[0x4x8x8\].*\): .*cannot be reshaped/);
+    expect(fs.readdirSync(cacheDir)).toEqual([]);
+    for (const args of [['compile', '-o', path.join(dir, 'huge.onnx'), '--check', '1'], ['run', '--cache-dir', cacheDir]]) {
+      const h = sdc(args[0], tinyPath('unet_sdpa_op17'), ...args.slice(1), '--shape', 'sample=100000x4x1000x1000,timestep=1,encoder_hidden_states=1x16x32');
+      oneLine(h);
+      expect(h.stderr).toMatch(/--shape makes 'sample' 100000x4x1000x1000: 400000000000 values, more than sdc makes for one synthetic input \(2147483648\); give smaller dims$/m);
+    }
+    expect(fs.existsSync(path.join(dir, 'huge.onnx'))).toBe(false);
+  });
+
+  test('run and bench on a cuda output: run on the cpu through its lowered ops; bench on a provider that cannot start is refused, not timed on another', () => {
+    const { compiledTiny } = require('./helpers/compiled') as typeof import('./helpers/compiled');
+    const cuda = compiledTiny('unet_sdpa_op17', { target: 'cuda' }).file;
+    const shape = 'sample=1x4x8x8,timestep=1,encoder_hidden_states=1x8x32';
+    const run = sdc('run', cuda, '--shape', shape, '--cache-dir', path.join(dir, 'cuda-run-cache'));
+    expect([run.status, run.stderr]).toEqual([0, '']);
+    expect(run.stdout).toMatch(/^out_sample: float32\[1x4x8x8\]/m);
+    const bench = sdc('bench', cuda, '--shape', shape, '--runs', '1', '--target', 'cuda');
+    oneLine(bench);
+    expect(bench.stderr).toMatch(/^sdc: \S+: bench times the model on the cuda provider, which cannot start here \(.*\); bench where it runs, or with --target cpu$/m);
+  });
 });
 
 test('compile() from code: dryRun needs no output', async () => {

@@ -177,3 +177,23 @@ test('the build step\'s check is recorded in the cache entry: a check request on
   expect(good.cache.describeOf(good.keyOf(source, options))).toMatchObject({ check: 2 });
   expect((await good.compile(source, { ...options, check: 2 })).cached).toBe(true);
 });
+
+test('a shape the model cannot take, through a bundler (rollup): one line naming the model and the import, no stack through sdc or the bundler', () => {
+  const project = path.join(dir, 'oneline');
+  fs.mkdirSync(project, { recursive: true });
+  fs.copyFileSync(tinyPath('unet_sdpa_op17'), path.join(project, 'unet.onnx'));
+  fs.writeFileSync(path.join(project, 'main.js'), "import unet from './unet.onnx?sdc&mode=reduce-overhead&shape=sample=1x4x31x31,timestep=1,encoder_hidden_states=1x16x32';\nconsole.log(unet);\n");
+  const script = `
+    import { rollup } from 'rollup';
+    import plugin from ${JSON.stringify(path.resolve(__dirname, '..', 'dist', 'plugin', 'index.js'))};
+    try {
+      await rollup({ input: ${JSON.stringify(path.join(project, 'main.js'))}, plugins: [plugin.default.rollup({ cacheDir: ${JSON.stringify(path.join(project, 'cache'))}, log: false })] });
+      console.log('built');
+    } catch (e) {
+      process.stdout.write(JSON.stringify({ message: e.message, stack: e.stack }));
+    }`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: path.resolve(__dirname, '..') });
+  const e = JSON.parse(r.stdout);
+  expect(e.message).toMatch(/unet\.onnx: .*contradicts the model at node '\/m\/up_blocks\.1\/Concat'.*\(import 'unet\.onnx\?sdc&mode=reduce-overhead&shape=sample=1x4x31x31,/);
+  expect(e.stack.split('\n').filter((l: string) => /^\s+at /.test(l))).toEqual([]);
+});

@@ -6,6 +6,7 @@ import { SdcError } from '../src/ir/errors';
 import { readModel } from '../src/onnx/read';
 import { load } from '../src/runtime';
 import { relError, runModel, tinyPath, tmpDir, unetFeeds } from './helpers/ort';
+import { legacyCnn } from './helpers/graphs';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -123,6 +124,20 @@ test('browser session options turn WebGPU graph capture on only for a capturable
 test('load() with a target sdc does not know is refused naming the model, not probed as a provider', async () => {
   await expect(load(MODEL, { target: 'tpu' as never, cacheDir: null })).rejects.toThrow(/unet_sdpa_op17\.onnx: unknown target 'tpu' \(choose cpu, webgpu, cuda\)/);
   await expect(load(MODEL, { target: 'tpu' as never, cacheDir: null })).rejects.toBeInstanceOf(SdcError);
+});
+
+test('load() options a caller got wrong are refused naming the option; feeds that are not tensors name the input', async () => {
+  const refused = (o: object, problem: RegExp) => expect(load(MODEL, { cacheDir: null, ...o })).rejects.toMatchObject({ file: MODEL, problem: expect.stringMatching(problem) });
+  await refused({ mode: 'fast' }, /^load\(\) option mode: 'fast' is not one of reduce-overhead, default$/);
+  await refused({ target: 'gpu' }, /^unknown target 'gpu' \(choose cpu, webgpu, cuda\)$/);
+  await refused({ precision: 'int8' }, /^load\(\) option precision: 'int8'/);
+  await refused({ maxSessions: 0 }, /^load\(\) option maxSessions: 0 is not a whole number ≥ 1$/);
+  await refused({ shapes: 'sample=1x4x8x8' }, /^load\(\) has no option 'shapes' \(options: target, mode, /);
+  const m = await load(MODEL, { cacheDir: null, warn: () => {} });
+  const feeds = unetFeeds(1, 8, 8, 32) as Record<string, unknown>;
+  await expect(m.run({ ...feeds, sample: { data: new Float32Array(256), dims: [1, 4, 8, 8] } } as never)).rejects.toMatchObject({ problem: "input 'sample' is a plain object, not an onnxruntime Tensor (new ort.Tensor('float32', data, dims) from onnxruntime-node)" });
+  expect(m.stats().compiles).toBe(0);
+  await m.release();
 });
 
 test('inputs of a shape the model cannot take are refused with the model and the dim named', async () => {
@@ -350,5 +365,29 @@ describe('concurrency and changed sources', () => {
     await m.run(feed(2, 'a,b\nc:d[1]'));
     expect(m.explain()[1]).toMatch(/new shape: a,b\nc:d\[1\]\[0\] \(n\) 1→2/);
     await m.release();
+  });
+});
+
+describe('IR 3 models whose initializers are graph inputs too (model-zoo ResNet-50, DenseNet-121)', () => {
+  test('load() runs them like onnxruntime, twice, from a fresh compile and then from the disk cache; compile() writes the weights as constants', async () => {
+    const { saveModel } = require('../src/onnx/write') as typeof import('../src/onnx/write');
+    const { compile } = require('../src/compiler/compile') as typeof import('../src/compiler/compile');
+    const file = saveModel(legacyCnn().model, path.join(dir, 'legacy-cnn.onnx'));
+    const feeds = { data: new ort.Tensor('float32', Float32Array.from({ length: 2 * 3 * 8 * 8 }, (_, i) => Math.sin(i)), [2, 3, 8, 8]) };
+    const want = (await runModel(file, feeds)).reshape_out0;
+    const cacheDir = path.join(dir, 'legacy-cache');
+    for (const outcome of ['compiles', 'diskHits'] as const) {
+      const m = await load(file, { cacheDir, warn: () => {} });
+      const out = await m.run(feeds);
+      expect(relError(want, out.reshape_out0)).toBeLessThan(1e-5);
+      expect(m.stats()[outcome]).toBe(1);
+      await m.release();
+    }
+    const out = path.join(dir, 'legacy-cnn.sdc.onnx');
+    compile(file, { output: out, mode: 'reduce-overhead', shapes: 'data=2x3x8x8' });
+    const written = readModel(out);
+    expect(written.graph.inputs.map((v) => v.name)).toEqual(['data']);
+    expect(written.irVersion).toBeGreaterThanOrEqual(4);
+    expect(relError(want, (await runModel(out, feeds)).reshape_out0)).toBeLessThan(1e-5);
   });
 });

@@ -2,7 +2,7 @@ import yargs from 'yargs';
 import { SdcError } from '../ir/errors';
 import { formatInspect, inspect } from '../compiler/inspect';
 import { readModel } from '../onnx/read';
-import { validate } from '../ir/validate';
+import { refuseInvalid } from '../ir/validate';
 import { MODES, Mode } from '../rewrite/pass';
 import { terminalProgress } from '../compiler/progress';
 import { TARGETS, Target, TargetName } from '../targets';
@@ -176,8 +176,7 @@ async function parse(argv: string[]): Promise<number> {
           }
           // inspect reads no weights, so a graph whose data files are absent can still be described
           const model = readModel(args.input!, { allowMissingData: true });
-          const problems = validate(model);
-          if (problems.length) throw new SdcError(args.input!, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+          refuseInvalid(model, args.input!);
           const r = inspect(model);
           process.stdout.write((args.json ? JSON.stringify(r, null, 2) : formatInspect(r)) + '\n');
         } catch (e) {

@@ -7,7 +7,7 @@ import { openSession } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
 import { inputTypes, refuseUnfeedable, syntheticFeeds } from '../runtime/feeds';
 import { parseShapes } from '../compiler/compile';
-import { compileChecked } from '../verify/check';
+import { compileChecked, cpuOriginal } from '../verify/check';
 import { readModel } from '../onnx/read';
 import { TargetName } from '../targets';
 import { recommendedSession } from '../targets/session-options';
@@ -65,6 +65,9 @@ export async function runCommand(model: string, shapeSpec: string, o: { cacheDir
 /** `sdc bench`: the original and the compiled model side by side in one process, runs alternated. */
 export async function benchCommand(model: string, shapeSpec: string, o: { target: TargetName; runs: number; mode: 'default' | 'reduce-overhead'; check?: number }): Promise<string> {
   const { shapes, types } = inputsOf(model, shapeSpec);
+  // timings on a fallback provider would be presented as the target's
+  const unavailable = await providerUnavailable(o.target);
+  if (unavailable) throw new SdcError(model, `bench times the model on the ${o.target} provider, which cannot start here (${unavailable}); bench where it runs, or with --target cpu`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));
   try {
     const out = path.join(dir, 'model.onnx');
@@ -78,7 +81,7 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
       return { session, createMs: performance.now() - t0 };
     };
     const compiledModel = readModel(out, { allowMissingData: true });
-    const a = await open(model, { graphOptimizationLevel: 'all' });
+    const a = await open(cpuOriginal(model, () => dir), { graphOptimizationLevel: 'all' });
     const b = await open(out, recommendedSession((k) => compiledModel.getMetadata(k), o.target).options as ort.InferenceSession.SessionOptions);
     const [ta, tb] = await alternateRuns([a.session, b.session], feeds, o.runs);
     await a.session.release();

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
 import { opHistogram } from './inspect';
-import { validate } from '../ir/validate';
+import { refuseInvalid, validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
@@ -11,6 +11,7 @@ import { PassReport, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
 import { TargetName, parseTarget } from '../targets';
 import { SDC_VERSION } from './version';
+import { lowerNodes, unrunnableOn } from './lower';
 import { defaultLayout, ProviderLayout, SESSION_LAYOUT_KEY, SESSION_LEVEL_KEY } from '../targets/session-options';
 
 export interface CompileOptions {
@@ -113,9 +114,9 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   const progress = opts.progress ?? silentProgress;
   progress.step('reading');
   const model = readModel(input);
-  const problems = validate(model);
-  if (problems.length) throw new SdcError(input, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+  refuseInvalid(model, input);
   const readMs = performance.now() - t0;
+  model.initializersAsConstants();
   const nodesBefore = model.graph.countNodes();
   const opsBefore = opHistogram(model.graph);
   const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
@@ -124,6 +125,10 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     if (dynamic.length) throw new SdcError(input, `reduce-overhead specializes the model to static shapes: give --shape for ${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}`);
   }
   const warnings: string[] = [];
+  // an output holds only ops its target runs: ops of the input it lacks (a cuda output compiled for the
+  // cpu: NhwcConv, GroupNorm) become their definitions in standard ops, as the --check oracle runs them
+  const lowered = withFile(input, () => lowerNodes(model, unrunnableOn(target.name), input, `${target.name} cannot run it; compile for a target that has it`));
+  if (lowered.size) warnings.push(`${target.name} has no kernel for ${[...lowered].map(([op, n]) => `${op} (${n})`).join(', ')} in the input: lowered to standard ops of the same semantics`);
   if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
     warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
   }
@@ -201,7 +206,12 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
   removeStaleStages(dir, base);
   const previous = sdcWeightsOf(outAbs);
   const inputReads = new Set(model.externalFiles().map(realPath));
-  const stageDir = fs.mkdtempSync(path.join(dir, `.${base}.sdc-stage-${process.pid}-`));
+  let stageDir: string;
+  try {
+    stageDir = fs.mkdtempSync(path.join(dir, `.${base}.sdc-stage-${process.pid}-`));
+  } catch (e) {
+    throw new SdcError(output, `cannot write in ${dir} (${(e as NodeJS.ErrnoException).code}); nothing was written`);
+  }
   let dataName: string;
   try {
     dataName = reserveDataName(dir, base, opts.dataFileName, output);
@@ -216,7 +226,15 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
   };
   try {
     refuseToClobber(model, outAbs, dataAbs, output);
-    const written = writeModel(model, path.join(stageDir, base), { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
+    const stagedFile = path.join(stageDir, base);
+    let written;
+    try {
+      written = writeModel(model, stagedFile, { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
+    } catch (e) {
+      // the private stage is sdc's business: a failed write (a full disk) is said of the output
+      if (e instanceof SdcError && e.file === stagedFile) throw new SdcError(output, e.problem, e.exitCode);
+      throw e;
+    }
     const problems = validate(readModel(written.modelFile));
     if (problems.length) throw new Error(`sdc wrote a model it cannot read back valid (a bug; please report it):\n  ${problems.slice(0, 10).join('\n  ')}`);
     return {
@@ -438,14 +456,40 @@ export function parseShapes(spec: string, file: string, model?: Model): Map<stri
  */
 export function refuseReportPath(input: string, opts: CompileOptions): void {
   if (!opts.report) return;
+  refuseUnwritableFile(opts.report, '--report');
   const real = realPath;
   const weights = readModel(input, { allowMissingData: true }).externalFiles();
   const taken = [input, ...weights, ...(opts.output ? [opts.output, `${opts.output}.data`] : [])].map(real);
   if (taken.includes(real(opts.report))) throw new SdcError(opts.report, '--report names a file this compile reads or writes (the model, its weights or the output); choose another path');
 }
 
+/**
+ * A file sdc is about to write (a report) must be writable before anything is compiled: not a folder,
+ * in a folder that exists and that this process may write in.
+ */
+export function refuseUnwritableFile(file: string, what: string): void {
+  const existing = fs.statSync(file, { throwIfNoEntry: false });
+  if (existing?.isDirectory()) throw new SdcError(file, `is a folder; ${what} names the file to write; nothing was written`);
+  // a device or FIFO would be replaced by the rename (or written into): never sdc's to touch
+  if (existing && !existing.isFile()) throw new SdcError(file, `exists and is not a regular file (a device, FIFO or socket); ${what} names the file to write; nothing was written`);
+  const dir = path.dirname(path.resolve(file));
+  const st = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) throw new SdcError(file, `the folder ${dir} ${st ? 'is not a folder' : 'does not exist'}; ${what} needs an existing folder; nothing was written`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new SdcError(file, `cannot write in ${dir} (${(e as NodeJS.ErrnoException).code}); nothing was written`);
+  }
+}
+
+/** Write JSON through a temporary file renamed into place; a failed write (a full disk) leaves neither behind. */
 export function writeJsonAtomic(file: string, data: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new SdcError(file, `cannot write the report (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the compiled output was written, the report was not`);
+  }
 }

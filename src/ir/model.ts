@@ -42,6 +42,21 @@ export class Model {
     return [...files].sort();
   }
 
+  /**
+   * Before IR 4 every initializer had to be listed as a graph input too, and onnxruntime treats such
+   * inputs as constants (it folds them; a caller cannot feed them). Make them plain constants, as IR 4
+   * and later write them, so that sdc folds them as onnxruntime does and no compiled or finalized model
+   * keeps an input whose initializer was folded away. Returns how many inputs became constants.
+   */
+  initializersAsConstants(): number {
+    if (this.irVersion >= 4) return 0;
+    const g = this.graph;
+    const before = g.inputs.length;
+    g.inputs = g.inputs.filter((v) => !v.initializer);
+    this.irVersion = 4;
+    return before - g.inputs.length;
+  }
+
   setMetadata(key: string, value: string): void {
     const e = this.metadataProps.find((p) => p.key === key);
     if (e) e.value = value;

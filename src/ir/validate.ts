@@ -1,6 +1,7 @@
 import { AttrType, Graph, Node, Value } from './graph';
 import { Model } from './model';
 import { ONNX_OPS } from './onnx-ops';
+import { SdcError } from './errors';
 
 /** The newest opset of the default domain this sdc knows (ONNX 1.19); a newer one is refused, not guessed. */
 const MAX_ONNX_OPSET = 25;
@@ -50,6 +51,8 @@ export function validate(model: Model): string[] {
       if (perm && (perm.type !== AttrType.INTS || ![...perm.value].map(Number).sort((a, b) => a - b).every((p, i) => p === i))) {
         problems.push(`${label}${where} has perm ${perm.type === AttrType.INTS ? `[${perm.value.join(', ')}]` : 'of the wrong type'}, which is not a permutation`);
       }
+      const axisProblem = badAxis(n);
+      if (axisProblem) problems.push(`${label}${where} has ${axisProblem}`);
       n.inputs.forEach((v, i) => {
         if (!v) return;
         if (!defined(v)) problems.push(`${label}${where} reads '${v.name}', which no node, input or initializer defines`);
@@ -67,9 +70,45 @@ export function validate(model: Model): string[] {
       }
     }
     for (const o of g.outputs) if (!defined(o) && !g.lookup(o.name)?.producer) problems.push(`graph output '${o.name}'${where} is never computed`);
+    // a caller feeds and reads values by these names (onnxruntime passes them as C strings)
+    for (const [what, list] of [['input', g.inputs], ['output', g.outputs]] as const) {
+      list.forEach((v, i) => {
+        if (!v.name) problems.push(`graph ${what} ${i}${where} has an empty name; a caller cannot name it`);
+        else if (v.name.includes('\0')) problems.push(`graph ${what} ${i} '${v.name.replace(/\0/g, '\\0')}'${where} has a NUL character in its name; a caller cannot name it`);
+      });
+    }
     problems.push(...cycles(g));
   }
   return problems;
+}
+
+/** No tensor has 2^31 dims: an axis past that is garbage whatever the rank (onnxruntime has crashed reading one). */
+const AXIS_LIMIT = 2 ** 31;
+
+/**
+ * An `axis` / `axes` attribute onnxruntime would index dims with, out of range: past the first input's
+ * declared rank r (allowed -r..r; Flatten and Unsqueeze-like ops reach r), or past any rank at all.
+ */
+function badAxis(n: Node): string | null {
+  // ai.onnx ops whose axis indexes their first input (OneHot's indexes its output, one rank more)
+  const rank = (n.domain === '' || n.domain === 'ai.onnx') && n.opType !== 'OneHot' ? n.inputs[0]?.shape?.length : undefined;
+  for (const name of ['axis', 'axes']) {
+    const a = n.attr(name);
+    if (!a || (a.type !== AttrType.INT && a.type !== AttrType.INTS)) continue;
+    const values: (number | bigint)[] = a.type === AttrType.INT ? [a.value as number | bigint] : [...(a.value as (number | bigint)[])];
+    for (const v of values.map(Number)) {
+      if (Math.abs(v) >= AXIS_LIMIT) return `${name} ${String(a.type === AttrType.INT ? a.value : v)}, which no tensor has`;
+      // only `axis` ranges over the input's dims (an Unsqueeze's axes range over its output's)
+      if (name === 'axis' && rank !== undefined && (v < -rank || v > rank)) return `axis ${v}, out of range for its input of rank ${rank}`;
+    }
+  }
+  return null;
+}
+
+/** validate(), with the problems (the first ten) as the SdcError every door reports for an invalid input. */
+export function refuseInvalid(model: Model, file: string): void {
+  const problems = validate(model);
+  if (problems.length) throw new SdcError(file, `is not a valid model:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
 }
 
 function cycles(g: Graph): string[] {

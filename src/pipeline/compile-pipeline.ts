@@ -6,7 +6,7 @@ import { realPath } from '../onnx/write';
 import { fusedSiteCounts } from '../passes/registry';
 import { SDC_VERSION } from '../compiler/version';
 import { Progress, silentProgress } from '../compiler/progress';
-import { alive, writeJsonAtomic } from '../compiler/compile';
+import { alive, refuseUnwritableFile, writeJsonAtomic } from '../compiler/compile';
 import { CheckedCompileOptions, CheckedReport, compileChecked } from '../verify/check';
 import { DATA_FILE, MODEL_FILE, Pipeline, readPipeline, Role } from './layout';
 import { DimOverrides, parsePipelineShapes, PipelineShape, planDims } from './dims';
@@ -210,6 +210,7 @@ function sameBytes(a: string, b: string): boolean {
 }
 
 function refuseReport(p: Pipeline, report: string, out: string | null): void {
+  refuseUnwritableFile(report, '--report');
   const r = resolvedTarget(path.resolve(report));
   if (inside(r, realPath(p.dir))) throw new SdcError(report, '--report is inside the pipeline folder, which sdc never writes into; choose another path');
   if (out && inside(r, resolvedTarget(out))) throw new SdcError(report, '--report is inside the output folder, which sdc replaces whole; choose another path');

@@ -148,6 +148,14 @@ export interface CacheEntryInfo {
  * - Budget: after each store, least recently used entries are evicted until the folder holds at most `budget` bytes; the entry just stored stays.
  * The last use is the manifest's modification time (set on each hit; the manifest's content never changes).
  */
+/** A write that failed for want of space (from node's fs or from onnxruntime saving a model), said as such; else null. */
+function diskFull(e: unknown, dir: string): SdcError | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  const text = (e as Error).message ?? '';
+  if (!(code === 'ENOSPC' || code === 'EDQUOT' || /no space left on (the )?device|disk quota exceeded/i.test(text))) return null;
+  return new SdcError(dir, `the cache folder is full (${code ?? 'no space left on device'}): nothing was cached; free space, lower cacheBytes / SDC_CACHE_BYTES, or give another cache folder`);
+}
+
 export class DiskCache {
   private constructor(readonly dir: string, readonly persistent: boolean, readonly budget: number) {}
 
@@ -240,7 +248,9 @@ export class DiskCache {
     const dataName = `${key}.${path.basename(folder).slice(-6)}.data`;
     let published = false;
     try {
-      await build(folder, dataName);
+      await build(folder, dataName).catch((e) => {
+        throw diskFull(e, this.dir) ?? e;
+      });
       for (const f of fs.readdirSync(folder)) if (f !== 'model.onnx' && f !== dataName) fs.rmSync(path.join(folder, f), { recursive: true, force: true });
       const model = path.join(folder, 'model.onnx');
       const data = path.join(folder, dataName);
@@ -260,7 +270,12 @@ export class DiskCache {
         describe,
       };
       const tmp = `${this.manifestPath(key)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-      fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2));
+      try {
+        fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2));
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw diskFull(e, this.dir) ?? e;
+      }
       try {
         for (;;) {
           try {

@@ -150,6 +150,7 @@ export function randomFloats(n: number, seed = 1): Float32Array {
  * `types` maps input names to onnxruntime type names (float32 where absent).
  */
 export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string, string>, file = ''): Record<string, ort.Tensor> {
+  refuseHugeFeeds(shapes, file, '--shape');
   refuseUnfeedable(new Map([...shapes.keys()].map((name) => [name, types.get(name) ?? 'float32'])), file);
   return syntheticInputs([...shapes].map(([name, dims]) => ({ name, type: types.get(name) ?? 'float32', dims })));
 }
@@ -172,5 +173,17 @@ export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, fi
     dims.set(v.name, v.shape.map((d) => (typeof d === 'number' ? d : /batch|^n$|^b$/i.test(String(d)) ? 1 : 8)));
     if (v.shape.some((d) => typeof d !== 'number')) derived = true;
   }
+  refuseHugeFeeds(dims, file, given ? '--shape' : 'the dims --check chose');
   return { dims, derived };
+}
+
+/** Values sdc makes for one synthetic input at most (8 GiB of float32): past it a typed array cannot be made. */
+const MAX_FEED_VALUES = 2 ** 31;
+
+/** Dims whose synthetic input could not be allocated are the user's to change, said before anything runs. */
+function refuseHugeFeeds(dims: Map<string, number[]>, file: string, what: string): void {
+  for (const [name, d] of dims) {
+    const n = d.reduce((a, b) => a * b, 1);
+    if (n > MAX_FEED_VALUES) throw new SdcError(file, `${what} makes '${name}' ${d.join('x')}: ${n} values, more than sdc makes for one synthetic input (${MAX_FEED_VALUES}); give smaller dims`);
+  }
 }

@@ -7,13 +7,14 @@ import { ORT_TYPE } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { Dim } from '../ir/graph';
 import { readModel } from '../onnx/read';
+import { refuseInvalid } from '../ir/validate';
 import { Mode, Precision, ValueRange } from '../rewrite/pass';
 import { TARGETS, TargetName, targetTraits } from '../targets';
 import { RecommendedSession, recommendedSession } from '../targets/session-options';
 import { SDC_VERSION, sdcBuildHash } from '../compiler/version';
 import { log } from '../compiler/log';
 import { DiskCache, cacheBudget, defaultCacheDir, hashKey, sourceFingerprint, weightFiles } from './cache';
-import { ORT_VERSION, fp16Unavailable, openSession, providerUnavailable } from './session';
+import { ORT_VERSION, createSession, fp16Unavailable, openSession, providerUnavailable, runFailure } from './session';
 import { calibrate, CalibrationReport } from './calibrate';
 
 export interface LoadOptions {
@@ -129,7 +130,10 @@ export class SdcModel {
     const source = path.resolve(modelPath);
     // a name from the caller's code, not from our CLI's choices: refused here rather than probed as a provider
     if (o.target !== undefined && !(TARGETS as string[]).includes(o.target)) throw new SdcError(modelPath, `unknown target '${o.target}' (choose ${TARGETS.join(', ')})`);
+    refuseOptions(o, modelPath);
     const model = readModel(source);
+    // a model onnxruntime would refuse (or a caller could not feed: an input named '' or with a NUL) is refused now, not at the first run
+    refuseInvalid(model, modelPath);
     const inputs = model.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, dims: v.shape, type: v.elemType !== null ? ORT_TYPE[v.elemType] ?? null : null }));
     const cache = DiskCache.open(o.cacheDir === null ? null : o.cacheDir ?? defaultCacheDir(), warn, cacheBudget(o.cacheBytes));
     let target: TargetName = o.target ?? 'cpu';
@@ -197,7 +201,11 @@ export class SdcModel {
 
   /** A feed the model cannot take is the caller's mistake: say which input and why, before any compile. */
   private checkFeeds(feeds: Record<string, ort.Tensor>): void {
+    if (!feeds || typeof feeds !== 'object') throw new SdcError(this.source, `run() takes an object of onnxruntime tensors by input name (got ${feeds === null ? 'null' : typeof feeds})`);
     const names = this.inputs.map((i) => i.name);
+    for (const [name, t] of Object.entries(feeds)) {
+      if (!(t instanceof ort.Tensor)) throw new SdcError(this.source, `input '${name}' is ${t === null ? 'null' : Array.isArray(t) ? 'an array' : typeof t === 'object' ? 'a plain object' : typeof t}, not an onnxruntime Tensor (new ort.Tensor('float32', data, dims) from onnxruntime-node)`);
+    }
     for (const name of Object.keys(feeds)) {
       if (!names.includes(name)) throw new SdcError(this.source, `'${name}' is not an input of the model (inputs: ${names.join(', ')})`);
     }
@@ -287,7 +295,14 @@ export class SdcModel {
     // The CPU entry holds onnxruntime's own layout rewrites, which are specific to this processor.
     const fp16 = this.opts.precision === 'fp16' ? { calibrate: this.opts.calibrate, keepFp32: this.opts.keepFp32 } : undefined;
     const cacheKey = hashKey({ fingerprint, ...describe, source: undefined, fp16, dynamic: this.opts.dynamic, sdc: SDC_VERSION, build: sdcBuildHash(), ort: ORT_VERSION, cpu: os.cpus()[0]?.model });
-    const hit = this.cache.lookup(cacheKey, this.opts.warn);
+    let hit = this.cache.lookup(cacheKey, this.opts.warn);
+    const unfit = hit ? this.inputsProblem(hit) : null;
+    if (hit && unfit) {
+      // an entry that cannot be fed what the source takes is never served: rebuilt
+      this.opts.warn(`sdc: the cached model for ${key} ${unfit}; compiling it again`);
+      this.cache.remove(cacheKey);
+      hit = null;
+    }
     const why = this.whyMiss(key);
     if (hit) {
       this.counters.diskHits++;
@@ -297,22 +312,45 @@ export class SdcModel {
     this.counters.compiles++;
     this.events.push({ key, outcome: 'compiled', why });
     log('recompiles', `compiling ${key}: ${why}`);
-    return this.cache.store(cacheKey, describe, async (folder, dataName) => {
-      const mode = key === GENERIC ? 'default' : 'reduce-overhead';
-      const fp16 = this.opts.precision === 'fp16' ? { ranges: await this.measureRanges(feeds), keepFp32: this.opts.keepFp32 } : {};
-      const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
-      // a device model is cached as sdc wrote it; finalizeForCpu's rewrites are for this host's CPU provider
-      if (!targetTraits(this.opts.target).hostCpu) {
-        this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
-        this.unchangedSince(fingerprint);
-        return;
-      }
-      const sdcOut = path.join(folder, 'sdc.onnx');
-      this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
+    return this.cache.store(cacheKey, describe, (folder, dataName) => this.build(key, feeds, shapes, fingerprint, folder, dataName).catch(async (e) => {
+      // onnxruntime refusing the specialization is the caller's dims, not sdc's bug, when the source refuses them too
+      const why = e instanceof SdcError || key === GENERIC ? null : await runFailure(this.source, feeds);
+      throw why ? new SdcError(this.source, `the model does not run at these input dims (${key}): ${why}`) : e;
+    }));
+  }
+
+  /** Compile (and on the CPU finalize) the model for one key into the cache's folder. */
+  private async build(key: string, feeds: Record<string, ort.Tensor>, shapes: Map<string, number[]> | null, fingerprint: string, folder: string, dataName: string): Promise<void> {
+    const mode = key === GENERIC ? 'default' : 'reduce-overhead';
+    const fp16 = this.opts.precision === 'fp16' ? { ranges: await this.measureRanges(feeds), keepFp32: this.opts.keepFp32 } : {};
+    const common = { mode, target: this.opts.target, precision: this.opts.precision, shapes, ...fp16 } as const;
+    // a device model is cached as sdc wrote it; finalizeForCpu's rewrites are for this host's CPU provider
+    if (!targetTraits(this.opts.target).hostCpu) {
+      this.noteIslands(key, compile(this.source, { ...common, output: path.join(folder, 'model.onnx'), dataFileName: dataName }));
       this.unchangedSince(fingerprint);
-      await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName);
-      for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
-    });
+      this.refuseUnfit(path.join(folder, 'model.onnx'));
+      return;
+    }
+    const sdcOut = path.join(folder, 'sdc.onnx');
+    this.noteIslands(key, compile(this.source, { ...common, output: sdcOut, sessionLevel: 'disabled' }));
+    this.unchangedSince(fingerprint);
+    await finalizeForCpu(sdcOut, path.join(folder, 'model.onnx'), dataName, this.source);
+    for (const f of fs.readdirSync(folder)) if (f.startsWith('sdc.onnx')) fs.rmSync(path.join(folder, f));
+    this.refuseUnfit(path.join(folder, 'model.onnx'));
+  }
+
+
+  /** Why a compiled model cannot serve this source's calls (it takes an input the source's callers never feed), or null. */
+  private inputsProblem(file: string): string | null {
+    const names = new Set(this.inputs.map((i) => i.name));
+    const extra = readModel(file, { allowMissingData: true }).graph.inputs.filter((v) => !v.initializer && !names.has(v.name));
+    return extra.length ? `takes input${extra.length > 1 ? 's' : ''} ${extra.map((v) => `'${v.name}'`).join(', ')}, which the source's callers do not feed` : null;
+  }
+
+  /** A build that could not serve a call is not cached (the store discards its folder when this throws). */
+  private refuseUnfit(file: string): void {
+    const why = this.inputsProblem(file);
+    if (why) throw new Error(`the model sdc compiled from ${this.source} ${why} (a bug in sdc; nothing was cached)`);
   }
 
   /**
@@ -475,6 +513,23 @@ export class SdcModel {
   }
 }
 
+/** Options a caller's code got wrong (a mode or precision sdc lacks, a count that is not one) are named before anything loads. */
+function refuseOptions(o: LoadOptions, file: string): void {
+  const choice = (name: string, v: unknown, choices: readonly string[]) => {
+    if (v !== undefined && !choices.includes(v as string)) throw new SdcError(file, `load() option ${name}: '${String(v)}' is not one of ${choices.join(', ')}`);
+  };
+  choice('mode', o.mode, ['reduce-overhead', 'default']);
+  choice('precision', o.precision, ['fp32', 'fp16']);
+  for (const name of ['maxSpecializations', 'maxSessions'] as const) {
+    const v = o[name];
+    if (v !== undefined && !(Number.isInteger(v) && v >= (name === 'maxSessions' ? 1 : 0))) throw new SdcError(file, `load() option ${name}: ${String(v)} is not a whole number${name === 'maxSessions' ? ' ≥ 1' : ' ≥ 0'}`);
+  }
+  if (o.dynamic !== undefined && !(Array.isArray(o.dynamic) && o.dynamic.every((d) => typeof d === 'string'))) throw new SdcError(file, 'load() option dynamic: a list of dim names (strings)');
+  const known = ['target', 'mode', 'cacheDir', 'cacheBytes', 'maxSpecializations', 'maxSessions', 'dynamic', 'precision', 'calibrate', 'keepFp32', 'warn', 'sessionOptions'];
+  const unknown = Object.keys(o).filter((k) => !known.includes(k));
+  if (unknown.length) throw new SdcError(file, `load() has no option ${unknown.map((k) => `'${k}'`).join(', ')} (options: ${known.join(', ')})`);
+}
+
 function modelMeta(file: string): ModelMeta {
   const model = readModel(file, { allowMissingData: true });
   let capture: ModelMeta['capture'] = null;
@@ -491,13 +546,13 @@ function modelMeta(file: string): ModelMeta {
  * save the result: opening it later with optimizations disabled skips the slowest part of session
  * creation (about 9 of 11 s for SD1.5 here) and keeps the speed.
  */
-async function finalizeForCpu(input: string, output: string, dataName: string): Promise<void> {
-  const s = await ort.InferenceSession.create(input, {
+async function finalizeForCpu(input: string, output: string, dataName: string, source: string): Promise<void> {
+  const s = await createSession(input, {
     graphOptimizationLevel: 'all',
     optimizedModelFilePath: output,
     logSeverityLevel: 3,
     extra: { session: { optimized_model_external_initializers_file_name: dataName, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
-  });
+  }, 'cpu', source);
   await s.release();
 }
 

@@ -7,6 +7,7 @@ import { DataType } from '../ir/dtype';
 import { TARGETS, TargetName, targetTraits } from '../targets';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
 import { saveModel } from '../onnx/write';
+import { SdcError } from '../ir/errors';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
 
@@ -111,10 +112,24 @@ export async function openSession(
     const why = await providerUnavailable(target);
     // the caller's provider entry carries provider options (the WebGPU layout); else the bare name
     const providers = options.executionProviders?.length ? options.executionProviders : [PROVIDER[target]];
-    if (!why) return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: providers }), provider: PROVIDER[target] };
+    if (!why) return { session: await createSession(file, { ...base, executionProviders: providers }, PROVIDER[target]), provider: PROVIDER[target] };
     warn(`sdc: the ${target} provider cannot start here (${why}); running on the CPU instead`);
   }
-  return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
+  return { session: await createSession(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
+}
+
+/**
+ * A session; an op the provider has no kernel for (a contrib op of another provider) is said in one line
+ * naming `model` (the file the user gave, when `file` is a copy of it), exit 2.
+ */
+export async function createSession(file: string, options: ort.InferenceSession.SessionOptions, provider = 'cpu', model = file): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    const m = /Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'/.exec((e as Error).message);
+    if (!m) throw e;
+    throw new SdcError(model, `onnxruntime's ${provider} provider has no kernel for ${m[1]} (opset ${m[2]}, node '${m[3]}'): the model holds an op only another provider runs; run it where that provider is`);
+  }
 }
 
 /**
@@ -149,4 +164,21 @@ export function webSessionOptions(metadata: Record<string, string>): { options: 
   const entry = rec.options.executionProviders[0];
   const web = webCaptureOptions(capture, typeof entry === 'string' ? undefined : entry.preferredLayout);
   return { options: { ...web.options, graphOptimizationLevel: rec.options.graphOptimizationLevel }, reasons: [...rec.reasons, web.reason] };
+}
+
+/**
+ * Why the model in `file` does not run on these inputs on the CPU (onnxruntime's first line, its own
+ * prefix dropped), or null when it runs: whether the original also fails where its compiled form did.
+ */
+export async function runFailure(file: string, feeds: Record<string, ort.Tensor>): Promise<string | null> {
+  let s: ort.InferenceSession | null = null;
+  try {
+    s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], logSeverityLevel: 4 });
+    await s.run(feeds, { logSeverityLevel: 4 });
+    return null;
+  } catch (e) {
+    return (e as Error).message.split('\n')[0].replace(/^.*Status Message: /, '');
+  } finally {
+    await s?.release();
+  }
 }

@@ -9,9 +9,10 @@ import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedO
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
-import { fp16Unavailable, openSession, providerUnavailable } from '../runtime/session';
+import { createSession, fp16Unavailable, openSession, providerUnavailable, runFailure } from '../runtime/session';
 import { PRECISION_KEY } from '../passes/convert-fp16';
-import { Target, TargetName, targetTraits } from '../targets';
+import { TargetName, targetTraits } from '../targets';
+import { opRecord } from '../ops';
 import { lowerToCpu } from './lower';
 import { usingSwiftShader } from '../runtime/swiftshader';
 import { recommendedSession } from '../targets/session-options';
@@ -101,7 +102,9 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
     ranOn = `cpu (${traits.label} here: ${noGpu})`;
   }
   const quiet = () => {};
-  const a = await ort.InferenceSession.create(original, { executionProviders: ['cpu'], logSeverityLevel: 3 });
+  const reference = cpuOriginal(original, () => (scratch ??= fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'))));
+  if (reference !== original) ranOn += '; the original\'s GPU-only ops lowered too';
+  const a = await createSession(reference, { executionProviders: ['cpu'], logSeverityLevel: 3 }, 'cpu', original);
   const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? o.target : 'cpu');
   const b = (await openSession(runFile, onGpu ? o.target : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
   let maxRel = 0;
@@ -147,31 +150,41 @@ async function deviceCannotRun(target: TargetName, model: Model): Promise<string
   return model.getMetadata(PRECISION_KEY) === 'fp16' ? fp16Unavailable(target) : null;
 }
 
-/** The ops of the model in `file` that the CPU provider has no kernel for (`domain::op`). */
-function cpuLacks(file: string): string[] {
-  const cpu = new Target('cpu');
-  const ops = new Set<string>();
-  for (const g of readModel(file).graph.allGraphs()) for (const n of g.nodes) ops.add(n.qualifiedOp);
-  return [...ops].filter((op) => {
-    const [d, o] = op.split('::');
-    return !cpu.runs(d === 'ai.onnx' ? '' : d, o);
-  });
+/**
+ * The original as the CPU runs it: itself, or (when it holds GPU-only ops: a cuda output compiled again)
+ * a copy with those ops lowered to their definitions, written in the folder `scratch()` gives.
+ */
+export function cpuOriginal(original: string, scratch: () => string): string {
+  if (!cpuLacks(original).length) return original;
+  const lowered = path.join(scratch(), 'original-lowered.onnx');
+  lowerToCpu(original, lowered);
+  return lowered;
 }
+
+/** The ops of the model in `file` that the CPU provider has no kernel for and the oracle lowers (`domain::op`). */
+function cpuLacks(file: string): string[] {
+  const ops = new Set<string>();
+  for (const g of readModel(file, { allowMissingData: true }).graph.allGraphs()) for (const n of g.nodes) if (gpuOnly(n.domain, n.opType)) ops.add(n.qualifiedOp);
+  return [...ops];
+}
+
+const gpuOnly = (domain: string, op: string) => {
+  const r = opRecord(domain, op);
+  return !!r && typeof r.lower === 'function' && !!r.kernels && !r.kernels.cpu;
+};
 
 /**
  * Open the staged output in onnxruntime on the CPU when every op has a CPU kernel there (a session that
  * opens has checked every op, attribute and shape); an output with GPU-only ops was validated when it
  * was staged. An output onnxruntime refuses is a bug in sdc, unless onnxruntime refuses the input too.
  */
-export async function loadStaged(input: string, staged: StagedOutput, target: TargetName = 'cpu'): Promise<LoadReport> {
-  const needGpu = cpuLacks(staged.modelFile);
+export async function loadStaged(input: string, staged: StagedOutput, target: TargetName = 'cpu', shapes?: ShapeSpec | null): Promise<LoadReport> {
   const meta = readModel(staged.modelFile, { allowMissingData: true });
   // a webgpu output opens on the WebGPU provider where one starts: its kernels are the ones that matter
   const traits = targetTraits(target);
   const onDevice = !traits.hostCpu && traits.nodeProvider;
   const noGpu = onDevice ? await deviceCannotRun(target, meta) : null;
   const onGpu = onDevice && !noGpu;
-  if (needGpu.length && !onGpu) return { by: `structure only: ${needGpu.slice(0, 3).join(', ')} ha${needGpu.length === 1 ? 's' : 've'} no CPU kernel${onDevice ? ` (and ${traits.label} here: ${noGpu})` : ''}` };
   const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), target).options.executionProviders : ['cpu'];
   const open = (file: string) =>
     ort.InferenceSession.create(file, { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
@@ -180,13 +193,27 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
     return { by: `onnxruntime ${onGpu ? traits.provider : 'cpu'}` };
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
+    // which ops the CPU provider runs is what a real session says (it runs function ops such as
+    // GroupNormalization by their body), not a list: an op it has no kernel for leaves the structure checks
+    const missing = /Could not find an implementation for (\w+)\(/.exec(why)?.[1];
+    if (!onGpu && missing && !traits.hostCpu) return { by: `structure only: onnxruntime's CPU provider has no kernel for ${missing}${onDevice ? ` (and ${traits.label} here: ${noGpu})` : ''}` };
     try {
       await open(input);
     } catch {
       return { by: `not loaded: onnxruntime cannot load the input either (${why})` };
     }
+    if (shapes) await refuseDimsTheOriginalRefuses(input, shapes);
     throw new Error(`onnxruntime cannot load the compiled model (a bug in sdc; nothing was written): ${why}`);
   }
+}
+
+/** A specialization onnxruntime refuses is the user's --shape, not sdc's bug, when the original refuses those dims too. */
+async function refuseDimsTheOriginalRefuses(input: string, shapes: ShapeSpec): Promise<void> {
+  const model = readModel(input);
+  const { dims } = checkDims(model, shapes, input);
+  const why = await runFailure(input, syntheticInputs(modelInputSpecs(model, dims, '--shape')));
+  const at = [...dims].map(([k, d]) => `${k}=${d.join('x')}`).join(',');
+  if (why) throw new SdcError(input, `the original model does not run at --shape ${at} either: ${why}; give --shape with dims the model takes`);
 }
 
 export interface CheckedCompileOptions extends CompileOptions {
@@ -266,7 +293,7 @@ export async function commitChecked<R extends CompileReport>(input: string, repo
   if (calibration) out.calibration = calibration;
   if (staged) {
     try {
-      out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu');
+      out.loaded = await loadStaged(input, staged, opts.target ?? 'cpu', opts.shapes);
       if (opts.check) {
         opts.progress?.step(`checking on ${opts.check} input set${opts.check === 1 ? '' : 's'}`);
         out.check = await checkCompiled(input, staged.modelFile, { ...opts, check: opts.check, target: report.target });

@@ -47,3 +47,29 @@ export function singleBiasOp(op: 'BiasSplitGelu' | 'BiasAdd', c: number, dir: st
   if (op === 'BiasAdd') feeds.s = { dims, data: Array.from({ length: n }, (_, i) => Math.cos(i * 0.3)) };
   return { file, lowered, feeds };
 }
+
+/**
+ * A model-zoo style CNN (ResNet-50, DenseNet-121 as exported before IR 4): IR 3, opset 7, every weight an
+ * initializer listed as a graph input too; Conv → BatchNormalization → Relu → pool → Gemm on a transposed
+ * weight → Reshape by a constant shape. onnxruntime folds such inputs as constants.
+ */
+export function legacyCnn(): ModelBuilder {
+  const { DataType } = require('../../src/ir/dtype') as typeof import('../../src/ir/dtype');
+  const b = new ModelBuilder(7);
+  b.model.irVersion = 3;
+  const x = b.input('data', ['N', 3, 8, 8]);
+  const asInput = (v: Value) => {
+    v.type = { kind: 'tensor', elemType: v.initializer!.dtype, shape: [...v.initializer!.dims] };
+    b.graph.inputs.push(v);
+    return v;
+  };
+  const w = (name: string, dims: number[], seed: number, shift = 0) => asInput(b.const(name, dims, Array.from(randomFloats(dims.reduce((a, d) => a * d, 1), seed), (v) => v * 0.3 + shift)));
+  let y = b.op('Conv', [x, w('conv_w', [16, 3, 3, 3], 1), w('conv_b', [16], 2)], { pads: [1, 1, 1, 1] });
+  y = b.op('BatchNormalization', [y, w('bn_s', [16], 3), w('bn_b', [16], 4), w('bn_m', [16], 5), w('bn_v', [16], 6, 1)], { epsilon: float(1e-5) });
+  y = b.op('Flatten', [b.op('GlobalAveragePool', [b.op('Relu', [y])])]);
+  y = b.op('Gemm', [y, b.op('Transpose', [w('fc_w', [10, 16], 7)], { perm: [1, 0] }), w('fc_b', [10], 8)]);
+  const shape = asInput(b.ints('shape', [-1, 10]));
+  shape.type = { kind: 'tensor', elemType: DataType.INT64, shape: [2] };
+  b.output(b.op('Reshape', [y, shape]), ['N', 10]);
+  return b;
+}
