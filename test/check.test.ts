@@ -4,6 +4,7 @@ import { SdcError } from '../src/ir/errors';
 import { gelu } from '../src/rules/gelu';
 import { ModelBuilder } from '../src/ir/builder';
 import { saveModel } from '../src/onnx/write';
+import { readModel } from '../src/onnx/read';
 import { checkOutput, compileChecked } from '../src/verify/check';
 import { erfGeluGraph } from './helpers/graphs';
 import { tinyPath, tmpDir } from './helpers/ort';
@@ -150,4 +151,17 @@ describe('a target\'s output holds only ops the target runs', () => {
     await expect(compileChecked(src, { output: out, check: 1 })).rejects.toMatchObject({ exitCode: 2, file: src, problem: expect.stringMatching(/^onnxruntime's cpu provider has no kernel for BiasDropout \(opset 1, node 'bd'\)/) });
     expect(fs.existsSync(out)).toBe(false);
   });
+});
+
+test('--check without --shape reads free dims from the weights: a sequence added to a [1, 77, C] position table checks at 77, and a shared symbol takes one value', async () => {
+  const b = new ModelBuilder(17);
+  const x = b.input('x', ['batch', 'seq', 4]);
+  const y = b.input('y', ['batch', 'seq', 4]);
+  const pos = b.const('pos', [1, 77, 4], Array.from({ length: 308 }, (_, i) => Math.sin(i)));
+  b.output(b.op('Relu', [b.op('Add', [b.op('Add', [x, pos]), y])]), ['batch', 'seq', 4]);
+  const src = saveModel(b.model, path.join(dir, 'position-table.onnx'));
+  const r = await compileChecked(src, { output: path.join(dir, 'position-table.out.onnx'), check: 1 });
+  expect(r.check).toMatchObject({ derivedDims: true, dims: { x: [1, 77, 4], y: [1, 77, 4] }, passed: true });
+  // the output keeps its symbolic dims: the solver's trial dims do not leak into what is written
+  expect(readModel(path.join(dir, 'position-table.out.onnx')).graph.inputs.map((v) => v.shape)).toEqual([['batch', 'seq', 4], ['batch', 'seq', 4]]);
 });

@@ -4,6 +4,7 @@ import { DataType, ORT_TYPE, dtypeName } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { toHalfBits } from '../ir/half';
 import { Model } from '../ir/model';
+import { solveOpenDims } from '../analysis/solve-dims';
 import { Value } from '../ir/graph';
 
 /** Each input's element type as onnxruntime names it (`float32`, `int64`), for syntheticFeeds. */
@@ -156,25 +157,49 @@ export function syntheticFeeds(shapes: Map<string, number[]>, types: Map<string,
 }
 
 /**
- * Dims to check at: the given shapes, else each input's static dims with symbolic ones at 1 for a batch
- * and 8 otherwise (8 survives three stride-2 downsamplings: SD1.5 latents, sequence lengths).
+ * Dims to check at: the given shapes, else each input's static dims, with symbolic ones read from the
+ * weights that read the input where they say (a Conv's channels, a MatMul's width, a constant table it is
+ * added to: a position table fixes the sequence length), and the rest at 1 for a batch and 8 otherwise
+ * (8 survives three stride-2 downsamplings: SD1.5 latents, sequence lengths). One symbol, one value.
  */
 export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, file: string): { dims: Map<string, number[]>; derived: boolean } {
   const given = shapes ? toShapeMap(shapes, file, model) : null;
   const dims = new Map<string, number[]>();
-  let derived = false;
+  const open = new Map<string, (number | null)[]>();
   for (const v of model.graph.inputs.filter((i) => !i.initializer)) {
     const g = given?.get(v.name);
-    if (g) {
-      dims.set(v.name, g);
-      continue;
-    }
-    if (!v.shape) throw new SdcError(file, `input '${v.name}' has no declared shape: give --shape to check at`);
-    dims.set(v.name, v.shape.map((d) => (typeof d === 'number' ? d : /batch|^n$|^b$/i.test(String(d)) ? 1 : 8)));
-    if (v.shape.some((d) => typeof d !== 'number')) derived = true;
+    if (g) dims.set(v.name, g);
+    else if (!v.shape) throw new SdcError(file, `input '${v.name}' has no declared shape: give --shape to check at`);
+    else open.set(v.name, v.shape.map((d) => (typeof d === 'number' ? d : null)));
   }
+  const derived = [...open.values()].some((d) => d.includes(null));
+  if (derived) {
+    // the solver writes into the arrays of `open` (the map shares them)
+    solveFromWeights(model, new Map([...dims, ...open]));
+    const bySymbol = new Map<string, number>();
+    for (const v of model.graph.inputs) v.shape?.forEach((d, i) => {
+      const got = open.get(v.name)?.[i];
+      if (typeof d === 'string' && typeof got === 'number' && !bySymbol.has(d)) bySymbol.set(d, got);
+    });
+    for (const v of model.graph.inputs) {
+      const o = open.get(v.name);
+      if (o) dims.set(v.name, o.map((d, i) => d ?? bySymbol.get(String(v.shape![i])) ?? (/batch|^n$|^b$/i.test(String(v.shape![i])) ? 1 : 8)));
+    }
+  } else for (const [name, d] of open) dims.set(name, d as number[]);
   refuseHugeFeeds(dims, file, given ? '--shape' : 'the dims --check chose');
   return { dims, derived };
+}
+
+/** Fill the open (null) dims of `all` in place from the weights, leaving the model's declared input types as they were. */
+function solveFromWeights(model: Model, all: Map<string, (number | null)[]>): void {
+  const types = model.graph.inputs.map((v) => v.type);
+  try {
+    solveOpenDims(model, all, []);
+  } finally {
+    model.graph.inputs.forEach((v, i) => {
+      v.type = types[i];
+    });
+  }
 }
 
 /** Values sdc makes for one synthetic input at most (8 GiB of float32): past it a typed array cannot be made. */
