@@ -90,7 +90,7 @@ export async function autotune(input: string, options: CheckedCompileOptions & {
     const missing = await providerUnavailable(target);
     // an emulated GPU's timings rank kernels by what is slow on a CPU, and the recorded choice (a
     // layout) ships to real GPUs: nothing is timed there either
-    const emulated = !missing && target === 'webgpu' && softwareAdapter() ? `the ${traits.label} adapter is ${adapterName()}: its timings say nothing about a GPU` : null;
+    const emulated = !missing && traits.vulkanAdapter && softwareAdapter() ? `the ${traits.label} adapter is ${adapterName()}: its timings say nothing about a GPU` : null;
     let result: AutotuneResult;
     if (missing || emulated) {
       const why = emulated ?? `the ${traits.label} provider could not start here (${missing})`;

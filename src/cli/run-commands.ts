@@ -9,7 +9,7 @@ import { inputTypes, refuseUnfeedable, syntheticFeeds } from '../runtime/feeds';
 import { parseShapes } from '../compiler/compile';
 import { checkLineTail, compileChecked } from '../verify/check';
 import { readModel } from '../onnx/read';
-import { TargetName } from '../targets';
+import { TargetName, targetTraits } from '../targets';
 import { recommendedSession } from '../targets/session-options';
 import { formatPlacement, profilePlacement } from '../runtime/placement';
 import { providerUnavailable } from '../runtime/session';
@@ -111,8 +111,8 @@ export async function placementCommand(
   if (dynamic.length) throw new SdcError(model, `has dynamic inputs (${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}): give --shape to run it`);
   // placement is exact on a software adapter (it counts kernels, not time): use one where no GPU is
   const why = await providerUnavailable(target, { software: true });
-  if (why) throw new SdcError(model, `placement on ${target} not measured: the ${target} provider cannot start here (${why})${target === 'webgpu' ? `; ${ADAPTER_HINT}` : ''}`);
-  const adapter = target === 'webgpu' ? adapterName() : null;
+  if (why) throw new SdcError(model, `placement on ${target} not measured: the ${target} provider cannot start here (${why})${targetTraits(target).vulkanAdapter ? `; ${ADAPTER_HINT}` : ''}`);
+  const adapter = targetTraits(target).vulkanAdapter ? adapterName() : null;
   // an sdc output opens as sdc recommends; any other model with the provider's own defaults
   const rec = m.getMetadata('sdc.target') ? recommendedSession((k) => m.getMetadata(k), target) : { options: { executionProviders: [target] } };
   const placement = await profilePlacement(model, syntheticFeeds(shapes, types, model), rec.options as ort.InferenceSession.SessionOptions);

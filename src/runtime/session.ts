@@ -59,7 +59,7 @@ export async function providerUnavailable(target: TargetName, o: { software?: bo
   const traits = targetTraits(target);
   if (traits.hostCpu) return null;
   quietVulkan();
-  if (target !== 'webgpu') return once(target, () => probe(PROVIDER[target], DataType.FLOAT));
+  if (!traits.vulkanAdapter) return once(target, () => probe(PROVIDER[target], DataType.FLOAT));
   // chosen: the software probe started, and this process's sessions open on SwiftShader from now on
   if (softwareAdapterChosen()) return null;
   const hardware = await once(target, () => probe(PROVIDER[target], DataType.FLOAT));
