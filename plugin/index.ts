@@ -2,7 +2,7 @@
  * sdc as a build step for Vite, Rollup, webpack and esbuild (one unplugin):
  *
  *   // vite.config.js
- *   import sdc from 'sdc/plugin';
+ *   import sdc from 'sdc-compiler/plugin';
  *   export default { plugins: [sdc.vite({ models: [{ include: 'unet*.onnx', target: 'webgpu', mode: 'reduce-overhead', shapes: 'sample=1x4x64x64,...' }] })] };
  *
  *   // app code
@@ -272,7 +272,35 @@ function refuseOutsideAllow(file: string, rules: { strict: boolean; allow: strin
   throw new SdcError(file, `is outside Vite's server.fs.allow (${rules.allow.join(', ')}): sdc compiles and serves only files the dev server may serve (add its folder to server.fs.allow)`);
 }
 
-export const sdc = createUnplugin(factory);
+/** The options each bundler's entry takes. */
+export type SdcPluginEntryOptions = SdcPluginOptions & { onBuildEnd?: (s: SdcBuildStats) => void };
+
+/*
+ * The entries' types are written here, structurally, rather than taken from unplugin: its types import
+ * every bundler's (rollup, webpack, esbuild, rspack, ...), so an app with one bundler installed could not
+ * compile them without skipLibCheck. Each shape is what its bundler's plugin list accepts.
+ */
+/** A Vite or Rollup plugin: a name and hooks (Vite's and Rollup's own Plugin types accept it). */
+export type SdcRollupPlugin = { name: string } & Record<string, any>;
+/** A webpack plugin: `apply(compiler)`. */
+export type SdcWebpackPlugin = { apply(compiler: any): void };
+/** An esbuild plugin: a name and `setup(build)`. */
+export type SdcEsbuildPlugin = { name: string; setup(build: any): void | Promise<void> };
+
+export interface SdcPlugins {
+  vite(options?: SdcPluginEntryOptions): SdcRollupPlugin;
+  rollup(options?: SdcPluginEntryOptions): SdcRollupPlugin;
+  webpack(options?: SdcPluginEntryOptions): SdcWebpackPlugin;
+  esbuild(options?: SdcPluginEntryOptions): SdcEsbuildPlugin;
+}
+
+const plugins = createUnplugin(factory);
+export const sdc: SdcPlugins = {
+  vite: plugins.vite as SdcPlugins['vite'],
+  rollup: plugins.rollup as SdcPlugins['rollup'],
+  webpack: plugins.webpack as unknown as SdcPlugins['webpack'],
+  esbuild: plugins.esbuild as unknown as SdcPlugins['esbuild'],
+};
 export const vite = sdc.vite;
 export const rollup = sdc.rollup;
 export const webpack = sdc.webpack;

@@ -1,4 +1,4 @@
-/** The library entry (`import … from 'sdc'`): the one compile() every door uses, checking, the runtime. */
+/** The library entry (`import … from 'sdc-compiler'`): the one compile() every door uses, checking, the runtime. */
 export { compile, compileStaged, CompileOptions, CompileReport, ShapeSpec, StagedOutput } from './compiler/compile';
 export { inspect, formatInspect, InspectReport } from './compiler/inspect';
 export { PassReport } from './compiler/pipeline';

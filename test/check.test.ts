@@ -4,10 +4,13 @@ import { SdcError } from '../src/ir/errors';
 import { gelu } from '../src/rules/gelu';
 import { ModelBuilder } from '../src/ir/builder';
 import { saveModel } from '../src/onnx/write';
-import { readModel } from '../src/onnx/read';
 import { checkOutput, compileChecked } from '../src/verify/check';
 import { erfGeluGraph } from './helpers/graphs';
 import { tinyPath, tmpDir } from './helpers/ort';
+import { DataType } from '../src/ir/dtype';
+import { readModel } from '../src/onnx/read';
+import { randomFloats, syntheticInputs } from '../src/runtime/feeds';
+import { indexRanges } from '../src/runtime/token-ids';
 import { FAST_PAIRS, expectChecked } from './helpers/tiny';
 
 const dir = tmpDir();
@@ -164,4 +167,47 @@ test('--check without --shape reads free dims from the weights: a sequence added
   expect(r.check).toMatchObject({ derivedDims: true, dims: { x: [1, 77, 4], y: [1, 77, 4] }, passed: true });
   // the output keeps its symbolic dims: the solver's trial dims do not leak into what is written
   expect(readModel(path.join(dir, 'position-table.out.onnx')).graph.inputs.map((v) => v.shape)).toEqual([['batch', 'seq', 4], ['batch', 'seq', 4]]);
+});
+
+describe('--check says what it fed and what it could not prove', () => {
+  /** A text encoder's front: token ids → embedding rows (through a Cast), plus an output that is always zero. */
+  function embedding(): string {
+    const b = new ModelBuilder();
+    const ids = b.input('input_ids', ['batch', 'sequence'], DataType.INT64);
+    const table = b.const('embed', [100, 4], randomFloats(400, 3));
+    const hidden = b.op('Gather', [table, b.op('Cast', [ids], { to: DataType.INT32 })], { axis: 0 });
+    b.output(b.op('Tanh', [hidden], {}, { name: 'hidden' }), ['batch', 'sequence', 4]);
+    b.output(b.op('Mul', [hidden, b.scalar('zero', 0)]), ['batch', 'sequence', 4]);
+    return saveModel(b.model, path.join(dir, 'embedding.onnx'));
+  }
+
+  test('integer inputs that index an embedding table get ids across it, not one repeated id', () => {
+    const file = embedding();
+    const ranges = indexRanges(readModel(file));
+    expect([...ranges]).toEqual([['input_ids', { size: 100, table: 'embed' }]]);
+    const ids = syntheticInputs([{ name: 'input_ids', type: 'int64', dims: [2, 64], range: 100 }]).input_ids.data as BigInt64Array;
+    const values = new Set(Array.from(ids, Number));
+    expect(values.size).toBeGreaterThan(30);
+    expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...values)).toBeLessThan(100);
+    // without a range, integers stay 1 (a count, a valid index)
+    expect([...new Set(syntheticInputs([{ name: 'n', type: 'int64', dims: [8] }]).n.data as BigInt64Array)]).toEqual([1n]);
+  });
+
+  test('the report names each input\'s values and warns about an output that held one value everywhere', async () => {
+    const r = await compileChecked(embedding(), { output: path.join(dir, 'embedding.sdc.onnx'), check: 2 });
+    expect(r.check).toMatchObject({ passed: true, inputs: ["input_ids: ids uniform in [0, 100) (the rows of 'embed')"], notes: [] });
+    const out = r.check!.constantOutputs;
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(/ \(0 everywhere\)$/);
+    expect(r.warnings).toContainEqual(expect.stringMatching(/^--check: output \S+ \(0 everywhere\) of the original held one value over every input set: the comparison says little about it/));
+  });
+
+  test('an fp16 output checked on the CPU says fp16 arithmetic was not exercised', async () => {
+    const r = await compileChecked(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'fp16.cpu.onnx'), precision: 'fp16', check: 1 });
+    expect(r.check!.passed).toBe(true);
+    expect(r.check!.notes).toEqual([expect.stringMatching(/^fp16 arithmetic not exercised: onnxruntime's CPU provider computes the float16 ops in float32/)]);
+    expect(r.check!.inputs).toEqual(['sample: uniform in [-1, 1)', 'timestep: timesteps 500, 0, 999 by set', 'encoder_hidden_states: uniform in [-1, 1)']);
+    expect(r.check!.constantOutputs).toEqual([]);
+  });
 });

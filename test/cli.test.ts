@@ -5,6 +5,7 @@ import { DataType } from '../src/ir/dtype';
 import { ModelBuilder } from '../src/ir/builder';
 import { saveModel } from '../src/onnx/write';
 import { FIXTURES, TINY, tinyPath, tmpDir } from './helpers/ort';
+import { noWebgpuTest } from './helpers/webgpu';
 
 const dir = tmpDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -125,7 +126,7 @@ test('compile --check N verifies the output before writing it and says how', () 
   const r = sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '1');
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/^verified before writing: onnxruntime cpu$/m);
-  expect(r.stdout).toMatch(/^check: 1 input set at sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok$/m);
+  expect(r.stdout).toMatch(/^check: 1 input set at sample=2x4x32x32,timestep=2,encoder_hidden_states=2x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok; inputs sample: uniform in \[-1, 1\), timestep: timesteps 500, 0, 999 by set, encoder_hidden_states: uniform in \[-1, 1\)$/m);
   expect(sdc('compile', tinyPath('unet_dynamo_op18'), '-o', out, '--check', '-1').status).toBe(2);
 });
 
@@ -135,7 +136,7 @@ test('compile --mode max-autotune --check N loads and checks the kept candidate;
   const r = sdc(...args(out));
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/^verified before writing: onnxruntime cpu$/m);
-  expect(r.stdout).toMatch(/^check: 2 input sets at sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok$/m);
+  expect(r.stdout).toMatch(/^check: 2 input sets at sample=1x4x16x16,timestep=1,encoder_hidden_states=1x16x32 on cpu: max rel \S+, mean rel \S+ \(tolerance 0\.001\) ok; inputs sample: uniform in \[-1, 1\), timestep: timesteps 500, 0, 999 by set, encoder_hidden_states: uniform in \[-1, 1\)$/m);
   expect(r.stdout).toMatch(/^autotune \(median ms per run on cpu\): .*; kept: /m);
   expect(fs.readdirSync(path.dirname(out))).toEqual(['x.onnx']);
   // every candidate differs from the original by ~1e-6: a 1e-9 tolerance refuses whichever is kept
@@ -314,7 +315,7 @@ describe('the other outputs and commands', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^session create: original \d+ ms, compiled \d+ ms \(\d+\.\d\dx\)$/m);
     expect(r.stdout).toMatch(/^run, median of 2 alternated: original \S+ ms, compiled \S+ ms \(\d+\.\d\dx\)$/m);
-    expect(r.stdout).toMatch(/^check: 1 input sets on cpu: max rel \S+ \(tolerance 0\.001\) ok$/m);
+    expect(r.stdout).toMatch(/^check: 1 input sets on cpu: max rel \S+ \(tolerance 0\.001\) ok; inputs sample: uniform in \[-1, 1\), timestep: timesteps 500, 0, 999 by set, encoder_hidden_states: uniform in \[-1, 1\)$/m);
   });
 });
 
@@ -356,4 +357,26 @@ test('sdc cache list, prune and clear: entries least recently used first, evicte
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message);
   }
+});
+
+describe('WebGPU from the command line', () => {
+  const shape = 'sample=1x4x8x8,timestep=1,encoder_hidden_states=1x4x32';
+
+  test('a webgpu compile writes nothing but sdc\'s own lines on stderr (the provider probe\'s native diagnostics stay in its child)', () => {
+    const out = path.join(dir, 'quiet.webgpu.onnx');
+    const r = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', out, '--target', 'webgpu');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^verified before writing: /m);
+  });
+
+  noWebgpuTest('inspect --placement where no adapter starts: one sdc line saying how to get one, exit 2 (a measurement asked for and not made)', () => {
+    const out = path.join(dir, 'quiet.webgpu.onnx');
+    if (!fs.existsSync(out)) expect(sdc('compile', tinyPath('unet_sdpa_op17'), '-o', out, '--target', 'webgpu').status).toBe(0);
+    const r = sdc('inspect', out, '--placement', '--target', 'webgpu', '--shape', shape);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^sdc: \S+quiet\.webgpu\.onnx: placement on webgpu not measured: the webgpu provider cannot start here \(Failed to get a WebGPU adapter[^\n]*\); a GPU with Vulkan drivers, or without one Debian's chromium/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
 });

@@ -35,6 +35,9 @@ module.exports = async () => {
   // what the fast suite checks.
   const realProviderSuite = ['SDC_FULL', 'SDC_E2E', 'SDC_BROWSER'].some((k) => process.env[k]);
   if (realProviderSuite) require(path.join(root, 'dist', 'src', 'runtime', 'swiftshader.js')).useSwiftShader();
+  // and forbids sdc to choose SwiftShader by itself (src/runtime/swiftshader.ts), which the CLI does where
+  // no GPU is: a test that wants that spawns the CLI without this variable
+  else process.env.SDC_SOFTWARE_ADAPTER ??= '0';
   // Probe the WebGPU provider once, in a child process (this one never opens a device), and hand the
   // answer to the test files (test/helpers/webgpu.ts): each worker copies process.env when it starts.
   const session = path.join(root, 'dist', 'src', 'runtime', 'session.js');

@@ -1,6 +1,6 @@
 // The tiny UNet, compiled by sdc at build time: the app imports it with `?sdc` (src/main.js) and gets
 // the compiled model's URL, its inputs and the session options to open it with.
-import sdc from 'sdc/plugin';
+import sdc from 'sdc-compiler/plugin';
 
 export default {
   plugins: [

@@ -33,7 +33,7 @@ export interface AssetInfo {
   gpuFeatures: string[];
 }
 
-/** What a bundled app gets from importing a model with `?sdc` (types: `sdc/client`). */
+/** What a bundled app gets from importing a model with `?sdc` (types: `sdc-compiler/client`). */
 export interface SdcModelAsset extends Omit<AssetInfo, 'sdcVersion'> {
   /** The compiled model's URL. */
   url: string;

@@ -35,7 +35,7 @@ export async function compilePipelineAssets(modelIndex: string, shape: PipelineS
 
 /**
  * What a bundled app gets from importing a pipeline's `model_index.json?sdc` (a `?sdc` import is typed
- * as one model by `sdc/client`: cast it, `sd as unknown as SdcPipelineAsset`).
+ * as one model by `sdc-compiler/client`: cast it, `sd as unknown as SdcPipelineAsset`).
  */
 export interface SdcPipelineAsset {
   className: string | null;

@@ -8,7 +8,8 @@ import { readModel } from '../onnx/read';
 import { inputTypes, syntheticFeeds } from '../runtime/feeds';
 import { openSession, providerUnavailable } from '../runtime/session';
 import { TARGETS, targetTraits } from '../targets';
-import { alternateRuns, median } from '../runtime/timing';
+import { alternateRuns, median, pairedRatio } from '../runtime/timing';
+import { adapterName, softwareAdapter } from '../runtime/swiftshader';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
 import { CheckedCompileOptions, CheckedReport, commitChecked, prepareChecked } from '../verify/check';
 
@@ -24,13 +25,24 @@ export const CANDIDATES: { name: string; passes: string[] | undefined; layout?: 
   { name: 'cleanup only', passes: ['cleanup', 'capture-hints'] },
 ];
 
+/**
+ * Is the variant's gain over the baseline within the noise of paired, alternated runs? The reason when
+ * it is (the paired ratio's confidence interval holds 1, or one run per candidate gives no spread), else null.
+ */
+function withinNoise(baseline: number[], variant: number[]): string | null {
+  const r = pairedRatio(baseline, variant);
+  if (r.level === 0) return `${r.n} run per candidate has no spread; give more runs`;
+  if (!r.withinNoise) return null;
+  return `speedup ${r.median.toFixed(3)}x, ${Math.round(r.level * 100)}% interval ${r.lo.toFixed(3)}-${r.hi.toFixed(3)}x over ${r.n} runs`;
+}
+
 export interface AutotuneResult {
   /** runMs is null when the candidates could not be timed on the target here. */
   candidates: { name: string; runMs: number | null; nodes: number }[];
   chosen: string;
   /** The execution provider the candidates were timed on, or null when none was timed. */
   timedOn: string | null;
-  /** Why the choice was not made by timing, when it was not. */
+  /** Why the choice was not made by timing (or the fastest was not kept), when it was not. */
   untimed?: string;
 }
 
@@ -76,9 +88,13 @@ export async function autotune(input: string, options: CheckedCompileOptions & {
     // A model compiled for the GPU may hold ops the CPU cannot run: without the provider, nothing is
     // timed and the full pipeline is kept, said once.
     const missing = await providerUnavailable(target);
+    // an emulated GPU's timings rank kernels by what is slow on a CPU, and the recorded choice (a
+    // layout) ships to real GPUs: nothing is timed there either
+    const emulated = !missing && traits.vulkanAdapter && softwareAdapter() ? `the ${traits.label} adapter is ${adapterName()}: its timings say nothing about a GPU` : null;
     let result: AutotuneResult;
-    if (missing) {
-      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `the ${traits.label} provider could not start here (${missing}); kept '${built[0].name}' without timing` };
+    if (missing || emulated) {
+      const why = emulated ?? `the ${traits.label} provider could not start here (${missing})`;
+      result = { candidates: built.map((b) => ({ name: b.name, runMs: null, nodes: b.report.nodesAfter })), chosen: built[0].name, timedOn: null, untimed: `${why}; kept '${built[0].name}' without timing` };
       process.stderr.write(`sdc: ${result.untimed}\n`);
     } else {
       const sessions: ort.InferenceSession[] = [];
@@ -94,8 +110,15 @@ export async function autotune(input: string, options: CheckedCompileOptions & {
         }
         const times = await alternateRuns(sessions, feeds, options.runs ?? 7);
         const candidates = built.map((b, i) => ({ name: b.name, runMs: Math.round(median(times[i]) * 10) / 10, nodes: b.report.nodesAfter }));
-        const best = candidates.reduce((a, b) => (b.runMs! < a.runMs! ? b : a));
-        result = { candidates, chosen: best.name, timedOn: provider };
+        const best = candidates.indexOf(candidates.reduce((a, b) => (b.runMs! < a.runMs! ? b : a)));
+        result = { candidates, chosen: candidates[best].name, timedOn: provider };
+        // the default pipeline (candidate 0) gives way only to a gain beyond the runs' own spread
+        const noise = best === 0 ? null : withinNoise(times[0], times[best]);
+        if (noise) {
+          result.chosen = candidates[0].name;
+          result.untimed = `'${candidates[best].name}' timed ${candidates[best].runMs} ms against ${candidates[0].runMs} ms, within the spread of the alternated runs (${noise}); kept '${candidates[0].name}'`;
+          process.stderr.write(`sdc: ${result.untimed}\n`);
+        }
       } finally {
         for (const s of sessions) await s.release();
       }

@@ -12,7 +12,7 @@ import { CompileReport } from '../compiler/compile';
 import { formatExplanation, formatPassRow } from '../compiler/pipeline';
 import { benchCommand, placementCommand, runCommand } from './run-commands';
 import { autotune, AutotuneResult } from '../autotune/autotune';
-import { CheckedReport, compileChecked } from '../verify/check';
+import { CheckedReport, checkLineTail, compileChecked } from '../verify/check';
 import { isPipelineDir } from '../pipeline/layout';
 import { compilePipelineCommand } from './pipeline-command';
 import { benchPipeline, formatPipelineBench } from '../pipeline/bench-pipeline';
@@ -287,7 +287,7 @@ function summary(r: CompileReport & CheckedReport, explain: boolean, verbose: bo
   if (r.check) {
     const c = r.check;
     const dims = Object.entries(c.dims).map(([k, d]) => `${k}=${d.join('x')}`).join(',');
-    lines.push(`check: ${c.sets} input set${c.sets === 1 ? '' : 's'} at ${dims}${c.derivedDims ? ' (dims chosen by sdc; give --shape for yours)' : ''} on ${c.ranOn}: max rel ${c.maxRel.toExponential(2)}, mean rel ${c.meanRel.toExponential(2)} (tolerance ${c.tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
+    lines.push(`check: ${c.sets} input set${c.sets === 1 ? '' : 's'} at ${dims}${c.derivedDims ? ' (dims chosen by sdc; give --shape for yours)' : ''} on ${c.ranOn}: max rel ${c.maxRel.toExponential(2)}, mean rel ${c.meanRel.toExponential(2)} (tolerance ${c.tolerance}) ${c.passed ? 'ok' : 'FAILED'}; ${checkLineTail(c)}`);
   }
   if (verbose) {
     lines.push('passes:');

@@ -7,12 +7,13 @@ import { openSession } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
 import { inputTypes, refuseUnfeedable, syntheticFeeds } from '../runtime/feeds';
 import { parseShapes } from '../compiler/compile';
-import { compileChecked, cpuOriginal } from '../verify/check';
+import { checkLineTail, compileChecked, cpuOriginal } from '../verify/check';
 import { readModel } from '../onnx/read';
-import { TargetName } from '../targets';
+import { TargetName, targetTraits } from '../targets';
 import { recommendedSession } from '../targets/session-options';
 import { formatPlacement, profilePlacement } from '../runtime/placement';
 import { providerUnavailable } from '../runtime/session';
+import { ADAPTER_HINT, adapterName } from '../runtime/swiftshader';
 import { SdcError } from '../ir/errors';
 import { DataType } from '../ir/dtype';
 import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
@@ -91,7 +92,7 @@ export async function benchCommand(model: string, shapeSpec: string, o: { target
       `${model}: ${report.nodesBefore} -> ${report.nodesAfter} nodes (sdc ${o.mode}, ${o.target}, compiled in ${(report.compileMs / 1000).toFixed(1)} s)`,
       `session create: original ${a.createMs.toFixed(0)} ms, compiled ${b.createMs.toFixed(0)} ms (${(a.createMs / b.createMs).toFixed(2)}x)`,
       `run, median of ${o.runs} alternated: original ${med(ta).toFixed(1)} ms, compiled ${med(tb).toFixed(1)} ms (${(med(ta) / med(tb)).toFixed(2)}x)`,
-      ...(report.check ? [`check: ${report.check.sets} input sets on ${report.check.ranOn}: max rel ${report.check.maxRel.toExponential(2)} (tolerance ${report.check.tolerance}) ok`] : []),
+      ...(report.check ? [`check: ${report.check.sets} input sets on ${report.check.ranOn}: max rel ${report.check.maxRel.toExponential(2)} (tolerance ${report.check.tolerance}) ok; ${checkLineTail(report.check)}`] : []),
     ].join('\n');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -111,18 +112,17 @@ export async function placementCommand(
   const { shapes, types } = shapeSpec ? inputsOf(model, shapeSpec) : { shapes: staticDims, types: inputTypes(inputs) };
   const dynamic = inputs.filter((v) => !shapes.has(v.name));
   if (dynamic.length) throw new SdcError(model, `has dynamic inputs (${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}): give --shape to run it`);
-  const why = await providerUnavailable(target);
-  if (why) {
-    const r = { target, available: false, reason: why };
-    return o.json ? JSON.stringify(r, null, 2) : `placement on ${target}: not measured: the ${target} provider cannot start here (${why})`;
-  }
+  // placement is exact on a software adapter (it counts kernels, not time): use one where no GPU is
+  const why = await providerUnavailable(target, { software: true });
+  if (why) throw new SdcError(model, `placement on ${target} not measured: the ${target} provider cannot start here (${why})${targetTraits(target).vulkanAdapter ? `; ${ADAPTER_HINT}` : ''}`);
+  const adapter = targetTraits(target).vulkanAdapter ? adapterName() : null;
   // an sdc output opens as sdc recommends; any other model with the provider's own defaults
   const rec = m.getMetadata('sdc.target') ? recommendedSession((k) => m.getMetadata(k), target) : { options: { executionProviders: [target] } };
   const placement = await profilePlacement(model, syntheticFeeds(shapes, types, model), rec.options as ort.InferenceSession.SessionOptions);
   const facts = placement.cpuNodes.length ? analyzeShapes(m, m.graph) : null;
   const fallbacks = placement.cpuNodes.map((n) => ({ ...n, why: cpuReason(m, facts!, n.name, n.op, target) }));
-  if (o.json) return JSON.stringify({ target, available: true, sessionOptions: rec.options, ...placement, cpuNodes: fallbacks }, null, 2);
-  const lines = [`placement on ${target} (${JSON.stringify(rec.options.executionProviders[0])}), inputs ${[...shapes].map(([k, d]) => `${k}=${d.join('x')}`).join(',')}:`, ...formatPlacement(placement)];
+  if (o.json) return JSON.stringify({ target, adapter, sessionOptions: rec.options, ...placement, cpuNodes: fallbacks }, null, 2);
+  const lines = [`placement on ${target}${adapter ? ` (${adapter})` : ''} (${JSON.stringify(rec.options.executionProviders[0])}), inputs ${[...shapes].map(([k, d]) => `${k}=${d.join('x')}`).join(',')}:`, ...formatPlacement(placement)];
   if (o.explain) for (const f of fallbacks) lines.push(`  on the CPU: ${f.op} '${f.name}': ${f.why}`);
   else if (fallbacks.length) lines.push(`  (--explain names the ${fallbacks.length} CPU nodes and why)`);
   return lines.join('\n');

@@ -30,9 +30,11 @@ export function refuseUnfeedable(types: Map<string, string>, file: string): void
  *   Box–Muller: latent noise and conditioning, what calibration measures ranges on);
  * - an input named like a timestep (`timestep`, `timesteps`, `t`) holds the set's timestep in every
  *   element: TIMESTEPS[set % 3] = 500, 0, 999 (the middle and both ends of the schedule), or `timestep`;
+ * - an integer input with a `range` (the rows of the embedding table it indexes, token-ids.ts) holds ids
+ *   uniform in [0, range): a text encoder checked on many tokens, not one repeated;
  * - other integer inputs hold 1 (a valid index, token id or count), bool inputs true (masks on);
  * - one xorshift32 stream per input set, seeded by `seed` and `set`, read input by input in the order
- *   given (a timestep, an integer or a bool input reads none of it).
+ *   given (a timestep, an integer input without a range or a bool input reads none of it).
  */
 
 /** The timestep of input set `set` is TIMESTEPS[set % TIMESTEPS.length]. */
@@ -80,6 +82,8 @@ export interface InputSpec {
   /** onnxruntime's element type name ('float32', 'int64', ...). */
   type: string;
   dims: readonly number[];
+  /** Integer inputs: ids uniform in [0, range) instead of 1. */
+  range?: number;
 }
 
 export interface InputOptions {
@@ -100,14 +104,23 @@ export function syntheticInputs(specs: readonly InputSpec[], o: InputOptions = {
   const draw = o.floats === 'gaussian' ? () => rng.gaussian() : () => rng.uniform();
   const t = o.timestep ?? TIMESTEPS[set % TIMESTEPS.length];
   const feeds: Record<string, ort.Tensor> = {};
-  for (const { name, type, dims } of specs) {
+  for (const { name, type, dims, range } of specs) {
     if (!(FEED_TYPES as readonly string[]).includes(type)) throw new Error(`synthetic inputs are ${FEED_TYPES.join(', ')}; '${name}' is ${type}`);
     const n = dims.reduce((a, b) => a * b, 1);
     if (typeof t !== 'number' && isTimestep(name) && t.length !== n) throw new Error(`'${name}' has ${n} elements; ${t.length} timesteps were given`);
-    const value: (i: number) => number = isTimestep(name) ? (i) => (typeof t === 'number' ? t : t[i]) : type.startsWith('float') ? draw : () => 1;
+    const ids = range ? () => Math.floor((rng.next() / 2 ** 32) * range) : () => 1;
+    const value: (i: number) => number = isTimestep(name) ? (i) => (typeof t === 'number' ? t : t[i]) : type.startsWith('float') ? draw : ids;
     feeds[name] = new ort.Tensor(type as FeedType, fill(type as FeedType, n, value), [...dims]);
   }
   return feeds;
+}
+
+/** What syntheticInputs puts in one input, for people (`--check`'s report); `table`: the table a range indexes. */
+export function describeSynthetic(spec: InputSpec, table?: string): string {
+  if (isTimestep(spec.name)) return `timesteps ${TIMESTEPS.join(', ')} by set`;
+  if (spec.type.startsWith('float')) return 'uniform in [-1, 1)';
+  if (spec.type === 'bool') return 'true';
+  return spec.range ? `ids uniform in [0, ${spec.range})${table ? ` (the rows of '${table}')` : ''}` : '1';
 }
 
 function fill(type: FeedType, n: number, value: (i: number) => number): ort.Tensor.DataType {

@@ -8,91 +8,90 @@ import { TARGETS, TargetName, targetTraits } from '../targets';
 import { ProviderLayout, recommendedSession } from '../targets/session-options';
 import { saveModel } from '../onnx/write';
 import { SdcError } from '../ir/errors';
+import { openInChild, providerReason } from './quiet-child';
+import { adapterName, chooseSoftwareAdapter, quietVulkan, softwareAdapterChosen, softwareAdapterFor } from './swiftshader';
 
 export const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
 
 /** The onnxruntime execution provider each target runs on (its row in targets/traits.ts). */
 const PROVIDER = Object.fromEntries(TARGETS.map((t) => [t, targetTraits(t).provider])) as Record<TargetName, string>;
 
-const probes = new Map<TargetName, Promise<string | null>>();
+/** A one-node model of `dtype` in a fresh folder, for probing a provider; the caller removes the folder. */
+function probeModel(dtype: DataType): { dir: string; file: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
+  const b = new ModelBuilder();
+  const x = b.input('x', [2, 2], dtype);
+  // Transpose after Add: some kernels compile their shaders only at the first run, which the f16 probe makes
+  b.output(b.op('Transpose', [b.op('Add', [x, x])], { perm: [1, 0] }), [2, 2], dtype);
+  return { dir, file: saveModel(b.model, path.join(dir, 'probe.onnx')) };
+}
+
+/** Open (and with `run`, run once) the one-node probe model on a provider, in a quiet child process. */
+async function probe(provider: string, dtype: DataType, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+  const { dir, file } = probeModel(dtype);
+  try {
+    const type = dtype === DataType.FLOAT16 ? 'float16' : 'float32';
+    const why = await openInChild(file, { executionProviders: [provider] }, { x: [type, [2, 2]] }, env);
+    return why && providerReason(why);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const probes = new Map<string, Promise<string | null>>();
+const once = (key: string, make: () => Promise<string | null>) => {
+  let p = probes.get(key);
+  if (!p) probes.set(key, (p = make()));
+  return p;
+};
 
 /**
- * Can onnxruntime start the target's provider here? Opens a one-node model once per process and
- * target; null when it can, else the provider's own reason (no adapter, no Vulkan loader, a build of
- * onnxruntime-node without CUDA, ...).
+ * Can onnxruntime start the target's provider here? Asked once per process and target, in a child
+ * process (quiet-child.ts: the provider's native stderr stays out of sdc's, and this process's Vulkan
+ * loader is not yet bound). Null when it can, else the provider's reason (no adapter, no Vulkan loader,
+ * a build of onnxruntime-node without CUDA, ...).
+ *
+ * `software`: where no hardware WebGPU adapter exists, may sdc use a software one (SwiftShader,
+ * adapter.ts)? For measurements that are exact there (placement) and checks of small models; never for
+ * running models in an app (load(), bench): the CPU provider is far faster than an emulated GPU. Once
+ * chosen, the software adapter serves every later session of the process.
  */
-export function providerUnavailable(target: TargetName): Promise<string | null> {
-  if (targetTraits(target).hostCpu) return Promise.resolve(null);
-  let probe = probes.get(target);
-  if (!probe) {
-    probe = (async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
-      try {
-        const b = new ModelBuilder();
-        const x = b.input('x', [1]);
-        b.output(b.op('Relu', [x]), [1]);
-        const file = saveModel(b.model, path.join(dir, 'probe.onnx'));
-        // the provider's failure is ours to report, once, in a sentence: not onnxruntime's log line
-        const level = ort.env.logLevel;
-        ort.env.logLevel = 'fatal';
-        const s = await ort.InferenceSession.create(file, { executionProviders: [PROVIDER[target]], logSeverityLevel: 4 }).finally(() => {
-          ort.env.logLevel = level;
-        });
-        await s.release();
-        return null;
-      } catch (e) {
-        return (e as Error).message.split('\n')[0];
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    })();
-    probes.set(target, probe);
-  }
-  return probe;
+export async function providerUnavailable(target: TargetName, o: { software?: boolean } = {}): Promise<string | null> {
+  const traits = targetTraits(target);
+  if (traits.hostCpu) return null;
+  quietVulkan();
+  if (!traits.vulkanAdapter) return once(target, () => probe(PROVIDER[target], DataType.FLOAT));
+  // chosen: the software probe started, and this process's sessions open on SwiftShader from now on
+  if (softwareAdapterChosen()) return null;
+  const hardware = await once(target, () => probe(PROVIDER[target], DataType.FLOAT));
+  if (!hardware) return null;
+  const icd = softwareAdapterFor(process.env);
+  if (!icd) return hardware;
+  if (!o.software) return `${hardware} (a software adapter, SwiftShader, exists: sdc uses it for --placement and small --check runs, not to run models)`;
+  const software = await once(`${target}:software`, () => probe(PROVIDER[target], DataType.FLOAT, { ...process.env, VK_ICD_FILENAMES: icd }));
+  if (software) return `${hardware}; SwiftShader: ${software}`;
+  chooseSoftwareAdapter(icd);
+  return null;
 }
 
 export const webgpuUnavailable = () => providerUnavailable('webgpu');
-
-const f16Probes = new Map<TargetName, Promise<string | null>>();
 
 /**
  * Can the target's provider run float16 here? WebGPU needs the adapter's `shader-f16` (its trait
  * `fp16Feature`; SwiftShader has none: session creation fails with "requires f16 but the device does not
  * support it"). Null when it can, when the target needs no feature, or when the provider itself cannot
- * start (providerUnavailable says that); else why not. Probed once per process and target with a
- * one-node fp16 model, run once (some kernels compile their shaders at the first run).
+ * start (providerUnavailable says that); else why not. Probed once per process and target, in a child,
+ * with a one-node fp16 model run once (some kernels compile their shaders at the first run).
  */
 export function fp16Unavailable(target: TargetName): Promise<string | null> {
   const traits = targetTraits(target);
   if (!traits.fp16Feature) return Promise.resolve(null);
-  let probe = f16Probes.get(target);
-  probe ??= (async () => {
+  return once(`${target}:f16:${process.env.VK_ICD_FILENAMES ?? ''}`, async () => {
     if (await providerUnavailable(target)) return null;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-probe-'));
-    try {
-      const b = new ModelBuilder();
-      const x = b.input('x', [2, 2], DataType.FLOAT16);
-      b.output(b.op('Transpose', [b.op('Add', [x, x])], { perm: [1, 0] }), [2, 2], DataType.FLOAT16);
-      const file = saveModel(b.model, path.join(dir, 'probe-f16.onnx'));
-      const level = ort.env.logLevel;
-      ort.env.logLevel = 'fatal';
-      try {
-        const s = await ort.InferenceSession.create(file, { executionProviders: [traits.provider], logSeverityLevel: 4 });
-        await s.run({ x: new ort.Tensor('float16', new Uint16Array(4), [2, 2]) });
-        await s.release();
-      } finally {
-        ort.env.logLevel = level;
-      }
-      return null;
-    } catch (e) {
-      const why = (e as Error).message.split('\n')[0];
-      return /f16|float16|shader-f16/i.test(why) ? `the ${traits.label} adapter has no ${traits.fp16Feature}` : why;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  })();
-  f16Probes.set(target, probe);
-  return probe;
+    const why = await probe(traits.provider, DataType.FLOAT16);
+    if (!why) return null;
+    return /f16|float16|shader-f16/i.test(why) ? `the ${traits.label} adapter (${adapterName()}) has no ${traits.fp16Feature}` : why;
+  });
 }
 
 export const webgpuF16Unavailable = () => fp16Unavailable('webgpu');

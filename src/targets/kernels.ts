@@ -8,7 +8,7 @@ export { Kernel, Layout, TARGETS, TargetName } from '../ops';
  * registrations and, where marked, runs on the real provider. "webgpu" is two implementations: the
  * native WebGPU EP (onnxruntime-node, `onnxruntime-web/webgpu`) and JSEP (plain `onnxruntime-web`, the
  * default import in browsers), whose kernels check sizes of their own at run time; the webgpu column is
- * what both run; CUDA from its registrations and kernel sources (../shared/REFERENCE.md §3).
+ * what both run; CUDA from its registrations and kernel sources in onnxruntime 1.30.
  * An op absent from a target's column has no kernel there. Standard ai.onnx ops not listed run everywhere.
  * Rules ask `Target.accepts()`, docs/targets.md is rendered from this table, and compile() refuses an
  * output holding an op its target lacks.

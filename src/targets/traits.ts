@@ -34,13 +34,18 @@ export interface TargetTraits {
   nodeProvider: boolean;
   /** onnxruntime-web can capture the provider's graph (enableGraphCapture, GPU-resident inputs and outputs). */
   webCapture: boolean;
+  /**
+   * The provider opens a Vulkan adapter, so a software one (SwiftShader, src/runtime/swiftshader.ts) can
+   * stand in where no GPU is: exact for placement, slow to run, meaningless to time.
+   */
+  vulkanAdapter: boolean;
 }
 
 export const TRAITS: Record<TargetName, TargetTraits> = {
   cpu: {
     provider: 'cpu', label: 'CPU', hostCpu: true, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: ['wasm'], untimeable: null,
-    nodeProvider: true, webCapture: false,
+    nodeProvider: true, webCapture: false, vulkanAdapter: false,
   },
   webgpu: {
     provider: 'webgpu', label: 'WebGPU', hostCpu: false, dispatchBound: true,
@@ -48,13 +53,13 @@ export const TRAITS: Record<TargetName, TargetTraits> = {
     // sdc emits NCHW graphs, so NCHW is the default; max-autotune may record NHWC where a GPU times it faster
     providerLayout: { default: 'NCHW', choices: ['NCHW', 'NHWC'] },
     fp16Feature: 'shader-f16', maxStorageBuffers: 8, webProviders: ['webgpu'], untimeable: null,
-    nodeProvider: true, webCapture: true,
+    nodeProvider: true, webCapture: true, vulkanAdapter: true,
   },
   cuda: {
     provider: 'cuda', label: 'CUDA', hostCpu: false, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: null,
     untimeable: 'onnxruntime-node here has no CUDA provider',
-    nodeProvider: false, webCapture: false,
+    nodeProvider: false, webCapture: false, vulkanAdapter: false,
   },
 };
 

@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { calibrate, CalibrationReport } from '../runtime/calibrate';
 import { compareTensors } from '../runtime/compare';
-import { checkDims, modelInputSpecs, syntheticInputs } from '../runtime/feeds';
+import { checkDims, describeSynthetic, modelInputSpecs, syntheticInputs } from '../runtime/feeds';
 import { CompileOptions, CompileReport, compileStaged, refuseReportPath, StagedOutput, ShapeSpec, writeJsonAtomic } from '../compiler/compile';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
@@ -14,7 +14,9 @@ import { PRECISION_KEY } from '../passes/convert-fp16';
 import { TargetName, targetTraits } from '../targets';
 import { opRecord } from '../ops';
 import { lowerToCpu } from './lower';
-import { usingSwiftShader } from '../runtime/swiftshader';
+import { adapterName, usingSwiftShader } from '../runtime/swiftshader';
+import { openInChild } from '../runtime/quiet-child';
+import { indexRanges } from '../runtime/token-ids';
 import { recommendedSession } from '../targets/session-options';
 
 export interface CheckOptions {
@@ -48,6 +50,12 @@ export interface CheckReport {
   tolerance: number;
   /** No mismatch, and maxRel within the tolerance. */
   passed: boolean;
+  /** What the inputs held, per input, for people (`input_ids: ids in [0, 49408)`). */
+  inputs: string[];
+  /** Outputs of the original that held one value everywhere over every set: a check of them proves little. */
+  constantOutputs: string[];
+  /** What this check could not exercise (fp16 arithmetic on the CPU), for the check line. */
+  notes: string[];
 }
 
 /** What loading the output before it was moved into place showed. */
@@ -70,7 +78,8 @@ const ATTENTION_OPS = ['MultiHeadAttention', 'Attention'];
 export async function checkOutput(original: string, compiled: string, o: CheckOptions): Promise<CheckReport> {
   const model = readModel(original);
   const { dims, derived } = checkDims(model, o.shapes, original);
-  const specs = modelInputSpecs(model, dims, '--check');
+  const ranges = indexRanges(model);
+  const specs = modelInputSpecs(model, dims, '--check').map((sp) => ({ ...sp, range: ranges.get(sp.name)?.size }));
   const tolerance = o.tolerance ?? DEFAULT_TOLERANCE;
   // the compiled graph (no weights) answers both questions below: attention ops, recorded session options
   const compiledGraph = readModel(compiled, { allowMissingData: true });
@@ -84,14 +93,14 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   const noGpu = onDevice ? await deviceCannotRun(o.target, compiledGraph) : null;
   const onGpu = onDevice && !noGpu;
   if (onGpu) {
-    ranOn = traits.provider;
+    ranOn = `${traits.provider} (${adapterName()})`;
     if (usingSwiftShader() && compiledGraph.graph.nodes.some((n) => ATTENTION_OPS.includes(n.opType))) {
       // SwiftShader runs WebGPU's flash-attention kernel wrongly for queries ≥ 32 (docs/webgpu.md):
       // check everything else on the provider, with attention as its definition
       scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
       runFile = path.join(scratch, 'mha-lowered.onnx');
       lowerToCpu(compiled, runFile, ATTENTION_OPS);
-      ranOn = `${traits.provider} (SwiftShader; attention lowered)`;
+      ranOn = `${traits.provider} (${adapterName()}; attention lowered: SwiftShader runs it wrongly, docs/webgpu.md)`;
     }
   } else if (cpuLacks(compiled).length) {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'));
@@ -107,6 +116,7 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   const a = await createSession(reference, { executionProviders: ['cpu'], logSeverityLevel: 3 }, 'cpu', original);
   const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? o.target : 'cpu');
   const b = (await openSession(runFile, onGpu ? o.target : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
+  const constant = new Map<string, number | null>(); // output → its one value so far, null once two differ
   let maxRel = 0;
   let meanRel = 0;
   let nonFinite = 0;
@@ -122,6 +132,7 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
       });
       const rb = await b.run(feeds);
       for (const k of a.outputNames) {
+        constant.set(k, oneValue(ra[k], s === 0 ? undefined : constant.get(k)));
         const d = compareTensors(ra[k], rb[k], k);
         maxRel = Math.max(maxRel, d.maxRel);
         meanRel = Math.max(meanRel, d.meanRel);
@@ -135,7 +146,35 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
   const passed = !mismatches.length && maxRel <= tolerance;
-  return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, nonFinite, mismatches, tolerance, passed };
+  const constantOutputs = [...constant].filter(([, v]) => v !== null).map(([k, v]) => `${k} (${v} everywhere)`);
+  const notes = compiledGraph.getMetadata(PRECISION_KEY) === 'fp16' && !onGpu
+    ? ['fp16 arithmetic not exercised: onnxruntime\'s CPU provider computes the float16 ops in float32 (it drops the Cast pairs), so this checks the rewrites and the fp16 rounding of weights, not fp16 computation']
+    : [];
+  const inputs = specs.map((sp) => `${sp.name}: ${describeSynthetic(sp, ranges.get(sp.name)?.table)}`);
+  return { sets: o.sets, dims: Object.fromEntries(dims), derivedDims: derived, ranOn, maxRel, meanRel, nonFinite, mismatches, tolerance, passed, inputs, constantOutputs, notes };
+}
+
+/** The one value every element of `t` holds (and `prev`, when given), or null when two differ. */
+function oneValue(t: ort.Tensor, prev?: number | null): number | null {
+  if (prev === null) return null;
+  const d = t.data as ArrayLike<number | bigint>;
+  if (!d.length) return null;
+  // 0 and -0 are one value; NaN equals NaN here
+  const same = (a: number, b: number) => a === b || (a !== a && b !== b);
+  const first = Number(d[0]);
+  if (prev !== undefined && !same(prev, first)) return null;
+  for (let i = 1; i < d.length; i++) if (!same(Number(d[i]), first)) return null;
+  return first === 0 ? 0 : first;
+}
+
+/** The end of a check line: the inputs fed, then what the check could not exercise. */
+export function checkLineTail(c: CheckReport): string {
+  return `inputs ${c.inputs.join(', ')}${c.notes.map((n) => `; ${n}`).join('')}`;
+}
+
+/** What --check warns when an output was constant: equal constants pass at max rel 0 whatever sdc did. */
+function constantNote(c: CheckReport): string {
+  return `--check: output${c.constantOutputs.length === 1 ? '' : 's'} ${c.constantOutputs.join(', ')} of the original held one value over every input set: the comparison says little about ${c.constantOutputs.length === 1 ? 'it' : 'them'} (check at other dims or inputs)`;
 }
 
 /** What --check says when the original's outputs held NaN or ±Inf (a note: the check passed). */
@@ -143,10 +182,18 @@ function checkNote(c: CheckReport): string {
   return `--check: the original's outputs held ${c.nonFinite} NaN or infinite value${c.nonFinite === 1 ? '' : 's'} over ${c.sets} input set${c.sets === 1 ? '' : 's'}; the compiled model's matched each, position by position, and the relative bound (max rel ${c.maxRel.toExponential(2)}) covers the finite values only`;
 }
 
+/**
+ * The most weight bytes a model may have for sdc to check it on a software WebGPU adapter (SwiftShader
+ * runs the 6 MB tiny UNet in ~10-20 s a call; a full-size model would take hours): beyond, the oracle.
+ */
+const SOFTWARE_CHECK_BYTES = 32 * 2 ** 20;
+
 /** Why the target's provider cannot run this compiled model here (no adapter; fp16 without shader-f16), or null. */
 async function deviceCannotRun(target: TargetName, model: Model): Promise<string | null> {
-  const why = await providerUnavailable(target);
-  if (why) return why;
+  const bytes = model.graph.initializers().reduce((s, v) => s + v.initializer!.byteLength, 0);
+  const small = bytes <= SOFTWARE_CHECK_BYTES;
+  const why = await providerUnavailable(target, { software: small });
+  if (why) return small ? why : `${why}; its ${(bytes / 2 ** 20).toFixed(0)} MB of weights are more than sdc runs on a software adapter (${SOFTWARE_CHECK_BYTES / 2 ** 20} MB)`;
   return model.getMetadata(PRECISION_KEY) === 'fp16' ? fp16Unavailable(target) : null;
 }
 
@@ -186,11 +233,16 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
   const noGpu = onDevice ? await deviceCannotRun(target, meta) : null;
   const onGpu = onDevice && !noGpu;
   const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), target).options.executionProviders : ['cpu'];
-  const open = (file: string) =>
-    ort.InferenceSession.create(file, { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 }).then((s) => s.release());
+  const options = { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled' as const, logSeverityLevel: 4 as const };
+  // on a device, in a child process: the provider's native diagnostics stay off sdc's stderr (quiet-child.ts)
+  const open = async (file: string) => {
+    if (!onGpu) return ort.InferenceSession.create(file, options).then((s) => s.release());
+    const why = await openInChild(file, options);
+    if (why) throw new Error(why);
+  };
   try {
     await open(staged.modelFile);
-    return { by: `onnxruntime ${onGpu ? traits.provider : 'cpu'}` };
+    return { by: `onnxruntime ${onGpu ? `${traits.provider} (${adapterName()})` : 'cpu'}` };
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
     // which ops the CPU provider runs is what a real session says (it runs function ops such as
@@ -301,6 +353,7 @@ export async function commitChecked<R extends CompileReport>(input: string, repo
         const c = out.check;
         refuseFailedCheck(input, c, 'nothing was written');
         if (c.nonFinite) out.warnings.push(checkNote(c));
+        if (c.constantOutputs.length) out.warnings.push(constantNote(c));
       }
       staged.commit();
     } catch (e) {

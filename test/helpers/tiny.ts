@@ -32,7 +32,7 @@ export async function expectChecked(style: (typeof TINY)[number], target: 'cpu' 
   // without an adapter a webgpu output is checked on the CPU, and the report says why
   expect(r.check!.ranOn).toEqual(target === 'cuda' ? 'cpu (GPU-only ops lowered to CPU ops)' : webgpu ? expect.stringMatching(/^webgpu/) : why ? `cpu (WebGPU here: ${why})` : 'cpu');
   if (target === 'cuda') expect(r.loaded!.by).toMatch(/^structure only: onnxruntime's CPU provider has no kernel for NhwcConv/);
-  else if (target === 'webgpu') expect(r.loaded!.by).toMatch(webgpu ? /^onnxruntime webgpu$/ : /^structure only: onnxruntime's CPU provider has no kernel for \w+|^onnxruntime cpu$/);
+  else if (target === 'webgpu') expect(r.loaded!.by).toMatch(webgpu ? /^onnxruntime webgpu \(.*adapter.*\)$/ : /^structure only: onnxruntime's CPU provider has no kernel for \w+|^onnxruntime cpu$/);
   else expect(r.loaded!.by).toBe('onnxruntime cpu');
   expect(fs.existsSync(out)).toBe(true);
   expect(fs.readdirSync(path.dirname(out))).toEqual(['unet.onnx']); // no staging folder left behind

@@ -22,3 +22,6 @@ const failing = Object.assign(
  * (`.ci/run`), a failure. Never a test that passes without asserting anything.
  */
 export const gpuTest: jest.It = webgpuMissing === null ? test : required ? (failing as unknown as jest.It) : test.skip;
+
+/** `test` for a test of what sdc says where no WebGPU adapter starts (`npm test` here); skipped where one does. */
+export const noWebgpuTest: jest.It = webgpuMissing === null ? test.skip : test;
