@@ -1,8 +1,8 @@
 import { exportTriton, TritonExportOptions, TritonExportReport } from '../serving/export-triton';
 
 /** `sdc export triton IN... -o REPO`: the serving door; the summary says per model what its config holds. */
-export function exportTritonCommand(inputs: string[], opts: TritonExportOptions & { json?: boolean; quiet?: boolean }): string | null {
-  const report = exportTriton(inputs, opts);
+export async function exportTritonCommand(inputs: string[], opts: TritonExportOptions & { json?: boolean; quiet?: boolean }): Promise<string | null> {
+  const report = await exportTriton(inputs, opts);
   if (opts.quiet) return null;
   if (opts.json) return JSON.stringify(report, null, 2);
   return exportSummary(report);

@@ -203,11 +203,11 @@ async function parse(argv: string[]): Promise<number> {
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors' })
           .example('$0 export triton sd15-cuda/ -o repo --gpus 0,1 --kserve', 'a compiled pipeline: one model per component')
           .example('$0 export triton unet-b1.onnx unet-b2.onnx -o repo', 'two shape specializations: models unet-b1 and unet-b2'),
-      (args) => {
+      async (args) => {
         try {
           const gpus = args.gpus?.split(',').map((g) => g.trim());
           if (gpus?.some((g) => !/^[0-9]+$/.test(g))) throw new SdcError('', `--gpus takes comma-separated GPU indices, e.g. 0,1 (got '${args.gpus}')`);
-          const text = exportTritonCommand(args.inputs!, {
+          const text = await exportTritonCommand(args.inputs!, {
             output: args.output, name: args.name, instances: args.instances, gpus: gpus?.map(Number), maxBatch: args['max-batch'], kserve: args.kserve, json: args.json, quiet: args.quiet,
           });
           if (text) process.stdout.write(text + '\n');

@@ -1,15 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { isDeepStrictEqual } from 'util';
+import * as ort from 'onnxruntime-node';
 import { SdcError } from '../ir/errors';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
 import { realPath } from '../onnx/write';
 import { SDC_VERSION } from '../compiler/version';
+import { OptimizationLevel, recommendedSession } from '../targets/session-options';
 import { readPipeline } from '../pipeline/layout';
 import { commitFolder, firstForeignFile, inside, makeStage, resolvedTarget } from '../pipeline/stage-folder';
 import { readText, writeText } from './pbtxt';
-import { ServingOptions, tritonConfig, TritonModel } from './triton-config';
+import { OutputShapes, ServingOptions, tritonConfig, TritonModel } from './triton-config';
 import { KSERVE_FILE, KSERVE_HEADER, kserveManifest } from './kserve';
 
 export interface TritonExportOptions {
@@ -68,14 +70,18 @@ interface Source {
  * and REPO/<name>/1/model.onnx with its weights beside it. The repository is staged beside REPO, every
  * config read back and every model re-read before it is moved into place whole.
  */
-export function exportTriton(inputs: string[], opts: TritonExportOptions): TritonExportReport {
+export async function exportTriton(inputs: string[], opts: TritonExportOptions): Promise<TritonExportReport> {
   const serving = servingOptions(opts);
   const sources = readSources(inputs, opts.name);
   const out = path.resolve(opts.output);
   const given = opts.output;
   refuseRepository(sources, inputs, out, given);
 
-  const built = sources.map((s) => ({ s, t: tritonConfig(s.model, s.name, serving, s.file) }));
+  const built: { s: Source; t: TritonModel }[] = [];
+  for (const s of sources) {
+    const level = recommendedSession((k) => s.model.getMetadata(k)).options.graphOptimizationLevel;
+    built.push({ s, t: tritonConfig(s.model, s.name, serving, s.file, await outputShapes(s.file, level)) });
+  }
   if (opts.maxBatch !== undefined && opts.maxBatch > 0 && built.every((b) => b.t.unbatchable)) {
     throw new SdcError('', `--max-batch ${opts.maxBatch}: no model here has a dynamic batch dim (${built[0].s.name}: ${built[0].t.unbatchable})`);
   }
@@ -96,6 +102,25 @@ export function exportTriton(inputs: string[], opts: TritonExportOptions): Trito
     fs.rmSync(stage, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * The output shapes onnxruntime resolves when it opens the model on the CPU (what Triton's backend
+ * compares the config with), or null when it cannot open it here (a cuda model's GPU-only ops): the
+ * config then has sdc's own shape analysis, and a dim neither knows stays -1.
+ */
+async function outputShapes(file: string, level: OptimizationLevel): Promise<OutputShapes | null> {
+  let session: ort.InferenceSession;
+  try {
+    // at the level the backend will open it with: its constant folding resolves dims the declared shapes leave open
+    session = await ort.InferenceSession.create(file, { graphOptimizationLevel: level, logSeverityLevel: 4 });
+  } catch {
+    return null;
+  }
+  const shapes: OutputShapes = new Map();
+  for (const m of session.outputMetadata) if (m.isTensor) shapes.set(m.name, m.shape);
+  await session.release();
+  return shapes;
 }
 
 function servingOptions(opts: TritonExportOptions): ServingOptions {

@@ -9,7 +9,7 @@ export const KSERVE_HEADER = '# Written by sdc export triton --kserve: a KServe 
 export const KSERVE_FILE = 'inferenceservice.yaml';
 
 /** A Kubernetes name (DNS-1123 label) from a model or folder name. */
-export function kubernetesName(name: string): string {
+function kubernetesName(name: string): string {
   const n = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '').replace(/-+$/, '').slice(0, 63).replace(/-+$/, '');
   return n || 'sdc-models';
 }

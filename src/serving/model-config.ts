@@ -7,7 +7,7 @@
  * newer proto is a comparison of two lists.
  */
 
-export type Scalar = 'string' | 'int32' | 'int64' | 'uint32' | 'uint64' | 'bool';
+type Scalar = 'string' | 'int32' | 'int64' | 'uint32' | 'uint64' | 'bool';
 
 export interface FieldSpec {
   number: number;

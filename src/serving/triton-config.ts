@@ -3,7 +3,7 @@ import { SdcError } from '../ir/errors';
 import { Dim, Value } from '../ir/graph';
 import { Model } from '../ir/model';
 import { Sym } from '../ir/symbolic';
-import { analyzeShapes } from '../analysis/shapes';
+import { analyzeShapes, ShapeAnalysis } from '../analysis/shapes';
 import { OptimizationLevel, recommendedSession } from '../targets/session-options';
 import { targetTraits, TargetName, TARGETS } from '../targets';
 import { Message } from './model-config';
@@ -47,7 +47,7 @@ export interface TritonModel {
  * sdc's shape analysis, not by their declared names (an exporter names an output's batch dim anything,
  * `Convout_sample_dim_0`): the output's dim 0 must be computed as the inputs' batch dim.
  */
-function batchDim(model: Model, inputs: Value[], outputs: Value[]): { symbol: string } | { why: string } {
+function batchDim(sa: ShapeAnalysis, seen: OutputShapes | null, inputs: Value[], outputs: Value[]): { symbol: string } | { why: string } {
   const first = inputs.map((v) => v.shape![0]);
   if (inputs.some((v) => v.shape!.length === 0)) return { why: `input '${inputs.find((v) => v.shape!.length === 0)!.name}' is a scalar (no batch dim)` };
   if (first.some((d) => typeof d !== 'string')) {
@@ -56,22 +56,42 @@ function batchDim(model: Model, inputs: Value[], outputs: Value[]): { symbol: st
   }
   if (new Set(first).size !== 1) return { why: `the inputs' dim 0 are different dims (${[...new Set(first)].join(', ')})` };
   const symbol = first[0] as string;
-  const sa = analyzeShapes(model);
   for (const o of outputs) {
+    const fixed = seen?.get(o.name)?.[0];
+    if (typeof fixed === 'number' && fixed >= 0) return { why: `onnxruntime computes output '${o.name}' dim 0 as ${fixed}` };
     const d = sa.get(o).shape?.[0];
     if (!d || !d.equals(Sym.atom(symbol))) return { why: `output '${o.name}' dim 0 is not computed as the inputs' ${symbol}` };
   }
   return { symbol };
 }
 
-const configDims = (shape: Dim[]): number[] => shape.map((d) => (typeof d === 'number' ? d : -1));
+/**
+ * The dims onnxruntime will see: an output's declared dim that the graph computes as a constant is that
+ * constant (onnxruntime's own inference does the same, and Triton's backend compares the config with it:
+ * Optimum labels SDXL's `text_embeds` [batch_size, sequence_length] though it is [batch, 1280], and a
+ * specialized model may keep an output's old symbolic label).
+ */
+function servedDims(v: Value, sa: ShapeAnalysis | null, seen: OutputShapes | null): Dim[] {
+  const inferred = sa?.get(v).shape;
+  const ort = seen?.get(v.name);
+  return v.shape!.map((d, i) => {
+    if (typeof d === 'number') return d;
+    const o = ort?.length === v.shape!.length ? ort[i] : null;
+    if (typeof o === 'number' && o >= 0) return o;
+    return inferred?.length === v.shape!.length ? inferred[i].value ?? d : d;
+  });
+}
+
+/** Output shapes as onnxruntime resolved them when it opened the model (its inference can know more than the declared dims). */
+export type OutputShapes = Map<string, readonly (number | string)[]>;
 
 /** One tensor's config entry: dims (batch dim dropped when batching), a reshape for a scalar. */
-function tensorEntry(v: Value, batching: boolean, file: string): Message {
+function tensorEntry(v: Value, batching: boolean, sa: ShapeAnalysis | null, seen: OutputShapes | null, file: string): Message {
   const dt = v.type?.kind === 'tensor' ? v.type.elemType : null;
   const type = dt === null ? undefined : TRITON_TYPE[dt];
   if (!type) throw new SdcError(file, `'${v.name}' is ${dt === null ? 'not a tensor' : `a ${dtypeName(dt)} tensor`}: Triton has no data type for it`);
-  const dims = configDims(batching ? v.shape!.slice(1) : v.shape!);
+  const shape = servedDims(v, sa, seen);
+  const dims = (batching ? shape.slice(1) : shape).map((d) => (typeof d === 'number' ? d : -1));
   // Triton cannot declare an empty dims: a scalar (or a [batch] vector when batching) is [1] reshaped to []
   return dims.length ? { name: v.name, data_type: type, dims } : { name: v.name, data_type: type, dims: [1], reshape: { shape: [] } };
 }
@@ -80,7 +100,7 @@ function tensorEntry(v: Value, batching: boolean, file: string): Message {
  * A Triton model configuration from sdc's own description of a compiled model: its inputs and outputs,
  * the target and session options sdc recorded, its capture report.
  */
-export function tritonConfig(model: Model, name: string, opts: ServingOptions, file: string): TritonModel {
+export function tritonConfig(model: Model, name: string, opts: ServingOptions, file: string, seen: OutputShapes | null): TritonModel {
   const meta = (k: string) => model.getMetadata(k);
   const target = meta('sdc.target') as TargetName;
   if (!TARGETS.includes(target)) throw new SdcError(file, `was compiled for '${target}', a target this sdc does not know`);
@@ -97,7 +117,8 @@ export function tritonConfig(model: Model, name: string, opts: ServingOptions, f
   if (unshaped) throw new SdcError(file, `'${unshaped.name}' has no declared shape; Triton's config needs every input's and output's rank`);
 
   const notes: string[] = [];
-  const batch = batchDim(model, inputs, g.outputs);
+  const sa = analyzeShapes(model);
+  const batch = batchDim(sa, seen, inputs, g.outputs);
   const batchable = 'symbol' in batch;
   const batching = batchable && opts.maxBatch > 0;
   if (batching) notes.push(`batches up to ${opts.maxBatch} along '${(batch as { symbol: string }).symbol}' (dynamic_batching)`);
@@ -108,8 +129,8 @@ export function tritonConfig(model: Model, name: string, opts: ServingOptions, f
     platform: 'onnxruntime_onnx',
     backend: 'onnxruntime',
     max_batch_size: batching ? opts.maxBatch : 0,
-    input: inputs.map((v) => tensorEntry(v, batching, file)),
-    output: g.outputs.map((v) => tensorEntry(v, batching, file)),
+    input: inputs.map((v) => tensorEntry(v, batching, null, null, file)),
+    output: g.outputs.map((v) => tensorEntry(v, batching, sa, seen, file)),
     instance_group: [{ count: opts.instances, kind: gpu ? 'KIND_GPU' : 'KIND_CPU', ...(gpu && opts.gpus ? { gpus: opts.gpus } : {}) }],
   };
   if (batching) config.dynamic_batching = {};
