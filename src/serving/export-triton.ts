@@ -91,7 +91,7 @@ export async function exportTriton(inputs: string[], opts: TritonExportOptions):
     const models = built.map(({ s, t }) => writeModel(stage, s, t));
     let kserve: string | null = null;
     if (opts.kserve) {
-      const gpu = built.some((b) => b.t.target === 'cuda');
+      const gpu = built.some((b) => b.t.gpu);
       const name = opts.name ?? (sources[0].component ? path.basename(path.resolve(inputs[0])) : sources.length === 1 ? sources[0].name : 'sdc-models');
       fs.writeFileSync(path.join(stage, KSERVE_FILE), kserveManifest(name, gpu ? serving.gpus?.length ?? 1 : 0));
       kserve = KSERVE_FILE;

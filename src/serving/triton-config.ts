@@ -37,6 +37,8 @@ export interface TritonModel {
   config: Message;
   /** Why the model batches, or why not; what was left out; for the summary and docs. */
   notes: string[];
+  /** Its instances run on GPUs (KIND_GPU). */
+  gpu: boolean;
   /** Why the model's batch dim is not dynamic (so --max-batch does not apply to it); null: it is. */
   unbatchable: string | null;
   target: TargetName;
@@ -106,10 +108,9 @@ export function tritonConfig(model: Model, name: string, opts: ServingOptions, f
   if (!TARGETS.includes(target)) throw new SdcError(file, `was compiled for '${target}', a target this sdc does not know`);
   const traits = targetTraits(target);
   // Triton's onnxruntime backend has the CPU and CUDA providers; a WebGPU model's layout and kernels are not theirs
-  if (traits.provider !== 'cpu' && traits.provider !== 'cuda') {
-    throw new SdcError(file, `was compiled for ${target}; Triton's onnxruntime backend runs the CPU and CUDA providers: compile it with --target cuda (or cpu) and export that`);
-  }
-  const gpu = traits.provider === 'cuda';
+  const kind = traits.tritonKind;
+  if (!kind) throw new SdcError(file, `was compiled for ${target}; Triton's onnxruntime backend runs the CPU and CUDA providers: compile it with --target cuda (or cpu) and export that`);
+  const gpu = kind === 'KIND_GPU';
   if (opts.gpus && !gpu) throw new SdcError(file, `--gpus places instances on GPUs, but this model was compiled for ${target} (KIND_CPU); compile it with --target cuda to serve it on GPUs`);
   const g = model.graph;
   const inputs = g.inputs.filter((v) => !v.initializer);
@@ -131,7 +132,7 @@ export function tritonConfig(model: Model, name: string, opts: ServingOptions, f
     max_batch_size: batching ? opts.maxBatch : 0,
     input: inputs.map((v) => tensorEntry(v, batching, null, null, file)),
     output: g.outputs.map((v) => tensorEntry(v, batching, sa, seen, file)),
-    instance_group: [{ count: opts.instances, kind: gpu ? 'KIND_GPU' : 'KIND_CPU', ...(gpu && opts.gpus ? { gpus: opts.gpus } : {}) }],
+    instance_group: [{ count: opts.instances, kind, ...(gpu && opts.gpus ? { gpus: opts.gpus } : {}) }],
   };
   if (batching) config.dynamic_batching = {};
 
@@ -160,7 +161,7 @@ export function tritonConfig(model: Model, name: string, opts: ServingOptions, f
   } else {
     notes.push('no model_warmup: some dims are dynamic, so there is no compiled shape to warm up at');
   }
-  return { config, notes, unbatchable: 'why' in batch ? batch.why : null, target };
+  return { config, notes, unbatchable: 'why' in batch ? batch.why : null, target, gpu };
 }
 
 /** The capture report in one line: whether CUDA graphs / WebGPU capture could take the graph. */
