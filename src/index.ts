@@ -23,3 +23,4 @@ export { loadPipeline, SdcPipeline } from './pipeline/load';
 export { benchPipeline, formatPipelineBench, PipelineBenchOptions, PipelineBenchReport, WorkloadResult, VariantTimes, Spread } from './pipeline/bench-pipeline';
 export { Workload, WORKLOADS } from './pipeline/workloads';
 export { compilePipelineAssets, PipelineAsset, SdcPipelineAsset } from './assets/pipeline-assets';
+export { exportTriton, TritonExportOptions, TritonExportReport, ExportedModel } from './serving/export-triton';

@@ -18,6 +18,7 @@ import { compilePipelineCommand } from './pipeline-command';
 import { benchPipeline, formatPipelineBench } from '../pipeline/bench-pipeline';
 import { Workload, WORKLOADS } from '../pipeline/workloads';
 import { cacheCommand } from './cache-command';
+import { exportTritonCommand } from './export-command';
 
 /** An argument mistake: reported with the usage line, exit 2, and no command runs. */
 class UsageError extends Error {}
@@ -33,8 +34,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function usage(argv: string[], message: string): number {
-  const command = ['compile', 'inspect', 'run', 'bench'].find((c) => argv[0] === c);
-  const line = command ? `sdc ${command} <input> [options] (sdc ${command} --help lists them)` : 'sdc <command> [options] (sdc --help lists them)';
+  const command = ['compile', 'inspect', 'run', 'bench', 'export'].find((c) => argv[0] === c);
+  const line = command === 'export' ? 'sdc export triton <compiled model or pipeline folder>... -o REPO [options] (sdc export --help lists them)' : command ? `sdc ${command} <input> [options] (sdc ${command} --help lists them)` : 'sdc <command> [options] (sdc --help lists them)';
   process.stderr.write(`sdc: ${message}\nusage: ${line}\n`);
   return 2;
 }
@@ -185,6 +186,36 @@ async function parse(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'export <format> <inputs..>',
+      'write a Triton Inference Server model repository from compiled models or a compiled pipeline folder (docs/serving.md)',
+      (y) =>
+        y
+          .positional('format', { choices: ['triton'] as const, describe: 'triton: a Triton model repository (config.pbtxt per model, weights beside each model)' })
+          .positional('inputs', { type: 'string', array: true, describe: 'compiled .onnx models (several shape specializations become separately named models), or one compiled pipeline folder' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the repository folder to write (an earlier export there is replaced whole; anything else there is refused)' })
+          .option('name', { type: 'string', describe: 'one model: its name in the repository (default: its file name); a pipeline: the prefix of its components\' names' })
+          .option('instances', { type: 'number', describe: 'model instances per GPU (cuda models) or in all (cpu models); default 1' })
+          .option('gpus', { type: 'string', describe: 'comma-separated GPU indices to place the instances of cuda models on (default: every GPU)' })
+          .option('max-batch', { type: 'number', describe: 'max_batch_size for models whose batch dim is dynamic, with dynamic batching (default 4; 0: no batching). Static specializations always get 0' })
+          .option('kserve', { type: 'boolean', default: false, describe: 'also write inferenceservice.yaml, a KServe InferenceService for the repository' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors' })
+          .example('$0 export triton sd15-cuda/ -o repo --gpus 0,1 --kserve', 'a compiled pipeline: one model per component')
+          .example('$0 export triton unet-b1.onnx unet-b2.onnx -o repo', 'two shape specializations: models unet-b1 and unet-b2'),
+      async (args) => {
+        try {
+          const gpus = args.gpus?.split(',').map((g) => g.trim());
+          if (gpus?.some((g) => !/^[0-9]+$/.test(g))) throw new SdcError('', `--gpus takes comma-separated GPU indices, e.g. 0,1 (got '${args.gpus}')`);
+          const text = await exportTritonCommand(args.inputs!, {
+            output: args.output, name: args.name, instances: args.instances, gpus: gpus?.map(Number), maxBatch: args['max-batch'], kserve: args.kserve, json: args.json, quiet: args.quiet,
+          });
+          if (text) process.stdout.write(text + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
       'run <input>',
       'run a model through the sdc runtime (compiles or reuses the cached specialization) and summarize its outputs',
       (y) =>
@@ -248,7 +279,7 @@ async function parse(argv: string[]): Promise<number> {
       },
     )
     .command(cacheCommand(fail))
-    .demandCommand(1, 'name a command: compile, inspect, run, bench or cache (see --help)')
+    .demandCommand(1, 'name a command: compile, inspect, run, bench, export or cache (see --help)')
     .strict()
     .help()
     .wrap(Math.min(120, process.stdout.columns || 100))

@@ -6,10 +6,11 @@ import { realPath } from '../onnx/write';
 import { fusedSiteCounts } from '../passes/registry';
 import { SDC_VERSION } from '../compiler/version';
 import { Progress, silentProgress } from '../compiler/progress';
-import { alive, refuseUnwritableFile, writeJsonAtomic } from '../compiler/compile';
+import { refuseUnwritableFile, writeJsonAtomic } from '../compiler/compile';
 import { CheckedCompileOptions, CheckedReport, compileChecked } from '../verify/check';
 import { DATA_FILE, MODEL_FILE, Pipeline, readPipeline, Role } from './layout';
 import { DimOverrides, parsePipelineShapes, PipelineShape, planDims } from './dims';
+import { commitFolder, firstForeignFile, inside, makeStage, resolvedTarget } from './stage-folder';
 
 export interface PipelineCompileOptions extends Omit<CheckedCompileOptions, 'output' | 'shapes' | 'checkShapes' | 'report' | 'dataFileName' | 'progress'> {
   /** The folder to write: the same layout, every component compiled, every other file copied. */
@@ -117,7 +118,7 @@ export async function compilePipeline(dir: string, opts: PipelineCompileOptions)
         fs.mkdirSync(path.dirname(to), { recursive: true });
         fs.copyFileSync(path.join(p.dir, f), to);
       }
-      commitFolder(p, stage, out!, opts.output!);
+      commitFolder(stage, out!, opts.output!, () => refuseOutput(p, out!, opts.output!));
     }
     progress.done();
     const report: PipelineReport = {
@@ -138,16 +139,6 @@ export async function compilePipeline(dir: string, opts: PipelineCompileOptions)
     if (stage) fs.rmSync(stage, { recursive: true, force: true });
     throw e;
   }
-}
-
-/** Where `p` would land, with links resolved (the folder may not exist yet). */
-function resolvedTarget(p: string): string {
-  return path.join(realPath(path.dirname(p)), path.basename(p));
-}
-
-function inside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /**
@@ -185,20 +176,7 @@ function notWrittenBySdc(p: Pipeline, out: string): string | null {
     }
   }
   const others = new Set(p.otherFiles);
-  const walk = (rel: string): string | null => {
-    for (const e of fs.readdirSync(path.join(out, rel), { withFileTypes: true })) {
-      const r = rel ? path.join(rel, e.name) : e.name;
-      if (e.isDirectory()) {
-        const f = walk(r);
-        if (f) return f;
-        continue;
-      }
-      if (ours.has(r)) continue;
-      if (!e.isFile() || !others.has(r) || !sameBytes(path.join(out, r), path.join(p.dir, r))) return r;
-    }
-    return null;
-  };
-  return walk('');
+  return firstForeignFile(out, (r) => ours.has(r) || (others.has(r) && sameBytes(path.join(out, r), path.join(p.dir, r))));
 }
 
 function sameBytes(a: string, b: string): boolean {
@@ -214,63 +192,4 @@ function refuseReport(p: Pipeline, report: string, out: string | null): void {
   const r = resolvedTarget(path.resolve(report));
   if (inside(r, realPath(p.dir))) throw new SdcError(report, '--report is inside the pipeline folder, which sdc never writes into; choose another path');
   if (out && inside(r, resolvedTarget(out))) throw new SdcError(report, '--report is inside the output folder, which sdc replaces whole; choose another path');
-}
-
-/** A private folder beside the destination; stale ones of dead processes are removed first. */
-function makeStage(out: string): string {
-  const parent = path.dirname(out);
-  const base = path.basename(out);
-  try {
-    fs.mkdirSync(parent, { recursive: true });
-  } catch (e) {
-    throw new SdcError(out, `cannot create the folder ${parent} (${(e as NodeJS.ErrnoException).code})`);
-  }
-  const prefix = `.${base}.sdc-`;
-  for (const name of fs.readdirSync(parent)) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[1]);
-    if (Number.isSafeInteger(pid) && pid !== process.pid && !alive(pid)) fs.rmSync(path.join(parent, name), { recursive: true, force: true });
-  }
-  try {
-    return fs.mkdtempSync(path.join(parent, `${prefix}stage-${process.pid}-`));
-  } catch (e) {
-    throw new SdcError(out, `cannot write in ${parent} (${(e as NodeJS.ErrnoException).code})`);
-  }
-}
-
-/**
- * Move the staged folder into place. A new destination is one rename. An existing one (checked again
- * here: another process may have written it meanwhile) is moved aside, replaced, then removed: a reader
- * sees the old pipeline or the new one, never a mix.
- */
-function commitFolder(p: Pipeline, stage: string, out: string, given: string): void {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (!fs.existsSync(out)) {
-      try {
-        fs.renameSync(stage, out);
-        return;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-        continue; // another compile got there first: replace its output like any earlier one
-      }
-    }
-    refuseOutput(p, out, given);
-    const old = `${path.join(path.dirname(out), `.${path.basename(out)}.sdc-old-${process.pid}`)}-${Date.now().toString(36)}`;
-    try {
-      fs.renameSync(out, old);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw e;
-    }
-    try {
-      fs.renameSync(stage, out);
-    } catch (e) {
-      fs.renameSync(old, out);
-      throw e;
-    }
-    fs.rmSync(old, { recursive: true, force: true });
-    return;
-  }
-  throw new SdcError(given, 'kept changing while sdc wrote it (another compile to the same folder?); nothing was written');
 }

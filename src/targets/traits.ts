@@ -39,13 +39,18 @@ export interface TargetTraits {
    * stand in where no GPU is: exact for placement, slow to run, meaningless to time.
    */
   vulkanAdapter: boolean;
+  /**
+   * The Triton instance-group kind that makes Triton's onnxruntime backend run this provider (KIND_GPU:
+   * the CUDA provider); null: the backend has no such provider (WebGPU), so sdc does not export for it.
+   */
+  tritonKind: 'KIND_CPU' | 'KIND_GPU' | null;
 }
 
 export const TRAITS: Record<TargetName, TargetTraits> = {
   cpu: {
     provider: 'cpu', label: 'CPU', hostCpu: true, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: ['wasm'], untimeable: null,
-    nodeProvider: true, webCapture: false, vulkanAdapter: false,
+    nodeProvider: true, webCapture: false, vulkanAdapter: false, tritonKind: 'KIND_CPU',
   },
   webgpu: {
     provider: 'webgpu', label: 'WebGPU', hostCpu: false, dispatchBound: true,
@@ -53,13 +58,13 @@ export const TRAITS: Record<TargetName, TargetTraits> = {
     // sdc emits NCHW graphs, so NCHW is the default; max-autotune may record NHWC where a GPU times it faster
     providerLayout: { default: 'NCHW', choices: ['NCHW', 'NHWC'] },
     fp16Feature: 'shader-f16', maxStorageBuffers: 8, webProviders: ['webgpu'], untimeable: null,
-    nodeProvider: true, webCapture: true, vulkanAdapter: true,
+    nodeProvider: true, webCapture: true, vulkanAdapter: true, tritonKind: null,
   },
   cuda: {
     provider: 'cuda', label: 'CUDA', hostCpu: false, dispatchBound: false, providerLayout: null, fp16Feature: null,
     maxStorageBuffers: null, webProviders: null,
     untimeable: 'onnxruntime-node here has no CUDA provider',
-    nodeProvider: false, webCapture: false, vulkanAdapter: false,
+    nodeProvider: false, webCapture: false, vulkanAdapter: false, tritonKind: 'KIND_GPU',
   },
 };
 
