@@ -234,9 +234,9 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
   const onGpu = onDevice && !noGpu;
   const providers = onGpu ? recommendedSession((k) => meta.getMetadata(k), target).options.executionProviders : ['cpu'];
   const options = { executionProviders: providers as ort.InferenceSession.SessionOptions['executionProviders'], graphOptimizationLevel: 'disabled' as const, logSeverityLevel: 4 as const };
-  // on a device, in a child process: the provider's native diagnostics stay off sdc's stderr (quiet-child.ts)
+  // in a child process (quiet-child.ts): a device provider's native diagnostics stay off sdc's stderr, and
+  // a model that crashes onnxruntime natively (a hostile attribute it indexes with) ends the child, not sdc
   const open = async (file: string) => {
-    if (!onGpu) return ort.InferenceSession.create(file, options).then((s) => s.release());
     const why = await openInChild(file, options);
     if (why) throw new Error(why);
   };
@@ -251,13 +251,18 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
     if (!onGpu && missing && !traits.hostCpu) return { by: `structure only: onnxruntime's CPU provider has no kernel for ${missing}${onDevice ? ` (and ${traits.label} here: ${noGpu})` : ''}` };
     try {
       await open(input);
-    } catch {
+    } catch (e2) {
+      const crashed = CRASHED.exec(why);
+      if (crashed && CRASHED.test((e2 as Error).message)) throw new SdcError(input, `onnxruntime's process ended (${crashed[1]}) opening this model, the original as well as sdc's output: the model holds something onnxruntime cannot handle; nothing was written`);
       return { by: `not loaded: onnxruntime cannot load the input either (${why})` };
     }
     if (shapes) await refuseDimsTheOriginalRefuses(input, shapes);
     throw new Error(`onnxruntime cannot load the compiled model (a bug in sdc; nothing was written): ${why}`);
   }
 }
+
+/** openInChild's answer when onnxruntime took the child process down (a native crash) rather than throwing. */
+const CRASHED = /process ended without an answer \(([^)]*)\)/;
 
 /** A specialization onnxruntime refuses is the user's --shape, not sdc's bug, when the original refuses those dims too. */
 async function refuseDimsTheOriginalRefuses(input: string, shapes: ShapeSpec): Promise<void> {
