@@ -412,3 +412,30 @@ describe('hostile attributes onnxruntime would read are refused before it sees t
     expect(fs.readdirSync(folder)).toEqual(['ln.onnx']);
   });
 });
+
+describe('a model whose sizes cannot fit, hidden behind shape computations sdc folds: the input\'s problem (exit 2, naming the node), not "a bug in sdc"', () => {
+  const cases: [string, () => ModelBuilder, RegExp][] = [
+    ['a MatMul operand reshaped to the wrong width', () => {
+      const b = new ModelBuilder(17);
+      const x = b.input('x', ['batch', 6]);
+      const w = b.op('Reshape', [b.const('wflat', [24], Array.from({ length: 24 }, (_, i) => i / 24)), b.ints('wshape', [4, 6])]);
+      b.output(b.op('MatMul', [x, w], {}, { name: 'mm' }));
+      return b;
+    }, /node 'mm' \(MatMul\) multiplies a \[\.\.\., 6\] operand by a \[4, \.\.\.\] one/],
+    ['a Reshape target that does not hold the elements', () => {
+      const b = new ModelBuilder(17);
+      const x = b.input('x', [2, 6]);
+      const target = b.op('Concat', [b.op('Slice', [b.op('Shape', [x]), b.ints('s0', [0]), b.ints('e0', [1])]), b.ints('four', [4])], { axis: 0 });
+      b.output(b.op('Relu', [b.op('Reshape', [x, target], {}, { name: 'rs' })]));
+      return b;
+    }, /node 'rs' \(Reshape\) reshapes 12 elements into \[2, 4\]/],
+  ];
+  test.each(cases)('%s', (label, make, problem) => {
+    const file = saveModel(make().model, path.join(dir, `inconsistent-${label.length}.onnx`));
+    const out = path.join(dir, `inconsistent-${label.length}.out.onnx`);
+    const r = spawnSync(SDC, ['compile', file, '-o', out], { encoding: 'utf8' });
+    expect([r.status, r.stderr.trim().split('\n').length]).toEqual([2, 1]);
+    expect(r.stderr).toMatch(new RegExp(`^sdc: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: is inconsistent: ${problem.source}`));
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});

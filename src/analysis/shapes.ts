@@ -39,6 +39,11 @@ export interface ShapeLookup {
 export interface Conflict {
   node: Node;
   problem: string;
+  /**
+   * The node cannot run at any input (its own operands' sizes clash); false for a declared output type
+   * that disagrees with what the node computes, which onnxruntime tolerates (it warns and runs).
+   */
+  certain: boolean;
 }
 
 export class ShapeAnalysis implements ShapeLookup {
@@ -103,7 +108,7 @@ export class ShapeAnalysis implements ShapeLookup {
         const clash = inferred.shape && declared?.shape && declared.shape.length === inferred.shape.length
           ? declared.shape.findIndex((d, k) => typeof d === 'number' && inferred.shape![k].value !== null && inferred.shape![k].value !== d)
           : -1;
-        if (clash >= 0) this.conflict(`output '${o.name}' is declared with dim ${clash} = ${declared!.shape![clash]} but computes ${inferred.shape![clash].value}`);
+        if (clash >= 0) this.conflict(`output '${o.name}' is declared with dim ${clash} = ${declared!.shape![clash]} but computes ${inferred.shape![clash].value}`, false);
         const shape = inferred.shape ?? (declared?.shape ? declared.shape.map((d, k) => symOfDim(d, () => `unk__${o.name}_${k}`)) : null);
         this.info.set(o, { ...inferred, dtype: inferred.dtype ?? declared?.elemType ?? null, shape });
       });
@@ -258,6 +263,8 @@ export class ShapeAnalysis implements ShapeLookup {
         if (!a || !b) return [{ ...UNKNOWN, dtype: x.dtype }];
         const a2 = a.length === 1 ? [Sym.const(1), a[0]] : a;
         const b2 = b.length === 1 ? [b[0], Sym.const(1)] : b;
+        const [ka, kb] = [a2[a2.length - 1], b2[b2.length - 2]];
+        if (ka.value !== null && kb.value !== null && ka.value !== kb.value) this.conflict(`multiplies a [..., ${ka.value}] operand by a [${kb.value}, ...] one`);
         const batch = this.broadcast(a2.slice(0, -2), b2.slice(0, -2));
         const shape = [...batch, ...(a.length === 1 ? [] : [a2[a2.length - 2]]), ...(b.length === 1 ? [] : [b2[b2.length - 1]])];
         return [{ dtype: x.dtype, shape, content: null, constant: null }];
@@ -268,6 +275,8 @@ export class ShapeAnalysis implements ShapeLookup {
         if (!a || !b) return [{ ...UNKNOWN, dtype: x.dtype }];
         const m = n.int('transA', 0) ? a[1] : a[0];
         const nn = n.int('transB', 0) ? b[0] : b[1];
+        const [ka, kb] = [n.int('transA', 0) ? a[0] : a[1], n.int('transB', 0) ? b[1] : b[0]];
+        if (ka?.value != null && kb?.value != null && ka.value !== kb.value) this.conflict(`multiplies a [M, ${ka.value}] operand by a [${kb.value}, N] one`);
         return [{ dtype: x.dtype, shape: [m, nn], content: null, constant: null }];
       }
       case 'Conv': return [this.conv(n, ins)];
@@ -301,9 +310,9 @@ export class ShapeAnalysis implements ShapeLookup {
     }
   }
 
-  private conflict(problem: string): void {
+  private conflict(problem: string, certain = true): void {
     const n = this.current;
-    if (n && !this.conflicts.some((c) => c.node === n)) this.conflicts.push({ node: n, problem });
+    if (n && !this.conflicts.some((c) => c.node === n)) this.conflicts.push({ node: n, problem, certain });
   }
 
   /** Numpy broadcasting over symbolic dims; two different symbols give a fresh one (never a guess). */
@@ -326,9 +335,13 @@ export class ShapeAnalysis implements ShapeLookup {
   private reshape(input: Sym[], target: Sym[], allowzero: boolean): Sym[] {
     const dims = target.map((d, i) => (d.value === 0 && !allowzero && input[i] ? input[i] : d));
     const minus = dims.findIndex((d) => d.value === -1);
-    if (minus < 0) return dims;
     const total = input.reduce((a, b) => a.mul(b), Sym.const(1));
     const rest = dims.filter((_, i) => i !== minus).reduce((a, b) => a.mul(b), Sym.const(1));
+    // a count both sides know and that cannot match: the model cannot run at any input (a mutated target)
+    if (total.value !== null && rest.value !== null && (minus < 0 ? total.value !== rest.value : rest.value === 0 || total.value % rest.value !== 0)) {
+      this.conflict(`reshapes ${total.value} elements into [${target.map((d) => d.value ?? d.toString()).join(', ')}]`);
+    }
+    if (minus < 0) return dims;
     dims[minus] = total.floorDiv(rest);
     return dims;
   }

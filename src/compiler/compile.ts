@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
 import { opHistogram } from './inspect';
+import { analyzeShapes } from '../analysis/shapes';
 import { refuseInvalid, validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
@@ -117,6 +118,7 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   refuseInvalid(model, input);
   const readMs = performance.now() - t0;
   model.initializersAsConstants();
+  refuseInconsistent(model, input);
   const nodesBefore = model.graph.countNodes();
   const opsBefore = opHistogram(model.graph);
   const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
@@ -461,6 +463,18 @@ export function refuseReportPath(input: string, opts: CompileOptions): void {
   const weights = readModel(input, { allowMissingData: true }).externalFiles();
   const taken = [input, ...weights, ...(opts.output ? [opts.output, `${opts.output}.data`] : [])].map(real);
   if (taken.includes(real(opts.report))) throw new SdcError(opts.report, '--report names a file this compile reads or writes (the model, its weights or the output); choose another path');
+}
+
+/**
+ * A model whose own sizes cannot fit (a MatMul's inner dims, a Reshape's element count, a broadcast, found
+ * by sdc's shape analysis with the sizes the model fixes) fails at every input: the input's problem,
+ * refused naming the node before anything is compiled, rather than folded into an output onnxruntime
+ * refuses (or one that fails as the original does). A declared type that disagrees is not refused:
+ * onnxruntime runs such models.
+ */
+function refuseInconsistent(model: Model, input: string): void {
+  const c = analyzeShapes(model).conflicts.find((x) => x.certain);
+  if (c) throw new SdcError(input, `is inconsistent: node '${c.node.name}' (${c.node.opType}) ${c.problem}, whatever the inputs; nothing was written`);
 }
 
 /**

@@ -15,7 +15,8 @@ import { TargetName, targetTraits } from '../targets';
 import { opRecord } from '../ops';
 import { lowerToCpu } from './lower';
 import { adapterName, usingSwiftShader } from '../runtime/swiftshader';
-import { openInChild } from '../runtime/quiet-child';
+import { openInChild, providerReason } from '../runtime/quiet-child';
+import { analyzeShapes } from '../analysis/shapes';
 import { indexRanges } from '../runtime/token-ids';
 import { recommendedSession } from '../targets/session-options';
 
@@ -254,11 +255,24 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
     } catch (e2) {
       const crashed = CRASHED.exec(why);
       if (crashed && CRASHED.test((e2 as Error).message)) throw new SdcError(input, `onnxruntime's process ended (${crashed[1]}) opening this model, the original as well as sdc's output: the model holds something onnxruntime cannot handle; nothing was written`);
+      refuseInconsistent(input, why);
       return { by: `not loaded: onnxruntime cannot load the input either (${why})` };
     }
     if (shapes) await refuseDimsTheOriginalRefuses(input, shapes);
+    // onnxruntime opened the input, whose sizes were hidden behind shape computations that sdc folded
+    refuseInconsistent(input, why);
     throw new Error(`onnxruntime cannot load the compiled model (a bug in sdc; nothing was written): ${why}`);
   }
+}
+
+/**
+ * An output onnxruntime refuses is sdc's bug only when the input was consistent: sdc's own shape analysis
+ * of the input finding sizes that cannot fit (a MatMul's inner dims, a Reshape's element count, a
+ * broadcast) makes it the model's problem, said naming the node, exit 2.
+ */
+function refuseInconsistent(input: string, why: string): void {
+  const c = analyzeShapes(readModel(input, { allowMissingData: true })).conflicts[0];
+  if (c) throw new SdcError(input, `is inconsistent: node '${c.node.name}' (${c.node.opType}) ${c.problem}, whatever the inputs (onnxruntime: ${providerReason(why).replace(/^Load model from \S+ failed:/, '')}); nothing was written`);
 }
 
 /** openInChild's answer when onnxruntime took the child process down (a native crash) rather than throwing. */
