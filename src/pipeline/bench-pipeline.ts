@@ -158,7 +158,7 @@ async function openAll(dir: string, names: string[], options: (file: string) => 
   const out = new Map<string, ort.InferenceSession>();
   for (const n of names) {
     const file = path.join(dir, n, 'model.onnx');
-    out.set(n, await ort.InferenceSession.create(file, { logSeverityLevel: 3, ...options(file) }));
+    out.set(n, await ort.InferenceSession.create(file, { logSeverityLevel: 4, ...options(file) }));
   }
   return out;
 }

@@ -106,7 +106,7 @@ export async function openSession(
   options: ort.InferenceSession.SessionOptions,
   warn: (msg: string) => void,
 ): Promise<{ session: ort.InferenceSession; provider: string }> {
-  const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...options };
+  const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 4, ...options };
   if (!targetTraits(target).hostCpu) {
     const why = await providerUnavailable(target);
     // the caller's provider entry carries provider options (the WebGPU layout); else the bare name

@@ -114,7 +114,7 @@ export async function checkOutput(original: string, compiled: string, o: CheckOp
   const quiet = () => {};
   const reference = cpuOriginal(original, () => (scratch ??= fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-check-'))));
   if (reference !== original) ranOn += '; the original\'s GPU-only ops lowered too';
-  const a = await createSession(reference, { executionProviders: ['cpu'], logSeverityLevel: 3 }, 'cpu', original);
+  const a = await createSession(reference, { executionProviders: ['cpu'], logSeverityLevel: 4 }, 'cpu', original);
   const rec = recommendedSession((k) => compiledGraph.getMetadata(k), onGpu ? o.target : 'cpu');
   const b = (await openSession(runFile, onGpu ? o.target : 'cpu', onGpu ? (rec.options as ort.InferenceSession.SessionOptions) : {}, quiet)).session;
   const constant = new Map<string, number | null>(); // output → its one value so far, null once two differ
