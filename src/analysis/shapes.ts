@@ -3,6 +3,7 @@ import { AttrType, Graph, Node, Value, clampInt } from '../ir/graph';
 import { Model } from '../ir/model';
 import { Arr, arrOf, evaluate, sliceBounds } from './evaluate';
 import { Sym, symOfDim } from '../ir/symbolic';
+import { normalizeAxis } from '../ir/dims';
 import { convSpatialDims, opRecord } from '../ops';
 
 /**
@@ -297,6 +298,16 @@ export class ShapeAnalysis implements ShapeLookup {
         const set = new Set((axes.length ? axes : x.shape.map((_, i) => i)).map((a) => (a! < 0 ? a! + r : a!)));
         const keep = n.int('keepdims', 1) === 1;
         return [{ dtype: x.dtype, shape: keep ? x.shape.map((d, i) => (set.has(i) ? Sym.const(1) : d)) : x.shape.filter((_, i) => !set.has(i)), content: null, constant: null }];
+      }
+      case 'ArgMax':
+      case 'ArgMin': {
+        // one int64 index per reduced row: CLIP's pooled token (argmax of the ids)
+        if (!x.shape) return [{ ...UNKNOWN, dtype: DataType.INT64 }];
+        const r = x.shape.length;
+        const axis = normalizeAxis(n.int('axis', 0), r);
+        if (axis < 0 || axis >= r) return [{ ...UNKNOWN, dtype: DataType.INT64 }];
+        const keep = n.int('keepdims', 1) === 1;
+        return [{ dtype: DataType.INT64, shape: keep ? x.shape.map((d, i) => (i === axis ? Sym.const(1) : d)) : x.shape.filter((_, i) => i !== axis), content: null, constant: null }];
       }
       case 'Pad': {
         const pads = ins[1]?.content?.map((s) => s.value);

@@ -4,8 +4,13 @@ import { Pass } from '../rewrite/pass';
 import { isDefaultDomain, isNondeterministic } from '../ir/query';
 import { byteSize } from '../ir/dtype';
 
-/** Constants folding may create: at most this many bytes, and no more than its inputs for growth ops. */
+/**
+ * Constants folding may create: at most this many bytes, and for growth ops no more than their inputs or
+ * GROWTH_ALLOWANCE_BYTES: a causal mask of 77 tokens (23 KB) folds, so a static text encoder keeps no int64
+ * mask arithmetic for the CPU (which blocks graph capture), while an Expand to a feature map does not.
+ */
 const FOLD_LIMIT_BYTES = 1 << 20;
+const GROWTH_ALLOWANCE_BYTES = 64 << 10;
 const GROWTH = new Set(['Expand', 'Tile', 'ConstantOfShape', 'Range', 'Resize', 'Upsample', 'Pad']);
 
 /**
@@ -55,7 +60,7 @@ function foldNode(g: Graph, n: Node, opset: number): 'folded' | 'too-big' | 'no'
   const outs = evaluate(n, arrs, opset);
   if (!outs || outs.length < n.outputs.filter((o) => !o.omitted).length) return 'no';
   const bytes = outs.reduce((s, a) => s + byteSize(a.dtype, a.data.length), 0);
-  if (n.opType !== 'Constant' && (bytes > FOLD_LIMIT_BYTES || (GROWTH.has(n.opType) && bytes > Math.max(inBytes, 64)))) return 'too-big';
+  if (n.opType !== 'Constant' && (bytes > FOLD_LIMIT_BYTES || (GROWTH.has(n.opType) && bytes > Math.max(inBytes, GROWTH_ALLOWANCE_BYTES)))) return 'too-big';
   const targets = n.outputs.map((o, i) => [o, outs[i]] as const).filter(([o, a]) => !o.omitted && a);
   let tensors;
   try {

@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { readModel } from '../../src/onnx/read';
 import * as ort from 'onnxruntime-node';
 import { compile } from '../../src/compiler/compile';
 import { Mode } from '../../src/rewrite/pass';
@@ -106,6 +107,8 @@ interface ComponentResult {
   /** Worst relative difference to PyTorch's outputs and to the original model's (onnxruntime, CPU). */
   vsReference: number | null;
   vsOriginal: number;
+  /** The capture report sdc recorded (reduce-overhead), from the written model's metadata. */
+  capture: { capturable: boolean; blockers: string[] } | null;
 }
 
 /**
@@ -128,7 +131,8 @@ async function compileComponent(id: string, target: TargetName, mode: Mode, dir:
     vsReference = Math.max(vsReference, relError(want, compiled[name]));
     vsOriginal = Math.max(vsOriginal, relError(original[name], compiled[name]));
   }
-  return { ops: report.opsAfter, fused: fusedSiteCounts(report.passes), vsReference: hasTorchWeights(pipeline, component) ? vsReference : null, vsOriginal };
+  const capture = readModel(out, { allowMissingData: true }).getMetadata('sdc.capture');
+  return { ops: report.opsAfter, fused: fusedSiteCounts(report.passes), vsReference: hasTorchWeights(pipeline, component) ? vsReference : null, vsOriginal, capture: capture ? JSON.parse(capture) : null };
 }
 
 /** A component compiled for one target: no Softmax left, the fused sites as expected, equal to the original and PyTorch (1e-4). */
@@ -137,6 +141,8 @@ export async function expectComponent(id: string, target: TargetName, mode: Mode
   expect(r.ops['ai.onnx::Softmax']).toBeUndefined();
   expect(r.fused).toEqual(FUSED[id][target]);
   expect(r.vsOriginal).toBeLessThan(1e-4);
+  // static: every shape computation folded (a causal mask, CLIP's pooled-token index), so the graph can be captured
+  if (mode === 'reduce-overhead') expect([id, r.capture]).toEqual([id, { capturable: true, blockers: [] }]);
   // a component with synthesized weights is compared with its original only (test/helpers/pipelines.ts)
   if (r.vsReference !== null) expect(r.vsReference).toBeLessThan(1e-4);
 }

@@ -38,17 +38,25 @@ describe('fold-constants', () => {
     expect(r.ops).toEqual({ 'ai.onnx::Abs': 1, 'ai.onnx::Sqrt': 1 });
   });
 
-  test('does not create a constant above the size limit, nor grow through Expand', async () => {
+  test('does not create a constant above the size limit, nor grow through Expand past 64 KB; a 77×77 mask folds', async () => {
     const b = new ModelBuilder();
     const x = b.input('x', [512, 1024]);
     const big = b.op('ConstantOfShape', [b.ints('s', [512, 1024])], { value: Tensor.fromValues('v', DataType.FLOAT, [1], [2]) });
-    const grown = b.op('Expand', [b.scalar('three', 3), b.ints('s2', [64, 64])]);
+    const grown = b.op('Expand', [b.scalar('three', 3), b.ints('s2', [256, 256])]);
     b.output(b.op('Add', [b.op('Mul', [x, big]), b.op('ReduceSum', [grown], { keepdims: 0 })]), [512, 1024]);
     const r = await compileAndCompare(b, dir, 'toobig', [{ x: tensor([512, 1024]) }], { passes: ['fold-constants'] });
     expect(r.ops['ai.onnx::ConstantOfShape']).toBe(1);
     expect(r.ops['ai.onnx::Expand']).toBe(1);
     expect(r.report.passes[0].counts!.leftTooBig).toBe(2);
     expect(r.worst).toBe(0);
+    // a causal mask's size (CLIP, 77 tokens: 23 KB) folds: no int64 mask arithmetic left for the CPU
+    const m = new ModelBuilder();
+    const y = m.input('y', [77, 77]);
+    const mask = m.op('Where', [m.op('Less', [m.op('Range', [m.scalar('z', 0, DataType.INT64), m.scalar('n', 77, DataType.INT64), m.scalar('one', 1, DataType.INT64)]), m.ints('col', [40])]), m.scalar('neg', -1e4), m.op('ConstantOfShape', [m.ints('s3', [77, 77])], { value: Tensor.fromValues('zv', DataType.FLOAT, [1], [0]) })]);
+    m.output(m.op('Add', [y, mask]), [77, 77]);
+    const small = await compileAndCompare(m, dir, 'mask', [{ y: tensor([77, 77]) }], { passes: ['fold-constants'] });
+    expect(small.ops).toEqual({ 'ai.onnx::Add': 1 });
+    expect(small.worst).toBe(0);
   });
 });
 
