@@ -94,8 +94,11 @@ function tensorEntry(v: Value, batching: boolean, sa: ShapeAnalysis | null, seen
   if (!type) throw new SdcError(file, `'${v.name}' is ${dt === null ? 'not a tensor' : `a ${dtypeName(dt)} tensor`}: Triton has no data type for it`);
   const shape = servedDims(v, sa, seen);
   const dims = (batching ? shape.slice(1) : shape).map((d) => (typeof d === 'number' ? d : -1));
-  // Triton cannot declare an empty dims: a scalar (or a [batch] vector when batching) is [1] reshaped to []
-  return dims.length ? { name: v.name, data_type: type, dims } : { name: v.name, data_type: type, dims: [1], reshape: { shape: [] } };
+  if (dims.length) return { name: v.name, data_type: type, dims };
+  // Triton cannot declare an empty dims. Batching, a [batch] vector is [1] per request reshaped to []; not
+  // batching, Triton's core refuses an empty reshape ("cannot have empty reshape for non-batching model")
+  // and the onnxruntime backend takes dims of all 1 for a scalar input or output (onnxruntime.cc)
+  return batching ? { name: v.name, data_type: type, dims: [1], reshape: { shape: [] } } : { name: v.name, data_type: type, dims: [1] };
 }
 
 /**

@@ -28,7 +28,9 @@ function expectedEntry(meta: ort.InferenceSession.ValueMetadata, batching: boole
   const shape = batching ? meta.shape.slice(1) : meta.shape;
   const dims = shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
   const type = TRITON_OF_ORT[meta.type];
-  return dims.length ? { name: meta.name, data_type: type, dims } : { name: meta.name, data_type: type, dims: [1], reshape: { shape: [] } };
+  if (dims.length) return { name: meta.name, data_type: type, dims };
+  // Triton's core refuses an empty reshape in a model that does not batch: there a scalar is dims [1] alone
+  return batching ? { name: meta.name, data_type: type, dims: [1], reshape: { shape: [] } } : { name: meta.name, data_type: type, dims: [1] };
 }
 
 export interface RepositoryModel {
