@@ -211,3 +211,8 @@ describe('--check says what it fed and what it could not prove', () => {
     expect(r.check!.constantOutputs).toEqual([]);
   });
 });
+
+test('a cuda fp16 output (onnxruntime words its missing kernel differently under fp16) is checked by structure, not an internal error', async () => {
+  const r = await compileChecked(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'cuda-fp16.onnx'), target: 'cuda', precision: 'fp16' });
+  expect(r.loaded!.by).toMatch(/^structure only: onnxruntime's CPU provider has no kernel for NhwcConv/);
+});

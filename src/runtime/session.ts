@@ -125,10 +125,22 @@ export async function createSession(file: string, options: ort.InferenceSession.
   try {
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
-    const m = /Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'/.exec((e as Error).message);
+    const m = missingKernel((e as Error).message);
     if (!m) throw e;
-    throw new SdcError(model, `onnxruntime's ${provider} provider has no kernel for ${m[1]} (opset ${m[2]}, node '${m[3]}'): the model holds an op only another provider runs; run it where that provider is`);
+    throw new SdcError(model, `onnxruntime's ${provider} provider has no kernel for ${m.op} (opset ${m.opset}, node '${m.node}'): the model holds an op only another provider runs; run it where that provider is`);
   }
+}
+
+/**
+ * The op onnxruntime found no kernel for, from its session error: "Could not find an implementation for
+ * NhwcConv(1) node with name 'n'" (float32), or "Failed to find kernel for com.microsoft.NhwcConv(1)
+ * (node:'n' ...)" (float16, where it first tried to insert casts); null for any other error.
+ */
+export function missingKernel(message: string): { op: string; opset: string; node: string } | null {
+  const a = /Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'/.exec(message);
+  if (a) return { op: a[1], opset: a[2], node: a[3] };
+  const b = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\((\d+)\) \(node:'([^']*)'/.exec(message);
+  return b ? { op: b[1], opset: b[2], node: b[3] } : null;
 }
 
 /**

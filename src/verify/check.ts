@@ -16,6 +16,7 @@ import { opRecord } from '../ops';
 import { lowerToCpu } from './lower';
 import { adapterName, usingSwiftShader } from '../runtime/swiftshader';
 import { openInChild, providerReason } from '../runtime/quiet-child';
+import { missingKernel } from '../runtime/session';
 import { analyzeShapes } from '../analysis/shapes';
 import { indexRanges } from '../runtime/token-ids';
 import { recommendedSession } from '../targets/session-options';
@@ -248,7 +249,7 @@ export async function loadStaged(input: string, staged: StagedOutput, target: Ta
     const why = (e as Error).message.split('\n')[0];
     // which ops the CPU provider runs is what a real session says (it runs function ops such as
     // GroupNormalization by their body), not a list: an op it has no kernel for leaves the structure checks
-    const missing = /Could not find an implementation for (\w+)\(/.exec(why)?.[1];
+    const missing = missingKernel(why)?.op;
     if (!onGpu && missing && !traits.hostCpu) return { by: `structure only: onnxruntime's CPU provider has no kernel for ${missing}${onDevice ? ` (and ${traits.label} here: ${noGpu})` : ''}` };
     try {
       await open(input);
