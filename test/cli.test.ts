@@ -381,3 +381,16 @@ describe('WebGPU from the command line', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
+
+test('a --shape the model cannot compute with (100 tokens past a 77-position table, an odd latent) is one sdc: line for inspect --placement and bench, naming the node, exit 2', () => {
+  const te = path.join(FIXTURES, 'models', 'pipelines', 'tiny-sd15', 'text_encoder', 'model.onnx');
+  const runs = [
+    sdc('inspect', te, '--placement', '--target', 'cpu', '--shape', 'input_ids=1x100'),
+    sdc('bench', te, '--shape', 'input_ids=1x100'),
+    sdc('inspect', tinyPath('unet_sdpa_op17'), '--placement', '--target', 'cpu', '--shape', 'sample=1x4x31x32,timestep=1,encoder_hidden_states=1x8x32'),
+  ];
+  for (const r of runs) {
+    expect([r.status, r.stderr.trim().split('\n').length, r.stdout]).toEqual([2, 1, '']);
+    expect(r.stderr).toMatch(/^sdc: .*: --shape .* contradicts the model at node '[^']+' \((Add|Concat)\): /);
+  }
+});

@@ -17,6 +17,7 @@ import { ADAPTER_HINT, adapterName } from '../runtime/swiftshader';
 import { SdcError } from '../ir/errors';
 import { DataType } from '../ir/dtype';
 import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
+import { analyzeAt } from '../analysis/solve-dims';
 
 /** Every input's dims from --shape and its element type; a partial --shape is the user's mistake, said as compile says it. */
 function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, number[]>; types: Map<string, string> } {
@@ -27,6 +28,10 @@ function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, numbe
   if (missing.length) throw new SdcError(model, `--shape leaves ${missing.map((v) => `'${v.name}' [${(v.shape ?? []).join(', ')}]`).join(', ')} without dims; give every input's dims`);
   const types = inputTypes(inputs);
   refuseUnfeedable(types, model);
+  // sizes the model cannot compute with (77 positions fed 100 tokens, an odd latent through a stride-2
+  // path) are said as compile says them, naming the node, before onnxruntime runs into them
+  const c = analyzeAt(m, shapes).conflicts.find((x) => x.certain);
+  if (c) throw new SdcError(model, `--shape ${shapeSpec} contradicts the model at node '${c.node.name}' (${c.node.opType}): ${c.problem}`);
   return { shapes, types };
 }
 
