@@ -6,7 +6,7 @@ import { ModelBuilder } from '../src/ir/builder';
 import { saveModel } from '../src/onnx/write';
 import { checkOutput, compileChecked } from '../src/verify/check';
 import { erfGeluGraph } from './helpers/graphs';
-import { tinyPath, tmpDir } from './helpers/ort';
+import { FIXTURES, tinyPath, tmpDir } from './helpers/ort';
 import { DataType } from '../src/ir/dtype';
 import { readModel } from '../src/onnx/read';
 import { randomFloats, syntheticInputs } from '../src/runtime/feeds';
@@ -215,4 +215,10 @@ describe('--check says what it fed and what it could not prove', () => {
 test('a cuda fp16 output (onnxruntime words its missing kernel differently under fp16) is checked by structure, not an internal error', async () => {
   const r = await compileChecked(tinyPath('unet_sdpa_op17'), { output: path.join(dir, 'cuda-fp16.onnx'), target: 'cuda', precision: 'fp16' });
   expect(r.loaded!.by).toMatch(/^structure only: onnxruntime's CPU provider has no kernel for NhwcConv/);
+});
+
+test('--check without --shape on a standalone ControlNet: the conditioning image is scaled until its embedding meets the latent (no clash in the shape analysis)', async () => {
+  const src = path.join(FIXTURES, 'models', 'pipelines', 'tiny-controlnet', 'controlnet', 'model.onnx');
+  const r = await compileChecked(src, { output: path.join(dir, 'controlnet.onnx'), check: 1 });
+  expect(r.check).toMatchObject({ derivedDims: true, dims: { sample: [1, 4, 8, 8], controlnet_cond: [1, 3, 16, 16] }, passed: true });
 });

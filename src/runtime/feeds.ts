@@ -5,6 +5,7 @@ import { SdcError } from '../ir/errors';
 import { toHalfBits } from '../ir/half';
 import { Model } from '../ir/model';
 import { solveOpenDims } from '../analysis/solve-dims';
+import { analyzeShapes } from '../analysis/shapes';
 import { Value } from '../ir/graph';
 
 /** Each input's element type as onnxruntime names it (`float32`, `int64`), for syntheticFeeds. */
@@ -194,13 +195,62 @@ export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, fi
       const got = open.get(v.name)?.[i];
       if (typeof d === 'string' && typeof got === 'number' && !bySymbol.has(d)) bySymbol.set(d, got);
     });
+    const defaulted = new Map<string, number[]>();
     for (const v of model.graph.inputs) {
       const o = open.get(v.name);
-      if (o) dims.set(v.name, o.map((d, i) => d ?? bySymbol.get(String(v.shape![i])) ?? (/batch|^n$|^b$/i.test(String(v.shape![i])) ? 1 : 8)));
+      if (!o) continue;
+      dims.set(v.name, o.map((d, i) => {
+        if (d !== null) return d;
+        const known = bySymbol.get(String(v.shape![i]));
+        if (known !== undefined) return known;
+        if (/batch|^n$|^b$/i.test(String(v.shape![i]))) return 1;
+        defaulted.set(v.name, [...(defaulted.get(v.name) ?? []), i]);
+        return 8;
+      }));
     }
+    fitDefaults(model, dims, defaulted);
   } else for (const [name, d] of open) dims.set(name, d as number[]);
   refuseHugeFeeds(dims, file, given ? '--shape' : 'the dims --check chose');
   return { dims, derived };
+}
+
+/** Factors tried on an input's defaulted dims: a ControlNet's conditioning image is the latent times 8 (2 in tiny ones). */
+const FIT_FACTORS = [2, 4, 8];
+
+/**
+ * Where the chosen dims make sizes clash (a ControlNet's `controlnet_cond` at the latent's 8×8 when its
+ * embedding downsamples it), scale one input's defaulted dims together by 2, 4 or 8 until sdc's shape
+ * analysis finds no clash; left as they are when nothing fits (the check then says the original refuses them).
+ */
+function fitDefaults(model: Model, dims: Map<string, number[]>, defaulted: Map<string, number[]>): void {
+  const clashes = (d: Map<string, number[]>) => withDims(model, d, () => analyzeShapes(model).conflicts.some((c) => c.certain));
+  if (!defaulted.size || !clashes(dims)) return;
+  for (const [name, at] of defaulted) {
+    for (const f of FIT_FACTORS) {
+      const trial = new Map(dims);
+      trial.set(name, dims.get(name)!.map((d, i) => (at.includes(i) ? d * f : d)));
+      if (!clashes(trial)) {
+        dims.set(name, trial.get(name)!);
+        return;
+      }
+    }
+  }
+}
+
+/** Run `f` with the model's inputs declared at `dims`, and put the declared types back. */
+function withDims<T>(model: Model, dims: Map<string, number[]>, f: () => T): T {
+  const types = model.graph.inputs.map((v) => v.type);
+  try {
+    for (const v of model.graph.inputs) {
+      const d = dims.get(v.name);
+      if (d && v.type?.kind === 'tensor') v.type = { ...v.type, shape: d };
+    }
+    return f();
+  } finally {
+    model.graph.inputs.forEach((v, i) => {
+      v.type = types[i];
+    });
+  }
 }
 
 /** Fill the open (null) dims of `all` in place from the weights, leaving the model's declared input types as they were. */
