@@ -202,6 +202,11 @@ describe('the output folder', () => {
     await compilePipeline(sd15, { output: out, passes: [] });
     await compilePipeline(sd15, { output: out, passes: [], target: 'webgpu' });
     expect(readModel(path.join(out, 'unet', 'model.onnx')).getMetadata('sdc.target')).toBe('webgpu');
+    // the output folder takes the user's umask like any folder they make (mkdtemp's 0700 would lock others out)
+    const sibling = path.join(dir, 'replace', 'made-by-hand');
+    fs.mkdirSync(sibling);
+    expect(fs.statSync(out).mode & 0o777).toBe(fs.statSync(sibling).mode & 0o777);
+    fs.rmdirSync(sibling);
 
     fs.writeFileSync(path.join(out, 'notes.txt'), 'the user\'s');
     await expect(compilePipeline(sd15, { output: out, passes: [] })).rejects.toThrow(/exists and holds notes.txt, which sdc did not write/);

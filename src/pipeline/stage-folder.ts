@@ -1,3 +1,4 @@
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
@@ -58,10 +59,18 @@ export function makeStage(out: string): string {
     const pid = Number(name.slice(prefix.length).split('-')[1]);
     if (Number.isSafeInteger(pid) && pid !== process.pid && !alive(pid)) fs.rmSync(path.join(parent, name), { recursive: true, force: true });
   }
-  try {
-    return fs.mkdtempSync(path.join(parent, `${prefix}stage-${process.pid}-`));
-  } catch (e) {
-    throw new SdcError(out, `cannot write in ${parent} (${(e as NodeJS.ErrnoException).code})`);
+  // mkdir, not mkdtemp: the stage becomes the output folder, which takes the user's umask (mkdtemp's 0700
+  // would keep a web server or another user from reading a compiled pipeline)
+  for (let attempt = 0; ; attempt++) {
+    const stage = path.join(parent, `${prefix}stage-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    try {
+      fs.mkdirSync(stage);
+      return stage;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && attempt < 8) continue;
+      throw new SdcError(out, `cannot write in ${parent} (${code})`);
+    }
   }
 }
 
