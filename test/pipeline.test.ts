@@ -293,3 +293,12 @@ describe('sdc bench DIR', () => {
     expect([r.status, r.stderr.split('\n')[0]]).toEqual([2, "sdc: --workload 'txt2vid': choose from txt2img, img2img, inpaint, controlnet"]);
   });
 });
+
+test('a network model_index.json names whose model is missing (unet/model.onnx deleted) is refused, naming it: a pipeline without it cannot run', async () => {
+  const src = path.join(dir, 'no-unet');
+  fs.cpSync(pipelinePath('tiny-sd15'), src, { recursive: true });
+  fs.rmSync(path.join(src, 'unet', 'model.onnx'));
+  const out = path.join(dir, 'no-unet-out');
+  await expect(compilePipeline(src, { output: out, passes: [] })).rejects.toThrow(/model_index\.json: names 'unet' \(UNet2DConditionModel\), but unet\/model\.onnx is missing from .*no-unet: a pipeline without it cannot run$/);
+  expect(fs.existsSync(out)).toBe(false);
+});

@@ -81,6 +81,7 @@ export function readPipeline(dir: string): Pipeline {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new SdcError(index, 'is not a JSON object');
     const c = (parsed as Record<string, unknown>)._class_name;
     className = typeof c === 'string' ? c : null;
+    refuseMissingModels(abs, index, parsed as Record<string, unknown>);
   }
   const components: Component[] = [];
   for (const e of fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -104,6 +105,29 @@ export function readPipeline(dir: string): Pipeline {
   const taken = new Set(components.flatMap((c) => c.files));
   const otherFiles = listFiles(abs).filter((f) => !taken.has(f));
   return { dir: abs, className, components, otherFiles };
+}
+
+/**
+ * model_index.json entries that are networks, and the folders Optimum exports each to (`vae` is split in
+ * two; the encoder is optional: txt2img exports may leave it out).
+ */
+const NETWORK_FOLDERS: Record<string, string[]> = {
+  text_encoder: ['text_encoder'], text_encoder_2: ['text_encoder_2'], text_encoder_3: ['text_encoder_3'],
+  unet: ['unet'], transformer: ['transformer'], controlnet: ['controlnet'], vae: ['vae_decoder'],
+};
+
+/**
+ * A network model_index.json names (a [library, class] pair, not null) whose exported model is missing
+ * would compile into a pipeline that cannot run: refused, naming the file that is missing.
+ */
+function refuseMissingModels(dir: string, index: string, entries: Record<string, unknown>): void {
+  for (const [key, folders] of Object.entries(NETWORK_FOLDERS)) {
+    const v = entries[key];
+    if (!Array.isArray(v) || v.length < 2 || v[1] === null) continue;
+    for (const f of folders) {
+      if (!fs.existsSync(path.join(dir, f, MODEL_FILE))) throw new SdcError(index, `names '${key}' (${String(v[1])}), but ${path.join(f, MODEL_FILE)} is missing from ${dir}: a pipeline without it cannot run`);
+    }
+  }
 }
 
 /** Every regular file under `root` (following no folder links), relative, sorted; sdc's own leftovers skipped. */
