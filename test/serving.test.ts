@@ -125,11 +125,15 @@ describe('the tiny UNets, every style, default and reduce-overhead', () => {
     const out = path.join(dir, 'cuda', 'unet.onnx');
     compile(tinyPath('unet_sdpa_op17'), { output: out, target: 'cuda', mode: 'reduce-overhead', shapes: TINY_SHAPES });
     const repo = path.join(dir, 'cuda-repo');
-    await exportTriton([out], { output: repo, gpus: [0, 2], instances: 3, kserve: true });
+    await exportTriton([out], { output: repo, gpus: [0, 2], instances: 3 });
     // NhwcConv has no CPU kernel: onnxruntime-node here cannot open it, so the config is checked against sdc's reading
-    const [m] = await expectRepository(repo, ['unet'], { kserve: true, openable: false });
+    const [m] = await expectRepository(repo, ['unet'], { openable: false });
     expect(m.config.instance_group).toEqual([{ count: 3, gpus: [0, 2], kind: 'KIND_GPU' }]);
     expect((m.config.input as Message[]).map((e) => e.dims)).toEqual([[2, 4, 32, 32], [2], [2, 16, 32]]);
+    // a KServe pod that requests 2 GPUs sees them as 0 and 1: GPU 2 would not be there
+    await expect(exportTriton([out], { output: repo, gpus: [0, 2], kserve: true })).rejects.toThrow(/a KServe pod that requests 2 GPUs sees them as 0\.\.1, so GPU 2 is not there; give --gpus 0,1$/);
+    await exportTriton([out], { output: repo, gpus: [0, 1], instances: 3, kserve: true });
+    await expectRepository(repo, ['unet'], { kserve: true, openable: false });
     const manifest = readSimpleYaml(fs.readFileSync(path.join(repo, 'inferenceservice.yaml'), 'utf8')) as { spec: { predictor: { model: { resources: unknown } } } };
     expect(manifest.spec.predictor.model.resources).toEqual({ limits: { 'nvidia.com/gpu': '2' }, requests: { 'nvidia.com/gpu': '2' } });
   });

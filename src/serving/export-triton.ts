@@ -133,6 +133,9 @@ function servingOptions(opts: TritonExportOptions): ServingOptions {
     const bad = gpus.find((g) => !Number.isInteger(g) || g < 0 || g > 2 ** 31 - 1);
     if (!gpus.length || bad !== undefined) throw new SdcError('', `--gpus takes GPU indices, e.g. 0,1 (got ${bad ?? 'none'})`);
     if (new Set(gpus).size !== gpus.length) throw new SdcError('', `--gpus names a GPU twice (${gpus.join(',')})`);
+    // a pod sees the GPUs it requests as 0..N-1: a config naming GPU 3 in a 1-GPU pod fails to load in Triton
+    const outside = gpus.find((g) => g >= gpus.length);
+    if (opts.kserve && outside !== undefined) throw new SdcError('', `--kserve with --gpus ${gpus.join(',')}: a KServe pod that requests ${gpus.length} GPU${gpus.length > 1 ? 's' : ''} sees ${gpus.length > 1 ? `them as 0..${gpus.length - 1}` : 'it as 0'}, so GPU ${outside} is not there; give --gpus ${gpus.map((_, i) => i).join(',')}`);
   }
   return { instances, gpus, maxBatch };
 }
