@@ -394,3 +394,10 @@ test('a --shape the model cannot compute with (100 tokens past a 77-position tab
     expect(r.stderr).toMatch(/^sdc: .*: --shape .* contradicts the model at node '[^']+' \((Add|Concat)\): /);
   }
 });
+
+test.each(['abc', '-1'])('--check-tolerance %s is refused in one line, exit 2 (not a check that fails with tolerance NaN)', (tol) => {
+  const out = path.join(dir, 'tolerance.onnx');
+  const r = sdc('compile', tinyPath('unet_sdpa_op17'), '-o', out, '--check', '1', `--check-tolerance=${tol}`);
+  expect([r.status, r.stderr.trim()]).toEqual([2, expect.stringMatching(/^sdc: --check-tolerance takes a relative difference of 0 or more, e\.g\. 1e-3 \(got (NaN|-1)\)$/)]);
+  expect(fs.existsSync(out)).toBe(false);
+});

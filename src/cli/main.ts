@@ -108,6 +108,8 @@ async function parse(argv: string[]): Promise<number> {
         try {
           const passes = args.passes === undefined ? undefined : args.passes === 'none' ? [] : args.passes.split(',').map((s) => s.trim()).filter(Boolean);
           if (!Number.isInteger(args.check) || args.check < 0) throw new SdcError('', `--check takes a number of input sets (got ${args.check})`);
+          const tol = args['check-tolerance'];
+          if (tol !== undefined && !(Number.isFinite(tol) && tol >= 0)) throw new SdcError('', `--check-tolerance takes a relative difference of 0 or more, e.g. 1e-3 (got ${tol})`);
           const sizes = { height: args.height, width: args.width, batch: args.batch };
           if (isPipelineDir(args.input!)) {
             const text = await compilePipelineCommand(args.input!, {
