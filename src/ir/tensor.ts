@@ -94,6 +94,26 @@ export class Tensor {
   }
 }
 
+/**
+ * A float32 [rows, Σ widths] tensor whose rows are the parts' rows side by side (concatenated weights of
+ * merged projections), produced when written, a tensor at a time: a compile never holds them all. Its
+ * sources stay referenced (on disk for external weights) until then.
+ */
+export function concatColumns(name: string, rows: number, parts: { width: number; values: () => Float32Array }[], sources: Tensor[]): Tensor {
+  const width = parts.reduce((s, p) => s + p.width, 0);
+  const produce = () => {
+    const out = new Float32Array(rows * width);
+    let col = 0;
+    for (const p of parts) {
+      const a = p.values();
+      for (let r = 0; r < rows; r++) out.set(a.subarray(r * p.width, (r + 1) * p.width), r * width + col);
+      col += p.width;
+    }
+    return new Uint8Array(out.buffer);
+  };
+  return new Tensor(name, DataType.FLOAT, [rows, width], { kind: 'lazy', length: rows * width * 4, produce, fromExternal: sources.some((t) => t.fromExternal) });
+}
+
 type TypedCtor = { new (buf: ArrayBufferLike, off: number, len: number): any; new (n: number): any; BYTES_PER_ELEMENT: number };
 const TYPED: Partial<Record<DataType, TypedCtor>> = {
   [DataType.FLOAT]: Float32Array, [DataType.DOUBLE]: Float64Array, [DataType.INT32]: Int32Array,

@@ -39,7 +39,8 @@ const COPY_CHUNK = 16 << 20;
 /**
  * Write a model atomically: the data file and the model go to temporary names and are renamed into place
  * only once complete, so a crash or a full disk never leaves a half-written output. Unchanged external
- * weights are copied from their source file in chunks; they are never all in memory.
+ * weights are copied from their source file (in the kernel when most of it stays in place, else in
+ * chunks); they are never all in memory.
  */
 export function writeModel(model: Model, out: string, opts: WriteOptions = {}): WriteResult {
   const outAbs = path.resolve(out);
@@ -106,6 +107,61 @@ export function refuseToClobber(model: Model, outAbs: string, dataAbs: string, o
   }
 }
 
+interface Slot {
+  tensor: Tensor;
+  /** Where the tensor goes in the data file (after its alignment padding). */
+  offset: number;
+  /** Zero padding that precedes it. */
+  gap: number;
+}
+
+/** Each tensor's place in the data file: in order, each aligned to ALIGN bytes with zero padding. */
+function layOut(tensors: Tensor[]): { slots: Slot[]; end: number } {
+  let end = 0;
+  const slots = tensors.map((tensor) => {
+    const gap = (ALIGN - (end % ALIGN)) % ALIGN;
+    const offset = end + gap;
+    end = offset + tensor.byteLength;
+    return { tensor, offset, gap };
+  });
+  return { slots, end };
+}
+
+/**
+ * The source weights file to start the output from, when copying it whole in the kernel (copy_file_range
+ * through fs.copyFileSync, never through this process's memory) and then overwriting what differs is
+ * cheaper than writing everything: when the unchanged tensors lying in the output exactly where they lie
+ * in that file make up at least half of it. This is the common case of a compile that rewrites few
+ * weights (and, when nothing moved, the whole output is that one copy). Node has no ranged
+ * copy_file_range, so a file whose kept tensors moved is copied through memory instead. Returns the file
+ * and the slots it already holds; a tensor past the file's end is not among them (it is read, and refused).
+ */
+function baseFile(slots: Slot[]): { file: string; holds: Set<Slot> } | null {
+  const bySource = new Map<string, Slot[]>();
+  for (const s of slots) {
+    const d = s.tensor.data;
+    if (d.kind === 'external' && d.offset === s.offset) bySource.set(d.file, [...(bySource.get(d.file) ?? []), s]);
+  }
+  let best: { file: string; holds: Set<Slot> } | null = null;
+  let bestBytes = 0;
+  for (const [file, candidates] of bySource) {
+    const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+    const holds = candidates.filter((s) => s.offset + s.tensor.byteLength <= size);
+    const bytes = holds.reduce((n, s) => n + s.tensor.byteLength, 0);
+    if (bytes > bestBytes && bytes * 2 >= size) [best, bestBytes] = [{ file, holds: new Set(holds) }, bytes];
+  }
+  return best;
+}
+
+/** Copy `source` to the new file `file` in the kernel, with the permissions a newly created file gets (not the source's). */
+function copyAsNew(source: string, file: string): void {
+  const fd = fs.openSync(file, 'wx');
+  const mode = fs.fstatSync(fd).mode;
+  fs.closeSync(fd);
+  fs.copyFileSync(source, file);
+  fs.chmodSync(file, mode);
+}
+
 function writeDataFile(
   tensors: Tensor[],
   file: string,
@@ -113,30 +169,33 @@ function writeDataFile(
   onProgress?: (done: number, total: number) => void,
 ): number {
   const total = tensors.reduce((s, t) => s + t.byteLength, 0);
-  const fd = fs.openSync(file, 'w');
-  let offset = 0;
+  const { slots, end } = layOut(tensors);
+  const base = baseFile(slots);
+  // every byte of the output is either a tensor lying in place in the base copy or written below
+  if (base) copyAsNew(base.file, file);
+  const fd = fs.openSync(file, base ? 'r+' : 'w');
   let buf: Buffer | null = null;
   const pad = Buffer.alloc(ALIGN);
   try {
-    const put = (b: Uint8Array) => {
+    const put = (b: Uint8Array, at: number) => {
       let done = 0;
-      while (done < b.byteLength) done += fs.writeSync(fd, b, done, b.byteLength - done, offset + done);
-      offset += b.byteLength;
+      while (done < b.byteLength) done += fs.writeSync(fd, b, done, b.byteLength - done, at + done);
     };
     let written = 0;
-    for (const t of tensors) {
-      const gap = (ALIGN - (offset % ALIGN)) % ALIGN;
-      if (gap) put(pad.subarray(0, gap));
-      const start = offset;
+    for (const s of slots) {
+      const t = s.tensor;
+      if (s.gap) put(pad.subarray(0, s.gap), s.offset - s.gap);
       const d = t.data;
-      if (d.kind === 'external') {
+      if (base?.holds.has(s)) {
+        // already there
+      } else if (d.kind === 'external') {
         buf ??= Buffer.allocUnsafe(COPY_CHUNK);
         const src = fs.openSync(d.file, 'r');
         try {
           for (let done = 0; done < d.length; ) {
             const n = fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, d.length - done), d.offset + done);
             if (n === 0) throw new SdcError(d.file, `ends before the ${d.length} bytes of tensor '${t.name}'`);
-            put(buf.subarray(0, n));
+            put(buf.subarray(0, n), s.offset + done);
             done += n;
           }
         } finally {
@@ -145,17 +204,18 @@ function writeDataFile(
       } else {
         const b = t.bytes();
         if (b.byteLength !== t.byteLength) throw new Error(`tensor ${t.name} produced ${b.byteLength} bytes, expected ${t.byteLength}`);
-        put(b);
+        put(b, s.offset);
       }
-      placement.set(t, { offset: start, length: offset - start });
+      placement.set(t, { offset: s.offset, length: t.byteLength });
       written += t.byteLength;
       onProgress?.(written, total);
     }
+    if (base) fs.ftruncateSync(fd, end);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
-  return offset;
+  return end;
 }
 
 /**

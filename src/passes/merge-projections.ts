@@ -1,6 +1,6 @@
 import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
-import { Tensor } from '../ir/tensor';
+import { Tensor, concatColumns } from '../ir/tensor';
 import { isDefaultDomain } from '../ir/query';
 import { Pass } from '../rewrite/pass';
 import { Target } from '../targets';
@@ -20,8 +20,10 @@ function projection(node: Node): Projection | null {
   if (!isDefaultDomain(node) || node.outputs.length !== 1 || node.outputs[0].isGraphOutput) return null;
   const w = node.inputs[1];
   if (!f32(w) || w!.constant!.dims.length !== 2) return null;
-  const [r, c] = w!.constant!.dims;
-  if (node.opType === 'MatMul') return { node, k: r, n: c, weight: () => w!.constant!.values() as Float32Array, bias: null };
+  // the tensor itself, not the value: the merged weight is produced from it when written, after the value is gone
+  const wt = w!.constant!;
+  const [r, c] = wt.dims;
+  if (node.opType === 'MatMul') return { node, k: r, n: c, weight: () => wt.values() as Float32Array, bias: null };
   if (node.opType !== 'Gemm') return null;
   if (node.int('transA', 0) !== 0 || node.float('alpha', 1) !== 1 || node.float('beta', 1) !== 1) return null;
   const b = node.inputs[2];
@@ -29,7 +31,7 @@ function projection(node: Node): Projection | null {
   const [k, n] = transB ? [c, r] : [r, c];
   if (b && !(f32(b) && b.constant!.dims.length === 1 && b.constant!.size === n)) return null;
   const weight = () => {
-    const a = w!.constant!.values() as Float32Array;
+    const a = wt.values() as Float32Array;
     if (!transB) return a;
     const t = new Float32Array(a.length);
     for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) t[j * n + i] = a[i * k + j];
@@ -86,16 +88,10 @@ function maxSplitOutputs(target: Target, wanted: number): number {
 function mergeGroup(graph: Graph, x: Value, op: string, group: Projection[], opset: number): void {
   const k = group[0].k;
   const total = group.reduce((s, p) => s + p.n, 0);
-  const w = new Float32Array(k * total);
-  let col = 0;
-  for (const p of group) {
-    const a = p.weight();
-    for (let r = 0; r < k; r++) w.set(a.subarray(r * p.n, (r + 1) * p.n), r * total + col);
-    col += p.n;
-  }
   const first = group[0].node;
   const name = `${first.name}_merged`;
-  const inputs: (Value | null)[] = [x, graph.addInitializer(`${name}_weight`, Tensor.fromValues(`${name}_weight`, DataType.FLOAT, [k, total], w))];
+  const merged = concatColumns(`${name}_weight`, k, group.map((p) => ({ width: p.n, values: p.weight })), group.map((p) => p.node.inputs[1]!.constant!));
+  const inputs: (Value | null)[] = [x, graph.addInitializer(`${name}_weight`, merged)];
   if (group[0].bias) {
     const b = new Float32Array(total);
     let at = 0;

@@ -2,6 +2,7 @@ import { DataType } from '../ir/dtype';
 import { AttrType, Value } from '../ir/graph';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
+import { concatColumns } from '../ir/tensor';
 
 const weight2d = (v: Value) => !!v.constant && v.constant.dtype === DataType.FLOAT && v.constant.dims.length === 2;
 const projection = (x: string, w: string, capture: string) => p.op('MatMul', [p.any(x), p.any(w, weight2d)], { capture });
@@ -43,18 +44,10 @@ export const packedAttention = defineRule<{ heads: number; hidden: number; vHidd
     const [wq, wk, wv] = [m.values.wq, m.values.wk, m.values.wv].map((v) => v.constant!);
     const rows = wq.dims[0];
     const width = 2 * s.hidden + s.vHidden;
-    const packed = new Float32Array(rows * width);
-    const parts = [wq, wk, wv].map((t) => t.values() as Float32Array);
     const widths = [s.hidden, s.hidden, s.vHidden];
-    for (let r = 0; r < rows; r++) {
-      let at = r * width;
-      parts.forEach((a, i) => {
-        packed.set(a.subarray(r * widths[i], (r + 1) * widths[i]), at);
-        at += widths[i];
-      });
-    }
     const name = mha.name;
-    const w = rw.floats(`${name}_qkv_weight`, [rows, width], packed);
+    const packed = concatColumns(`${name}_qkv_weight`, rows, [wq, wk, wv].map((t, i) => ({ width: widths[i], values: () => t.values() as Float32Array })), [wq, wk, wv]);
+    const w = rw.constant(`${name}_qkv_weight`, packed);
     // the attention's own q/k/v bias (attention-bias moved the projections' there), else zeros
     const given = mha.inputs[3] && !mha.inputs[3].omitted ? mha.inputs[3].constant! : null;
     const b = given ? mha.inputs[3]! : rw.floats(`${name}_qkv_bias`, [width], new Float32Array(width));
