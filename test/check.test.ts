@@ -105,15 +105,22 @@ test('--check refuses an output with a NaN the original lacks, saying where (exi
   expect(fs.existsSync(out)).toBe(false);
 });
 
-test('--check at dims the original itself does not run at: a usage error naming them, not an internal one', async () => {
-  // y must be twice as long as x (a ControlNet's image and latents): sdc's chosen dims (8 and 8) do not fit
-  const b = new ModelBuilder(17);
-  const x = b.input('x', ['len']);
-  const y = b.input('y', ['twice_len']);
-  b.output(b.op('Add', [x, b.op('Slice', [y, b.ints('start', [0]), b.ints('end', [1 << 30]), b.ints('axes', [0]), b.ints('step', [2])])]));
-  const src = saveModel(b.model, path.join(dir, 'related-dims.onnx'));
+test('--check at dims the original itself does not run at: a usage error naming them, not an internal one; where scaling one input fits, sdc finds it', async () => {
+  // y must be `step` times as long as x (a ControlNet's image and latents): sdc's first dims (8 and 8) do not fit
+  const related = (step: number) => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['len']);
+    const y = b.input('y', ['longer_len']);
+    b.output(b.op('Add', [x, b.op('Slice', [y, b.ints('start', [0]), b.ints('end', [1 << 30]), b.ints('axes', [0]), b.ints('step', [step])])]));
+    return saveModel(b.model, path.join(dir, `related-dims-${step}.onnx`));
+  };
+  // twice as long: y scaled by 2 fits (the shape analysis finds no clash at 8 and 16)
+  const fitted = await compileChecked(related(2), { output: path.join(dir, 'related-dims.out.onnx'), check: 1, passes: ['cleanup'] });
+  expect(fitted.check).toMatchObject({ derivedDims: true, dims: { x: [8], y: [16] }, passed: true });
+  // three times: no power-of-two scaling of one input fits, and the original refuses the dims tried
+  const src = related(3);
   await expect(compileChecked(src, { output: path.join(dir, 'related-dims.out.onnx'), check: 1, passes: ['cleanup'] })).rejects.toMatchObject({ exitCode: 2, problem: expect.stringMatching(/^the original model does not run at the dims --check chose \(x=8,y=8\): .*give --shape with dims the model takes$/) });
-  const ok = await compileChecked(src, { output: path.join(dir, 'related-dims.out.onnx'), check: 1, passes: ['cleanup'], shapes: 'x=4,y=8' });
+  const ok = await compileChecked(src, { output: path.join(dir, 'related-dims.out.onnx'), check: 1, passes: ['cleanup'], shapes: 'x=4,y=12' });
   expect(ok.check!.passed).toBe(true);
 });
 

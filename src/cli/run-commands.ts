@@ -5,7 +5,7 @@ import * as path from 'path';
 import { load } from '../runtime';
 import { openSession } from '../runtime/session';
 import { alternateRuns, median } from '../runtime/timing';
-import { inputTypes, refuseUnfeedable, syntheticFeeds } from '../runtime/feeds';
+import { inputTypes, refuseHugeFeeds, refuseUnfeedable, syntheticFeeds } from '../runtime/feeds';
 import { parseShapes } from '../compiler/compile';
 import { checkLineTail, compileChecked, cpuOriginal } from '../verify/check';
 import { readModel } from '../onnx/read';
@@ -28,6 +28,7 @@ function inputsOf(model: string, shapeSpec: string): { shapes: Map<string, numbe
   if (missing.length) throw new SdcError(model, `--shape leaves ${missing.map((v) => `'${v.name}' [${(v.shape ?? []).join(', ')}]`).join(', ')} without dims; give every input's dims`);
   const types = inputTypes(inputs);
   refuseUnfeedable(types, model);
+  refuseHugeFeeds(shapes, model, '--shape');
   // sizes the model cannot compute with (77 positions fed 100 tokens, an odd latent through a stride-2
   // path) are said as compile says them, naming the node, before onnxruntime runs into them
   const c = analyzeAt(m, shapes).conflicts.find((x) => x.certain);

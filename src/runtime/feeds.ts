@@ -269,7 +269,7 @@ function solveFromWeights(model: Model, all: Map<string, (number | null)[]>): vo
 const MAX_FEED_VALUES = 2 ** 31;
 
 /** Dims whose synthetic input could not be allocated are the user's to change, said before anything runs. */
-function refuseHugeFeeds(dims: Map<string, number[]>, file: string, what: string): void {
+export function refuseHugeFeeds(dims: Map<string, number[]>, file: string, what: string): void {
   for (const [name, d] of dims) {
     const n = d.reduce((a, b) => a * b, 1);
     if (n > MAX_FEED_VALUES) throw new SdcError(file, `${what} makes '${name}' ${d.join('x')}: ${n} values, more than sdc makes for one synthetic input (${MAX_FEED_VALUES}); give smaller dims`);
