@@ -17,13 +17,25 @@ export function realInputs(model: Model): Value[] {
   return model.graph.inputs.filter((v) => !v.initializer);
 }
 
-/** A private copy's input types set to `dims`, then shape analysis: what every value's dims become. */
-export function analyzeAt(model: Model, dims: Map<string, (number | null)[]>): ShapeAnalysis {
-  for (const v of realInputs(model)) {
-    const d = dims.get(v.name);
-    if (d && v.type?.kind === 'tensor') v.type = { ...v.type, shape: d.map((x, i) => x ?? `sdc_unknown_${v.name}_${i}`) };
+/** Shape analysis with the model's inputs at `dims` (null: unknown), its declared input types left as they were. */
+export function analyzeAt(model: Model, dims: Map<string, readonly (number | null)[]>): ShapeAnalysis {
+  const inputs = realInputs(model);
+  const types = inputs.map((v) => v.type);
+  try {
+    for (const v of inputs) {
+      const d = dims.get(v.name);
+      if (d && v.type?.kind === 'tensor') v.type = { ...v.type, shape: d.map((x, i) => x ?? `sdc_unknown_${v.name}_${i}`) };
+    }
+    const a = analyzeShapes(model);
+    // the analysis reads an input's type when first asked: ask now, while the trial dims are in place
+    for (const v of inputs) a.get(v);
+    return a;
+  } finally {
+    // the trial dims never outlive the analysis: the model keeps the types it declares
+    inputs.forEach((v, i) => {
+      v.type = types[i];
+    });
   }
-  return analyzeShapes(model);
 }
 
 /**

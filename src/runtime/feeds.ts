@@ -4,8 +4,7 @@ import { DataType, ORT_TYPE, dtypeName } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
 import { toHalfBits } from '../ir/half';
 import { Model } from '../ir/model';
-import { solveOpenDims } from '../analysis/solve-dims';
-import { analyzeShapes } from '../analysis/shapes';
+import { analyzeAt, solveOpenDims } from '../analysis/solve-dims';
 import { Value } from '../ir/graph';
 
 /** Each input's element type as onnxruntime names it (`float32`, `int64`), for syntheticFeeds. */
@@ -189,7 +188,7 @@ export function checkDims(model: Model, shapes: ShapeSpec | null | undefined, fi
   const derived = [...open.values()].some((d) => d.includes(null));
   if (derived) {
     // the solver writes into the arrays of `open` (the map shares them)
-    solveFromWeights(model, new Map([...dims, ...open]));
+    solveOpenDims(model, new Map([...dims, ...open]), []);
     const bySymbol = new Map<string, number>();
     for (const v of model.graph.inputs) v.shape?.forEach((d, i) => {
       const got = open.get(v.name)?.[i];
@@ -223,7 +222,7 @@ const FIT_FACTORS = [2, 4, 8];
  * analysis finds no clash; left as they are when nothing fits (the check then says the original refuses them).
  */
 function fitDefaults(model: Model, dims: Map<string, number[]>, defaulted: Map<string, number[]>): void {
-  const clashes = (d: Map<string, number[]>) => withDims(model, d, () => analyzeShapes(model).conflicts.some((c) => c.certain));
+  const clashes = (d: Map<string, number[]>) => analyzeAt(model, d).conflicts.some((c) => c.certain);
   if (!defaulted.size || !clashes(dims)) return;
   for (const [name, at] of defaulted) {
     for (const f of FIT_FACTORS) {
@@ -234,34 +233,6 @@ function fitDefaults(model: Model, dims: Map<string, number[]>, defaulted: Map<s
         return;
       }
     }
-  }
-}
-
-/** Run `f` with the model's inputs declared at `dims`, and put the declared types back. */
-function withDims<T>(model: Model, dims: Map<string, number[]>, f: () => T): T {
-  const types = model.graph.inputs.map((v) => v.type);
-  try {
-    for (const v of model.graph.inputs) {
-      const d = dims.get(v.name);
-      if (d && v.type?.kind === 'tensor') v.type = { ...v.type, shape: d };
-    }
-    return f();
-  } finally {
-    model.graph.inputs.forEach((v, i) => {
-      v.type = types[i];
-    });
-  }
-}
-
-/** Fill the open (null) dims of `all` in place from the weights, leaving the model's declared input types as they were. */
-function solveFromWeights(model: Model, all: Map<string, (number | null)[]>): void {
-  const types = model.graph.inputs.map((v) => v.type);
-  try {
-    solveOpenDims(model, all, []);
-  } finally {
-    model.graph.inputs.forEach((v, i) => {
-      v.type = types[i];
-    });
   }
 }
 
