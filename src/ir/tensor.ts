@@ -11,8 +11,12 @@ export type TensorData =
   | { kind: 'strings'; strings: Uint8Array[] }
   /** A byte range of another file, read only when asked for: weights stay on disk until written. */
   | { kind: 'external'; file: string; offset: number; length: number }
-  /** Computed on demand (synthesized weights); `produce` must return exactly `length` bytes. */
-  | { kind: 'lazy'; length: number; produce: () => Uint8Array; fromExternal?: boolean };
+  /**
+   * Computed on demand (weights derived from other weights, synthesized weights); `produce` must return
+   * exactly `length` bytes. `rows`, where given, computes a part of it: rows r0..r1 (exclusive) of
+   * `rowBytes` each, so a writer can stream a large derived tensor in pieces instead of holding it whole.
+   */
+  | { kind: 'lazy'; length: number; produce: () => Uint8Array; fromExternal?: boolean; rowBytes?: number; rows?: (r0: number, r1: number) => Uint8Array };
 
 export interface KeyValue {
   key: string;
@@ -69,6 +73,33 @@ export class Tensor {
     }
   }
 
+  /**
+   * Bytes [offset, offset + length) of the packed data, computing or reading no more than the rows that
+   * hold them where the data allows (external: that range of the file; lazy with `rows`: those rows).
+   */
+  bytesIn(offset: number, length: number): Uint8Array {
+    const d = this.data;
+    if (offset < 0 || length < 0 || offset + length > this.byteLength) throw new Error(`tensor ${this.name}: bytes ${offset}+${length} outside its ${this.byteLength}`);
+    switch (d.kind) {
+      case 'bytes': return d.bytes.subarray(offset, offset + length);
+      case 'external': return readRange(d.file, d.offset + offset, length);
+      case 'strings': throw new Error(`tensor ${this.name} holds strings, not bytes`);
+      case 'lazy': {
+        if (!d.rows || !d.rowBytes) return d.produce().subarray(offset, offset + length);
+        const r0 = Math.floor(offset / d.rowBytes);
+        const r1 = Math.ceil((offset + length) / d.rowBytes);
+        const b = d.rows(r0, r1);
+        const at = offset - r0 * d.rowBytes;
+        return b.subarray(at, at + length);
+      }
+    }
+  }
+
+  /** The smallest piece the data is computed in without waste (bytes): a lazy tensor's row, else 1. */
+  get pieceUnit(): number {
+    return this.data.kind === 'lazy' && this.data.rows && this.data.rowBytes ? this.data.rowBytes : 1;
+  }
+
   /** A typed view of the values (copied when the bytes are not aligned for the element type). */
   values(): Float32Array | Float64Array | Int32Array | BigInt64Array | BigUint64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Uint32Array {
     const b = this.bytes();
@@ -95,23 +126,52 @@ export class Tensor {
 }
 
 /**
- * A float32 [rows, Σ widths] tensor whose rows are the parts' rows side by side (concatenated weights of
- * merged projections), produced when written, a tensor at a time: a compile never holds them all. Its
- * sources stay referenced (on disk for external weights) until then.
+ * A tensor computed from others a block of rows at a time (see TensorData 'lazy'): `produceRows(r0, r1)`
+ * returns rows r0..r1 (exclusive) packed, `rowBytes` each. Whole, it is all rows at once.
  */
-export function concatColumns(name: string, rows: number, parts: { width: number; values: () => Float32Array }[], sources: Tensor[]): Tensor {
+export function derivedTensor(name: string, dtype: DataType, dims: number[], rowCount: number, rowBytes: number, produceRows: (r0: number, r1: number) => Uint8Array, sources: Tensor[]): Tensor {
+  return new Tensor(name, dtype, dims, {
+    kind: 'lazy',
+    length: rowCount * rowBytes,
+    produce: () => produceRows(0, rowCount),
+    rows: produceRows,
+    rowBytes,
+    fromExternal: sources.some((t) => t.fromExternal),
+  });
+}
+
+/** Rows r0..r1 of a float32 [rows, width] part, packed. */
+export type RowReader = (r0: number, r1: number) => Float32Array;
+
+/** Rows of a row-major float32 matrix tensor [rows, width], read without the rest of it. */
+export function matrixRows(t: Tensor, width: number): RowReader {
+  return (r0, r1) => floats(t.bytesIn(r0 * width * 4, (r1 - r0) * width * 4));
+}
+
+/** Float32 view of packed little-endian bytes (copied when unaligned). */
+export function floats(b: Uint8Array): Float32Array {
+  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  return new Float32Array(new Uint8Array(b).buffer);
+}
+
+/**
+ * A float32 [rows, Σ widths] tensor whose rows are the parts' rows side by side (concatenated weights of
+ * merged projections, packed attention), produced when written, a block of rows at a time: a compile
+ * never holds them, nor all of one. Its sources stay referenced (on disk for external weights) until then.
+ */
+export function concatColumns(name: string, rows: number, parts: { width: number; rows: RowReader }[], sources: Tensor[]): Tensor {
   const width = parts.reduce((s, p) => s + p.width, 0);
-  const produce = () => {
-    const out = new Float32Array(rows * width);
+  const produceRows = (r0: number, r1: number) => {
+    const out = new Float32Array((r1 - r0) * width);
     let col = 0;
     for (const p of parts) {
-      const a = p.values();
-      for (let r = 0; r < rows; r++) out.set(a.subarray(r * p.width, (r + 1) * p.width), r * width + col);
+      const a = p.rows(r0, r1);
+      for (let r = 0; r < r1 - r0; r++) out.set(a.subarray(r * p.width, (r + 1) * p.width), r * width + col);
       col += p.width;
     }
     return new Uint8Array(out.buffer);
   };
-  return new Tensor(name, DataType.FLOAT, [rows, width], { kind: 'lazy', length: rows * width * 4, produce, fromExternal: sources.some((t) => t.fromExternal) });
+  return derivedTensor(name, DataType.FLOAT, [rows, width], rows, width * 4, produceRows, sources);
 }
 
 type TypedCtor = { new (buf: ArrayBufferLike, off: number, len: number): any; new (n: number): any; BYTES_PER_ELEMENT: number };

@@ -1,7 +1,7 @@
 import { analyzeShapes } from '../analysis/shapes';
 import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
-import { Tensor } from '../ir/tensor';
+import { Tensor, derivedTensor, floats } from '../ir/tensor';
 import { Pass, PassContext } from '../rewrite/pass';
 import { isDefaultDomain } from '../ir/query';
 import { TO_NCHW, TO_NHWC } from '../ir/dims';
@@ -42,6 +42,31 @@ export const channelsLast: Pass = {
   },
 };
 
+/**
+ * OIHW → OHWI, computed when written, a block of output channels at a time (the weights stay on disk
+ * until then, and a 118 MB kernel is never held whole). A 1×1 kernel's bytes are the same in both layouts.
+ */
+function ohwiWeight(w: Tensor): Tensor {
+  const [m, c, kh, kw] = w.dims;
+  const k = kh * kw;
+  const rowBytes = c * k * 4;
+  const rows = (o0: number, o1: number): Uint8Array => {
+    const b = w.bytesIn(o0 * rowBytes, (o1 - o0) * rowBytes);
+    if (k === 1) return b;
+    const a = floats(b);
+    const out = new Float32Array(a.length);
+    // per output channel: [C, k] → [k, C]; writes run contiguously, reads stride by k
+    for (let base = 0; base < a.length; base += c * k) {
+      for (let j = 0; j < k; j++) {
+        const to = base + j * c;
+        for (let i = 0, from = base + j; i < c; i++, from += k) out[to + i] = a[from];
+      }
+    }
+    return new Uint8Array(out.buffer);
+  };
+  return derivedTensor(`${w.name}_ohwi`, DataType.FLOAT, [m, kh, kw, c], m, rowBytes, rows, [w]);
+}
+
 /** Transposes whose result is read (dead ones go in the next cleanup). */
 function countTransposes(g: Graph): number {
   return g.nodes.filter((n) => n.opType === 'Transpose' && (n.outputs[0].uses.length > 0 || n.outputs[0].isGraphOutput)).length;
@@ -61,21 +86,8 @@ function convertConvs(g: Graph, ctx: PassContext): number {
       ctx.explain(conv, 'skipped', 'not a 2-D float convolution with constant weights');
       continue;
     }
-    const [m, c, kh, kw] = w.dims;
-    const src = w;
-    // OIHW → OHWI, computed when written (the weights stay on disk until then)
-    const ohwi = new Tensor(`${w.name}_ohwi`, DataType.FLOAT, [m, kh, kw, c], {
-      kind: 'lazy',
-      length: src.byteLength,
-      fromExternal: src.fromExternal,
-      produce: () => {
-        const a = src.values() as Float32Array;
-        const out = new Float32Array(a.length);
-        for (let o = 0; o < m; o++) for (let i = 0; i < c; i++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) out[((o * kh + y) * kw + x) * c + i] = a[((o * c + i) * kh + y) * kw + x];
-        return new Uint8Array(out.buffer);
-      },
-    });
-    const wv = g.addInitializer(`${w.name}_ohwi`, ohwi);
+    const wv0 = ohwiWeight(w);
+    const wv = g.addInitializer(`${w.name}_ohwi`, wv0);
     const xt = g.addNode({ op: 'Transpose', inputs: [conv.inputs[0]], outputs: [`${conv.name}_in_nhwc`], attrs: transposeAttr(TO_NHWC), before: conv }).outputs[0];
     const nc = g.addNode({ op: 'NhwcConv', domain: 'com.microsoft', inputs: [xt, wv, conv.inputs[2] ?? null], outputs: [`${conv.name}_nhwc`], name: `${conv.name}_NhwcConv`, before: conv,
       attrs: [...conv.attrs.values()] });

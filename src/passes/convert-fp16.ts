@@ -3,7 +3,7 @@ import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
 import { halfBytes } from '../ir/half';
 import { isDefaultDomain } from '../ir/query';
-import { Tensor } from '../ir/tensor';
+import { Tensor, derivedTensor } from '../ir/tensor';
 import { Pass, PassResult, ValueRange } from '../rewrite/pass';
 import { SdcError } from '../ir/errors';
 import { Target } from '../targets';
@@ -193,9 +193,11 @@ function retype(n: Node): void {
   }
 }
 
+/** Converted when written, in the source's own pieces (rows of a derived tensor) or runs of elements. */
 function toHalfTensor(t: Tensor, name = t.name): Tensor {
-  const src = t;
-  return new Tensor(name, DataType.FLOAT16, [...t.dims], { kind: 'lazy', length: t.size * 2, produce: () => halfBytes(src.bytes()), fromExternal: src.fromExternal });
+  const perRow = t.pieceUnit % 4 === 0 ? t.pieceUnit / 4 : 1;
+  const rows = (r0: number, r1: number) => halfBytes(t.bytesIn(r0 * perRow * 4, (r1 - r0) * perRow * 4));
+  return derivedTensor(name, DataType.FLOAT16, [...t.dims], t.size / perRow, perRow * 2, rows, [t]);
 }
 
 /** Cast(Cast(x)) between float types: read x directly (or x itself when it already has the type). */

@@ -1,6 +1,6 @@
 import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
-import { Tensor, concatColumns } from '../ir/tensor';
+import { RowReader, Tensor, concatColumns, floats, matrixRows } from '../ir/tensor';
 import { isDefaultDomain } from '../ir/query';
 import { Pass } from '../rewrite/pass';
 import { Target } from '../targets';
@@ -10,7 +10,8 @@ interface Projection {
   node: Node;
   k: number;
   n: number;
-  weight: () => Float32Array;
+  /** Rows of W as [K, N]. */
+  weight: RowReader;
   bias: (() => Float32Array) | null;
 }
 
@@ -23,18 +24,20 @@ function projection(node: Node): Projection | null {
   // the tensor itself, not the value: the merged weight is produced from it when written, after the value is gone
   const wt = w!.constant!;
   const [r, c] = wt.dims;
-  if (node.opType === 'MatMul') return { node, k: r, n: c, weight: () => wt.values() as Float32Array, bias: null };
+  if (node.opType === 'MatMul') return { node, k: r, n: c, weight: matrixRows(wt, c), bias: null };
   if (node.opType !== 'Gemm') return null;
   if (node.int('transA', 0) !== 0 || node.float('alpha', 1) !== 1 || node.float('beta', 1) !== 1) return null;
   const b = node.inputs[2];
   const transB = node.int('transB', 0) === 1;
   const [k, n] = transB ? [c, r] : [r, c];
   if (b && !(f32(b) && b.constant!.dims.length === 1 && b.constant!.size === n)) return null;
-  const weight = () => {
-    const a = wt.values() as Float32Array;
-    if (!transB) return a;
-    const t = new Float32Array(a.length);
-    for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) t[j * n + i] = a[i * k + j];
+  // transB: rows j0..j1 of Wᵀ are columns j0..j1 of the stored [N, K], read row by row
+  const weight: RowReader = !transB ? matrixRows(wt, n) : (j0, j1) => {
+    const t = new Float32Array((j1 - j0) * n);
+    for (let i = 0; i < n; i++) {
+      const col = floats(wt.bytesIn((i * k + j0) * 4, (j1 - j0) * 4));
+      for (let j = 0; j < j1 - j0; j++) t[j * n + i] = col[j];
+    }
     return t;
   };
   return { node, k, n, weight, bias: b ? () => b.constant!.values() as Float32Array : null };
@@ -90,7 +93,7 @@ function mergeGroup(graph: Graph, x: Value, op: string, group: Projection[], ops
   const total = group.reduce((s, p) => s + p.n, 0);
   const first = group[0].node;
   const name = `${first.name}_merged`;
-  const merged = concatColumns(`${name}_weight`, k, group.map((p) => ({ width: p.n, values: p.weight })), group.map((p) => p.node.inputs[1]!.constant!));
+  const merged = concatColumns(`${name}_weight`, k, group.map((p) => ({ width: p.n, rows: p.weight })), group.map((p) => p.node.inputs[1]!.constant!));
   const inputs: (Value | null)[] = [x, graph.addInitializer(`${name}_weight`, merged)];
   if (group[0].bias) {
     const b = new Float32Array(total);

@@ -2,7 +2,7 @@ import { DataType } from '../ir/dtype';
 import { AttrType, Value } from '../ir/graph';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
-import { concatColumns } from '../ir/tensor';
+import { concatColumns, matrixRows } from '../ir/tensor';
 
 const weight2d = (v: Value) => !!v.constant && v.constant.dtype === DataType.FLOAT && v.constant.dims.length === 2;
 const projection = (x: string, w: string, capture: string) => p.op('MatMul', [p.any(x), p.any(w, weight2d)], { capture });
@@ -46,7 +46,7 @@ export const packedAttention = defineRule<{ heads: number; hidden: number; vHidd
     const width = 2 * s.hidden + s.vHidden;
     const widths = [s.hidden, s.hidden, s.vHidden];
     const name = mha.name;
-    const packed = concatColumns(`${name}_qkv_weight`, rows, [wq, wk, wv].map((t, i) => ({ width: widths[i], values: () => t.values() as Float32Array })), [wq, wk, wv]);
+    const packed = concatColumns(`${name}_qkv_weight`, rows, [wq, wk, wv].map((t, i) => ({ width: widths[i], rows: matrixRows(t, widths[i]) })), [wq, wk, wv]);
     const w = rw.constant(`${name}_qkv_weight`, packed);
     // the attention's own q/k/v bias (attention-bias moved the projections' there), else zeros
     const given = mha.inputs[3] && !mha.inputs[3].omitted ? mha.inputs[3].constant! : null;

@@ -1,0 +1,111 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { compile } from '../src/compiler/compile';
+import { ModelBuilder } from '../src/ir/builder';
+import { fromHalfBits, halfBytes, toHalfBits } from '../src/ir/half';
+import { DataType } from '../src/ir/dtype';
+import { Tensor, concatColumns, matrixRows } from '../src/ir/tensor';
+import { readModel } from '../src/onnx/read';
+import { saveModel } from '../src/onnx/write';
+import { randomFloats, relError, runModel, tensor, tmpDir } from './helpers/ort';
+
+/**
+ * Weights computed from weights (NhwcConv's OHWI layout, merged projections, fp16 conversions) are
+ * written a block of rows at a time. These tensors span several write pieces (2 MB), so a block boundary
+ * that drops, repeats or misplaces a row shows up as a wrong element; expectations are computed here from
+ * the source weights, element by element, not by the code under test.
+ */
+const dir = tmpDir('sdc-derived-');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const [M, C, K] = [96, 760, 3]; // a 2.6 MB 3×3 kernel: two pieces, rows of 27 KB
+const w3 = randomFloats(M * C * K * K, 11);
+const w1 = randomFloats(M * M, 12); // a 1×1 kernel: OHWI bytes are OIHW's
+
+function convModel(): string {
+  const b = new ModelBuilder();
+  const x = b.input('x', [1, C, 5, 5]);
+  const c1 = b.op('Conv', [x, b.const('w3', [M, C, K, K], w3)], { kernel_shape: [K, K], pads: [1, 1, 1, 1] });
+  const c2 = b.op('Conv', [b.op('Relu', [c1]), b.const('w1', [M, M, 1, 1], w1)], { kernel_shape: [1, 1] });
+  b.output(c2);
+  return saveModel(b.model, path.join(dir, 'conv.onnx'), { externalData: 'always' });
+}
+
+const ohwi = (w: Float32Array, m: number, c: number, k: number) => {
+  const out = new Float32Array(w.length);
+  for (let o = 0; o < m; o++) for (let i = 0; i < c; i++) for (let s = 0; s < k * k; s++) out[(o * k * k + s) * c + i] = w[(o * c + i) * k * k + s];
+  return out;
+};
+
+const weightOf = (file: string, op: string, slot = 1): Tensor[] => readModel(file).graph.nodes.filter((n) => n.opType === op).map((n) => n.inputs[slot]!.constant!);
+
+test('cuda: OHWI weights written in pieces equal the transposed source, element for element', () => {
+  const src = convModel();
+  const out = path.join(dir, 'conv.cuda.onnx');
+  compile(src, { output: out, target: 'cuda' });
+  const [a, b] = weightOf(out, 'NhwcConv');
+  expect(a.dims).toEqual([M, K, K, C]);
+  expect(Buffer.from((a.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w3, M, C, K).buffer))).toBe(true);
+  expect(b.dims).toEqual([M, 1, 1, M]);
+  expect(Buffer.from((b.values() as Float32Array).buffer).equals(Buffer.from(w1.buffer))).toBe(true);
+});
+
+test('cuda fp16: the halves of the OHWI weights, rounded to nearest even, element for element', () => {
+  const src = convModel();
+  const out = path.join(dir, 'conv.cuda16.onnx');
+  compile(src, { output: out, target: 'cuda', precision: 'fp16' });
+  const [a] = weightOf(out, 'NhwcConv');
+  const want = ohwi(w3, M, C, K);
+  const got = a.values() as Uint16Array;
+  expect(got.length).toBe(want.length);
+  let wrong = 0;
+  for (let i = 0; i < want.length; i++) if (got[i] !== toHalfBits(want[i])) wrong++;
+  expect(wrong).toBe(0);
+});
+
+test('halfBytes agrees with toHalfBits on edge values and on unaligned input', () => {
+  const edge = [0, -0, 1, -1, 65504, 65520, 1e9, -1e9, 2 ** -14, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1e-10, NaN, Infinity, -Infinity, 1 + 2 ** -11, 1 + 3 * 2 ** -11];
+  const values = Float32Array.from([...edge, ...randomFloats(4000, 5).map((v, i) => v * 2 ** ((i % 60) - 30))]);
+  const bytes = new Uint8Array(values.buffer);
+  const unaligned = new Uint8Array(bytes.byteLength + 1).subarray(1);
+  unaligned.set(bytes);
+  for (const input of [bytes, unaligned]) {
+    const h = new Uint16Array(halfBytes(input).buffer);
+    values.forEach((v, i) => {
+      if (Number.isNaN(v)) expect(Number.isNaN(fromHalfBits(h[i]))).toBe(true);
+      else expect(h[i]).toBe(toHalfBits(v));
+    });
+  }
+});
+
+test('webgpu: merged MatMul and transposed-Gemm weights larger than a piece compute the same numbers', async () => {
+  const b = new ModelBuilder();
+  const x = b.input('x', [2, 700]);
+  const y = b.op('Relu', [x]);
+  for (const [i, width] of [900, 1100].entries()) b.output(b.op('Relu', [b.op('MatMul', [y, b.const(`m${i}`, [700, width], randomFloats(700 * width, 20 + i))])]));
+  for (const [i, width] of [800, 600].entries()) {
+    const g = b.op('Gemm', [y, b.const(`g${i}`, [width, 700], randomFloats(700 * width, 30 + i)), b.const(`gb${i}`, [width], randomFloats(width, 40 + i))], { transB: 1 });
+    b.output(b.op('Relu', [g]));
+  }
+  const src = saveModel(b.model, path.join(dir, 'proj.onnx'), { externalData: 'always' });
+  const out = path.join(dir, 'proj.webgpu.onnx');
+  const r = compile(src, { output: out, target: 'webgpu' });
+  expect(r.opsAfter['ai.onnx::Split']).toBe(2);
+  const merged = weightOf(out, 'MatMul').concat(weightOf(out, 'Gemm'));
+  expect(merged.map((t) => t.byteLength).every((n) => n > 2 << 20)).toBe(true);
+  const feeds = { x: tensor([2, 700], 7) };
+  const [want, got] = [await runModel(src, feeds), await runModel(out, feeds)];
+  for (const k of Object.keys(want)) expect(relError(want[k], got[k])).toBeLessThan(1e-6);
+});
+
+test('a derived tensor gives any byte range as its whole gives it, whatever the row boundaries', () => {
+  const part = (w: number, seed: number) => Tensor.fromValues(`p${seed}`, DataType.FLOAT, [37, w], randomFloats(37 * w, seed));
+  const parts = [part(5, 1), part(11, 2), part(3, 3)];
+  const t = concatColumns('cat', 37, parts.map((p) => ({ width: p.dims[1], rows: matrixRows(p, p.dims[1]) })), parts);
+  const whole = t.bytes();
+  expect(whole.byteLength).toBe(37 * 19 * 4);
+  expect((t.values() as Float32Array)[19 * 4 + 5 + 2]).toBe((parts[1].values() as Float32Array)[11 * 4 + 2]);
+  for (const [at, len] of [[0, 1], [3, 77], [75, 76], [19 * 4 * 10 - 1, 19 * 4 * 3 + 2], [whole.byteLength - 5, 5], [0, whole.byteLength]]) {
+    expect(Buffer.from(t.bytesIn(at, len)).equals(Buffer.from(whole.subarray(at, at + len)))).toBe(true);
+  }
+});
