@@ -2,7 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Model } from '../src/ir/model';
 import { readModel } from '../src/onnx/read';
-import { writeModel } from '../src/onnx/write';
+import { WriteOptions, writeModel } from '../src/onnx/write';
+import { startWeightsCopy } from '../src/onnx/weights-copy';
 import { SdcError } from '../src/ir/errors';
 import { tinyPath, tmpDir } from './helpers/ort';
 
@@ -23,9 +24,9 @@ function throughMemory(m: Model): Model {
 }
 
 /** Write the model into its own folder as model.onnx and return the model and data files' bytes. */
-function written(m: Model, dir: string): { model: Buffer; data: Buffer; mode: number } {
+function written(m: Model, dir: string, opts: WriteOptions = {}): { model: Buffer; data: Buffer; mode: number } {
   fs.mkdirSync(dir);
-  const r = writeModel(m, path.join(dir, 'model.onnx'));
+  const r = writeModel(m, path.join(dir, 'model.onnx'), opts);
   expect(r.dataFile).toBe(path.join(dir, 'model.onnx.data'));
   return { model: fs.readFileSync(r.modelFile), data: fs.readFileSync(r.dataFile!), mode: fs.statSync(r.dataFile!).mode };
 }
@@ -85,6 +86,38 @@ describe('writing weights that stay in place in their source', () => {
     fs.truncateSync(`${src}.data`, fs.statSync(`${src}.data`).size - 100);
     const out = path.join(dir, 'out.onnx');
     expect(() => writeModel(m, out)).toThrow(SdcError);
+    expect(fs.readdirSync(dir).filter((n) => n.startsWith('out.onnx'))).toEqual([]);
+  });
+
+  it('starts from a copy made ahead on another thread when that is its base file, and discards one of another file', () => {
+    const ahead = (file: string) => {
+      const folder = fs.mkdtempSync(path.join(dir, 'ahead-'));
+      return { folder, copy: startWeightsCopy(file, folder) };
+    };
+    const want = written(throughMemory(readModel(src)), path.join(dir, 'slow'));
+    const used = ahead(`${src}.data`);
+    const a = written(readModel(src), path.join(dir, 'a'), { startFrom: used.copy });
+    expect(a.model.equals(want.model)).toBe(true);
+    expect(a.data.equals(want.data)).toBe(true);
+    expect(a.mode).toBe(want.mode);
+    expect(fs.readdirSync(used.folder)).toEqual([]); // taken: renamed into the output
+
+    const other = path.join(dir, 'other.bin');
+    fs.writeFileSync(other, Buffer.alloc(1 << 16, 7));
+    const unused = ahead(other);
+    const b = written(readModel(src), path.join(dir, 'b'), { startFrom: unused.copy });
+    expect(b.data.equals(want.data)).toBe(true);
+    // a discarded copy still running is removed by its thread when it ends
+    const until = Date.now() + 10_000;
+    while (fs.readdirSync(unused.folder).length && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    expect(fs.readdirSync(used.folder).concat(fs.readdirSync(unused.folder))).toEqual([]);
+  });
+
+  it('a copy ahead that fails fails the write with its error, writing nothing', () => {
+    const folder = fs.mkdtempSync(path.join(dir, 'ahead-'));
+    const copy = startWeightsCopy(`${src}.data`, path.join(folder, 'missing-subfolder'));
+    const out = path.join(dir, 'out.onnx');
+    expect(() => writeModel(readModel(src), out, { startFrom: copy })).toThrow(/ENOENT/);
     expect(fs.readdirSync(dir).filter((n) => n.startsWith('out.onnx'))).toEqual([]);
   });
 });

@@ -7,8 +7,9 @@ import { refuseInvalid, validate } from '../ir/validate';
 import { Model } from '../ir/model';
 import { readModel } from '../onnx/read';
 import { realPath, refuseToClobber, WriteOptions, writeModel } from '../onnx/write';
+import { startWeightsCopy, WeightsCopy } from '../onnx/weights-copy';
 import { Explanation, MODES, Mode, Precision, ValueRange } from '../rewrite/pass';
-import { PassReport, round, runPipeline } from './pipeline';
+import { PassReport, plansToMoveWeights, round, runPipeline } from './pipeline';
 import { Progress, silentProgress } from './progress';
 import { TargetName, parseTarget } from '../targets';
 import { SDC_VERSION } from './version';
@@ -135,56 +136,61 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
   }
 
-  const { passes, explanations } = withFile(input, () => runPipeline(model, {
-    mode,
-    target,
-    passes: opts.passes,
-    verifyEach: opts.verifyEach,
-    shapes,
-    precision: opts.precision ?? 'fp32',
-    ioTypes: opts.ioTypes ?? 'fp32',
-    ranges: opts.ranges ?? null,
-    keepFp32: opts.keepFp32,
-    onPass: (name) => progress.step(`pass ${name}`),
-  }));
-  const after = validate(model);
-  if (after.length) throw new Error(`sdc produced an invalid graph (a bug; please report it):\n  ${after.slice(0, 10).join('\n  ')}`);
-  // A fused op the target cannot run is a bug, never a result: check every op sdc introduced.
-  const introduced = Object.keys(opHistogram(model.graph)).filter((op) => !(op in opsBefore));
-  const unrunnable = introduced.filter((op) => { const [d, o] = op.split('::'); return !target.runs(d === 'ai.onnx' ? '' : d, o); });
-  if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
-  stampMetadata(model, mode, target.name, passes);
-  model.setMetadata(SESSION_LEVEL_KEY, opts.sessionLevel ?? 'all');
-  // only a provider that takes a layout option (WebGPU's preferredLayout) gets one recorded
-  if (opts.preferredLayout && !target.traits.providerLayout) warnings.push(`--layout is a WebGPU provider option; it has no effect for ${target.name}`);
-  const layout = target.traits.providerLayout ? opts.preferredLayout ?? defaultLayout(target.name) : null;
-  if (layout) model.setMetadata(SESSION_LAYOUT_KEY, layout);
+  const ahead = opts.dryRun ? null : copyAhead(model, output, opts, { mode, target, passes: opts.passes, precision: opts.precision ?? 'fp32' });
+  try {
+    const { passes, explanations } = withFile(input, () => runPipeline(model, {
+      mode,
+      target,
+      passes: opts.passes,
+      verifyEach: opts.verifyEach,
+      shapes,
+      precision: opts.precision ?? 'fp32',
+      ioTypes: opts.ioTypes ?? 'fp32',
+      ranges: opts.ranges ?? null,
+      keepFp32: opts.keepFp32,
+      onPass: (name) => progress.step(`pass ${name}`),
+    }));
+    const after = validate(model);
+    if (after.length) throw new Error(`sdc produced an invalid graph (a bug; please report it):\n  ${after.slice(0, 10).join('\n  ')}`);
+    // A fused op the target cannot run is a bug, never a result: check every op sdc introduced.
+    const introduced = Object.keys(opHistogram(model.graph)).filter((op) => !(op in opsBefore));
+    const unrunnable = introduced.filter((op) => { const [d, o] = op.split('::'); return !target.runs(d === 'ai.onnx' ? '' : d, o); });
+    if (unrunnable.length) throw new Error(`sdc emitted ${unrunnable.join(', ')}, which ${target.name} cannot run (a bug; please report it)`);
+    stampMetadata(model, mode, target.name, passes);
+    model.setMetadata(SESSION_LEVEL_KEY, opts.sessionLevel ?? 'all');
+    // only a provider that takes a layout option (WebGPU's preferredLayout) gets one recorded
+    if (opts.preferredLayout && !target.traits.providerLayout) warnings.push(`--layout is a WebGPU provider option; it has no effect for ${target.name}`);
+    const layout = target.traits.providerLayout ? opts.preferredLayout ?? defaultLayout(target.name) : null;
+    if (layout) model.setMetadata(SESSION_LAYOUT_KEY, layout);
 
-  progress.step('writing');
-  const t1 = performance.now();
-  const staged = opts.dryRun ? null : stage(model, output, opts, progress);
-  progress.done();
-  const outAbs = path.resolve(output);
-  const report: CompileReport = {
-    sdcVersion: SDC_VERSION,
-    input: path.resolve(input),
-    output: outAbs,
-    dataFile: staged?.dataFile ? path.join(path.dirname(outAbs), path.basename(staged.dataFile)) : null,
-    mode,
-    target: target.name,
-    compileMs: round(performance.now() - t0),
-    readMs: round(readMs),
-    writeMs: round(performance.now() - t1),
-    nodesBefore,
-    nodesAfter: model.graph.countNodes(),
-    opsBefore,
-    opsAfter: opHistogram(model.graph),
-    passes,
-    explanations,
-    warnings,
-    peakMemoryMb: Math.round(process.resourceUsage().maxRSS / 1024),
-  };
-  return { report, staged };
+    progress.step('writing');
+    const t1 = performance.now();
+    const staged = opts.dryRun ? null : stage(model, output, opts, progress, ahead?.copy);
+    progress.done();
+    const outAbs = path.resolve(output);
+    const report: CompileReport = {
+      sdcVersion: SDC_VERSION,
+      input: path.resolve(input),
+      output: outAbs,
+      dataFile: staged?.dataFile ? path.join(path.dirname(outAbs), path.basename(staged.dataFile)) : null,
+      mode,
+      target: target.name,
+      compileMs: round(performance.now() - t0),
+      readMs: round(readMs),
+      writeMs: round(performance.now() - t1),
+      nodesBefore,
+      nodesAfter: model.graph.countNodes(),
+      opsBefore,
+      opsAfter: opHistogram(model.graph),
+      passes,
+      explanations,
+      warnings,
+      peakMemoryMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
+    return { report, staged };
+  } finally {
+    ahead?.dispose();
+  }
 }
 
 /**
@@ -195,7 +201,7 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
  * commit, weights sdc wrote for this output that nothing in the folder reads any more are removed (see
  * sweepWeights): a file another model reads (an edited copy, the input) is never touched.
  */
-function stage(model: Model, output: string, opts: CompileOptions, progress: Progress): StagedOutput {
+function stage(model: Model, output: string, opts: CompileOptions, progress: Progress, startFrom?: WeightsCopy): StagedOutput {
   const outAbs = path.resolve(output);
   const dir = path.dirname(outAbs);
   const base = path.basename(outAbs);
@@ -231,7 +237,7 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
     const stagedFile = path.join(stageDir, base);
     let written;
     try {
-      written = writeModel(model, stagedFile, { externalData: opts.externalData, dataFileName: dataName, onProgress: (d, t) => progress.update(d, t) });
+      written = writeModel(model, stagedFile, { externalData: opts.externalData, dataFileName: dataName, startFrom, onProgress: (d, t) => progress.update(d, t) });
     } catch (e) {
       // the private stage is sdc's business: a failed write (a full disk) is said of the output
       if (e instanceof SdcError && e.file === stagedFile) throw new SdcError(output, e.problem, e.exitCode);
@@ -258,6 +264,43 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
     discard();
     throw e;
   }
+}
+
+/** Below this a weights file is copied faster than a thread starts to copy it ahead. */
+const COPY_AHEAD_MIN = 64 << 20;
+
+/**
+ * Start copying the source's largest weights file beside the output while the passes run, when the
+ * output will most likely start from it (write.ts baseFile): no planned pass moves weights (new layouts,
+ * merged or converted weights) and the weights go to a data file. A wrong guess costs disk time, never
+ * a byte of the output: the writer takes the copy only when its own choice of base file is that file.
+ * The copy lives in a stage folder of this process (removed when the compile ends, or by the next
+ * compile to this output once this process is gone).
+ */
+function copyAhead(model: Model, output: string, opts: CompileOptions, plan: Parameters<typeof plansToMoveWeights>[0]): { copy: WeightsCopy; dispose(): void } | null {
+  if (opts.externalData === 'never' || plansToMoveWeights(plan)) return null;
+  const sizes = model.externalFiles().map((f) => ({ f, size: fs.statSync(f, { throwIfNoEntry: false })?.size ?? 0 }));
+  const largest = sizes.sort((a, b) => b.size - a.size)[0];
+  if (!largest || largest.size < COPY_AHEAD_MIN) return null;
+  const outAbs = path.resolve(output);
+  let folder: string;
+  try {
+    folder = fs.mkdtempSync(path.join(path.dirname(outAbs), `.${path.basename(outAbs)}.sdc-stage-${process.pid}-`));
+  } catch {
+    return null; // no output folder yet, or not writable: stage() says so
+  }
+  const copy = startWeightsCopy(largest.f, folder);
+  return {
+    copy,
+    dispose() {
+      copy.discard();
+      try {
+        fs.rmSync(folder, { recursive: true, force: true, maxRetries: 3 });
+      } catch {
+        /* left for the next compile to this output, once this process is gone */
+      }
+    },
+  };
 }
 
 /** An output that exists and is not a regular file (a folder, a device, a FIFO, a socket) is refused. */

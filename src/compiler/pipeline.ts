@@ -49,6 +49,11 @@ function pipelineFor(mode: Mode, target: Target, explicit?: string[], precision:
     .filter((s) => ('repeat' in s ? s.repeat.length > 0 : applies(s)));
 }
 
+/** Whether a pass the pipeline will run rewrites most of the weights (Pass.movesWeights). */
+export function plansToMoveWeights(opts: Pick<PipelineOptions, 'mode' | 'target' | 'passes' | 'precision'>): boolean {
+  return pipelineFor(opts.mode, opts.target, opts.passes, opts.precision).some((s) => ('repeat' in s ? s.repeat : [s]).some((p) => p.movesWeights));
+}
+
 /** The mode's passes that the target drops, each with why (reported in --explain). */
 function droppedPasses(mode: Mode, target: Target, explicit?: string[]): { pass: string; reason: string }[] {
   if (explicit) return [];

@@ -6,6 +6,7 @@ import { KeyValue, Tensor } from '../ir/tensor';
 import { Model } from '../ir/model';
 import { ModelProto, toProtoInt64 } from './schema';
 import type { onnx } from './onnx-types';
+import { WeightsCopy } from './weights-copy';
 
 export interface WriteOptions {
   /**
@@ -19,6 +20,11 @@ export interface WriteOptions {
   sizeThreshold?: number;
   /** Name of the data file beside the model (default: `<model file name>.data`). */
   dataFileName?: string;
+  /**
+   * A copy of a source weights file already under way (weights-copy.ts): taken as the start of the data
+   * file when that is the file the writer would start from, else discarded.
+   */
+  startFrom?: WeightsCopy;
   /** Called as weight bytes are written: (bytesDone, bytesTotal). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -68,8 +74,9 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
     let dataBytes = 0;
     if (external) {
       const big = initializers.filter((t) => t.data.kind !== 'strings' && t.byteLength >= threshold);
-      if (big.length) dataBytes = writeDataFile(big, tmpData, placement, opts.onProgress);
+      if (big.length) dataBytes = writeDataFile(big, tmpData, placement, opts.onProgress, opts.startFrom);
     }
+    opts.startFrom?.discard();
     const proto = modelToProto(model, placement, dataName);
     const bytes = ModelProto.encode(proto).finish();
     if (bytes.byteLength > PROTOBUF_LIMIT) {
@@ -80,6 +87,7 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
     fs.renameSync(tmpModel, outAbs);
     return { modelFile: outAbs, modelBytes: bytes.byteLength, dataFile: placement.size ? dataAbs : null, dataBytes };
   } catch (e) {
+    opts.startFrom?.discard();
     for (const f of [tmpModel, tmpData]) fs.rmSync(f, { force: true });
     if (e instanceof SdcError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -163,7 +171,8 @@ function copyAsNew(source: string, file: string): void {
   const fd = fs.openSync(file, 'wx');
   const mode = fs.fstatSync(fd).mode;
   fs.closeSync(fd);
-  fs.copyFileSync(source, file);
+  // a reflink clone where the filesystem has them (btrfs, XFS), else a copy in the kernel
+  fs.copyFileSync(source, file, fs.constants.COPYFILE_FICLONE);
   fs.chmodSync(file, mode);
 }
 
@@ -172,12 +181,14 @@ function writeDataFile(
   file: string,
   placement: Map<Tensor, { offset: number; length: number }>,
   onProgress?: (done: number, total: number) => void,
+  startFrom?: WeightsCopy,
 ): number {
   const total = tensors.reduce((s, t) => s + t.byteLength, 0);
   const { slots, end } = layOut(tensors);
   const base = baseFile(slots);
   // every byte of the output is either a tensor lying in place in the base copy or written below
-  if (base) copyAsNew(base.file, file);
+  if (base && startFrom && realPath(startFrom.source) === realPath(base.file)) startFrom.take(file);
+  else if (base) copyAsNew(base.file, file);
   const fd = fs.openSync(file, base ? 'r+' : 'w');
   let buf: Buffer | null = null;
   const pad = Buffer.alloc(ALIGN);

@@ -21,6 +21,7 @@ export const channelsLast: Pass = {
   name: 'channels-last',
   description: 'cuda: Conv → NhwcConv in NHWC, transposes sunk through elementwise ops and cancelled in pairs',
   appliesTo: (target) => target.accepts('com.microsoft', 'NhwcConv', { layout: 'NHWC' }),
+  movesWeights: true,
   emits: () => ['com.microsoft::NhwcConv', 'ai.onnx::Transpose'],
   sites: [{ counter: 'nhwcConv', label: 'NhwcConv' }],
   run(graph, ctx) {

@@ -51,6 +51,7 @@ const TYPED_BY_ATTRIBUTE = new Set(['RandomNormal', 'RandomUniform', 'RandomNorm
 export const convertFp16: Pass = {
   name: 'convert-fp16',
   emits: () => ['ai.onnx::Cast'],
+  movesWeights: true,
   description: 'float32 → float16 with fp32 islands (target kernels without fp16, precision-sensitive ops); casts only at region edges',
   run(graph, ctx): PassResult {
     if (ctx.precision !== 'fp16') return { changed: false };

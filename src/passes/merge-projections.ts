@@ -54,6 +54,7 @@ export const mergeProjections: Pass = {
   name: 'merge-projections',
   description: 'MatMul/Gemm siblings reading one tensor with constant weights → one MatMul/Gemm and a Split (webgpu)',
   appliesTo: (target) => (target.traits.dispatchBound ? null : `on ${target.name} small GEMMs cost no dispatch worth a copy of the weights`),
+  movesWeights: true,
   emits: () => ['ai.onnx::MatMul', 'ai.onnx::Gemm', 'ai.onnx::Split'],
   sites: [{ counter: 'projectionsMerged', label: 'projections merged' }],
   run(graph, ctx) {

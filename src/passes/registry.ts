@@ -83,6 +83,7 @@ export const REGISTRY: RegistryEntry[] = [
     description: 'self-attention MultiHeadAttention(x·Wq, x·Wk, x·Wv) → com.microsoft Attention with packed weights (webgpu)',
     rules: [packedAttention],
     appliesTo: dispatchBoundOnly('three projections cost no dispatches worth repacking the weights'),
+    movesWeights: true,
   }, [{ pass: 'fuse-attention', why: 'it repacks the MultiHeadAttention sites fuse-attention emits' }]),
   fusion({
     name: 'fuse-group-norm',

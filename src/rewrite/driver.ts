@@ -195,6 +195,7 @@ export function rulePass(set: RuleSet): Pass {
   return {
     name: set.name,
     description: set.description,
+    movesWeights: set.movesWeights,
     sites: set.rules.map((r) => ({ counter: r.counter, label: r.label })).filter((c, i, all) => all.findIndex((o) => o.counter === c.counter) === i),
     emits(target: Target, opset: number) {
       const probe: RuleContext = { model: null as never, graph: null as never, target, opset, shapes: NO_SHAPES };

@@ -58,5 +58,11 @@ export interface Pass {
   sites?: { counter: string; label: string }[];
   /** null when the pass can do something on this target, else why not (the pipeline then drops it and says so). */
   appliesTo?(target: Target): string | null;
+  /**
+   * Where it applies, it rewrites or reorders most of a model's weight bytes (a new kernel layout, merged
+   * or converted weights): the output's data file cannot start as a copy of the source's, so a compile
+   * planning it does not copy ahead (compile.ts).
+   */
+  movesWeights?: boolean;
   run(graph: Graph, ctx: PassContext): PassResult;
 }

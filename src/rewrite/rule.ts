@@ -82,6 +82,8 @@ export interface RuleSet {
   anchors?: Anchor[];
   /** Why the set is not worth running on a target whose kernels could run it (null: it is). */
   appliesTo?(target: Target): string | null;
+  /** Its rewrites replace most weight bytes where it applies (Pass.movesWeights). */
+  movesWeights?: boolean;
 }
 
 /** `com.microsoft::GroupNorm` → ['com.microsoft', 'GroupNorm']; ai.onnx is the default domain ''. */

@@ -64,3 +64,22 @@ test('a 1.1 GB inline initializer compiles within 2x the model\'s size in memory
   expect(rss).toBeLessThan(2 * size);
   for (const f of [file, path.join(dir, 'inline-out.onnx'), data]) fs.rmSync(f, { force: true });
 }, 300_000);
+
+test('a compile copying the weights file ahead (80 MB, cpu) writes the bytes it would have written and leaves no stage folder', () => {
+  const b = new ModelBuilder();
+  let x = b.input('x', [1, 1024]);
+  for (let i = 0; i < 20; i++) x = b.op('Relu', [b.op('MatMul', [x, b.const(`w${i}`, [1024, 1024], new Float32Array(1024 * 1024).fill(i / 1024))])]);
+  b.output(x, [1, 1024]);
+  const src = saveModel(b.model, path.join(dir, 'big.onnx'), { externalData: 'always' });
+  expect(fs.statSync(`${src}.data`).size).toBeGreaterThan(64 << 20);
+  for (const target of ['cpu', 'cuda']) {
+    const out = path.join(dir, `big-${target}`, 'model.onnx');
+    fs.mkdirSync(path.dirname(out));
+    const r = spawnSync(SDC, ['compile', src, '-o', out, '--target', target], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // nothing here moves a weight: the output's weights are the source's, byte for byte
+    expect(fs.readFileSync(`${out}.data`).equals(fs.readFileSync(`${src}.data`))).toBe(true);
+    expect(fs.readdirSync(path.dirname(out)).sort()).toEqual(['model.onnx', 'model.onnx.data']);
+  }
+}, 180_000);
