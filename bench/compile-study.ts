@@ -54,7 +54,9 @@ export interface CompileStudy {
   date: string;
   command: string;
   commit: string;
-  machine: { cpu: string; cores: number; memGiB: number; kernel: string; node: string; outputFs: string; sourceFs: string };
+  machine: { cpu: string; cores: number; memGiB: number; kernel: string; node: string; outputFs: string; sourceFs: string;
+    /** 1-minute load average when the study started and when it ended: how busy the shared machine was */
+    load?: [number, number] };
   model: { id: string; file: string; dataBytes: number; shapes: string };
   rounds: number;
   floor: { how: string; ms: number[]; wallMs: number[] };
@@ -167,6 +169,7 @@ export async function compileStudy(o: { rounds: number; dir: string; root: strin
   const out = path.join(o.dir, 'compiled.onnx');
   const copy = path.join(o.dir, 'floor.data');
   o.log(`compile study: ${o.rounds} rounds of the floor and ${ROWS.length} compiles of ${src}`);
+  const loadBefore = os.loadavg()[0];
   warm(src);
   warm(data);
   const floor = { how: 'the data file copied in the kernel (`fs.copyFileSync`: copy_file_range), then fsynced, timed in a fresh process', ms: [] as number[], wallMs: [] as number[] };
@@ -207,6 +210,7 @@ export async function compileStudy(o: { rounds: number; dir: string; root: strin
       node: process.version,
       outputFs: `${fsOf(o.dir)} (${o.dir})`,
       sourceFs: fsOf(path.dirname(src)),
+      load: [loadBefore, os.loadavg()[0]],
     },
     model: { id: 'SD1.5 UNet sdpa_op17, synthesized weights', file: src, dataBytes: fs.statSync(data).size, shapes: SHAPES },
     rounds: o.rounds,
