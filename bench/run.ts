@@ -18,11 +18,16 @@ import { renderMarkdown } from './report';
 import { saveModel } from '../src/onnx/write';
 import { gpuBench } from './gpu';
 import { TARGETS, TargetName, targetTraits } from '../src/targets';
+import { compileStudy, CompileStudy } from './compile-study';
 
 /**
  * `npm run bench [-- --quick]`: every figure side by side with its baseline in the same run, medians of
  * alternated runs, ratios original/variant. Writes docs/benchmarks.md and docs/benchmarks.json.
  * A variant whose outputs differ from the original beyond tolerance is reported as refused, never timed.
+ * Then the compile study (bench/compile-study.ts): SD1.5 compile time against the disk's floor and peak
+ * memory per target and precision, `--compile-rounds=N` rounds (default 3). `--only=compile` runs that
+ * study alone and replaces only its section (and its part of the JSON); any other `--only=` skips it
+ * and keeps the study already written.
  */
 const ROOT = path.resolve(__dirname, '..', '..');
 const FIXTURES = fixturesDir();
@@ -66,6 +71,8 @@ export interface BenchResult {
   /** Markdown table: fused sites per model and target, and the commit it was made at. */
   fusionCounts?: string;
   fusionCountsCommit?: string;
+  /** SD1.5 compile time and peak memory per target and precision, with its own date and command */
+  compileStudy?: CompileStudy;
 }
 
 interface Spec {
@@ -303,9 +310,28 @@ async function main(): Promise<void> {
   if (!traits.hostCpu) return gpuBench(process.argv.slice(2), ROOT);
   const quick = process.argv.includes('--quick');
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+  const roundsArg = process.argv.find((a) => a.startsWith('--compile-rounds='))?.slice(17);
+  const compileRounds = roundsArg === undefined ? 3 : Number(roundsArg);
+  if (!Number.isInteger(compileRounds) || compileRounds < 1) throw new Error(`--compile-rounds takes a number of rounds, 1 or more (got ${roundsArg})`);
+  const docs = path.join(ROOT, 'docs');
+  // --out=F: F.json and F.md instead of docs/benchmarks.* (e.g. two runs to compare)
+  const out = process.argv.find((a) => a.startsWith('--out='))?.slice(6) ?? path.join(docs, 'benchmarks');
+  const gpuPage = () => (fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null);
+  const previous = (): BenchResult | null => (fs.existsSync(`${out}.json`) ? JSON.parse(fs.readFileSync(`${out}.json`, 'utf8')) : null);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-bench-'));
   const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+  const rest = process.argv.slice(2).filter((a) => a.startsWith('--out=') || a.startsWith('--compile-rounds=')).join(' ');
+  const study = (command: string) => compileStudy({ rounds: compileRounds, dir, root: ROOT, command, commit: gitCommit(), log });
   try {
+    if (only === 'compile') {
+      // the study alone: the rest of the page and the JSON stay as the last full run wrote them
+      const result: BenchResult = previous() ?? { date: new Date().toISOString(), machine: '', versions: { commit: gitCommit() }, command: '(none: only the compile study has run)', matmulGflops: NaN, models: [] };
+      result.compileStudy = await study(`npm run bench -- --only=compile${rest ? ` ${rest}` : ''}`);
+      fs.writeFileSync(`${out}.json`, JSON.stringify(result, null, 2) + '\n');
+      fs.writeFileSync(`${out}.md`, renderMarkdown(result, gpuPage()));
+      log(`wrote the compile study into ${out}.md and ${out}.json`);
+      return;
+    }
     const gflops = await matmulGflops(dir);
     log(`2048³ MatMul: ${gflops.toFixed(1)} GFLOP/s`);
     const result: BenchResult = {
@@ -323,11 +349,11 @@ async function main(): Promise<void> {
     log('fusion counts per target (dry-run compiles)');
     result.fusionCounts = fusionCountsTable(specs(quick).filter((s) => !only || s.id.includes(only)).map((s) => ({ id: s.id, file: s.file() })));
     result.fusionCountsCommit = gitCommit();
-    const docs = path.join(ROOT, 'docs');
-    // --out=F: F.json and F.md instead of docs/benchmarks.* (e.g. two runs to compare)
-    const out = process.argv.find((a) => a.startsWith('--out='))?.slice(6) ?? path.join(docs, 'benchmarks');
+    const kept = previous()?.compileStudy;
+    if (!only) result.compileStudy = await study(`${result.command}${roundsArg === undefined ? '' : ` -- --compile-rounds=${compileRounds}`}`);
+    else if (kept) result.compileStudy = kept;
     fs.writeFileSync(`${out}.json`, JSON.stringify(result, null, 2) + '\n');
-    fs.writeFileSync(`${out}.md`, renderMarkdown(result, fs.existsSync(path.join(docs, 'benchmarks-gpu.md')) ? fs.readFileSync(path.join(docs, 'benchmarks-gpu.md'), 'utf8') : null));
+    fs.writeFileSync(`${out}.md`, renderMarkdown(result, gpuPage()));
     log(`wrote ${out}.md and ${out}.json`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
