@@ -41,16 +41,23 @@ export function fromHalfBits(h: number): number {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Packed little-endian float32 bytes → packed float16 bytes (a weight of SD1.5 converts at ~1 ns an element). */
+/** Packed little-endian float32 bytes → packed float16 bytes (~3 ns an element here). */
 export function halfBytes(bytes: Uint8Array): Uint8Array {
   const n = bytes.byteLength >> 2;
   const out = new Uint8Array(n * 2);
   if (LITTLE_ENDIAN) {
     // typed arrays in the platform's order, which then is the files' order: no DataView per element
     const src = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
-    const words = new Uint32Array(src.buffer, src.byteOffset, n);
+    const words = new Int32Array(src.buffer, src.byteOffset, n);
     const halves = new Uint16Array(out.buffer);
-    for (let i = 0; i < n; i++) halves[i] = halfOfFloatBits(words[i]);
+    for (let i = 0; i < n; i++) {
+      const b = words[i];
+      const a = b & 0x7fffffff;
+      // a normal fp16 result (the common case): rebias the exponent, round to nearest even by adding
+      // 0xfff plus the kept mantissa's last bit, shift. Everything else takes the general path.
+      if (a >= 0x38800000 && a < 0x477ff000) halves[i] = ((b >>> 16) & 0x8000) | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
+      else halves[i] = halfOfFloatBits(b);
+    }
     return out;
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
