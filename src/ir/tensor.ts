@@ -183,9 +183,34 @@ const TYPED: Partial<Record<DataType, TypedCtor>> = {
   [DataType.BFLOAT16]: Uint16Array,
 };
 
+/** Files held open across reads while a writer runs (keepingFilesOpen), else null: each read opens its file. */
+let openFiles: Map<string, number> | null = null;
+
+/**
+ * Run `fn` with the weights files it reads kept open until it ends: a writer reads a derived tensor's
+ * sources in thousands of small pieces (a transposed projection row by row), and opening the file for
+ * each cost more than the reads. Outside it a read opens and closes its file, so a long-lived process
+ * never holds a file the user may replace.
+ */
+export function keepingFilesOpen<T>(fn: () => T): T {
+  if (openFiles) return fn();
+  openFiles = new Map();
+  try {
+    return fn();
+  } finally {
+    for (const fd of openFiles.values()) fs.closeSync(fd);
+    openFiles = null;
+  }
+}
+
 function readRange(file: string, offset: number, length: number): Uint8Array {
   const out = Buffer.allocUnsafe(length);
-  const fd = fs.openSync(file, 'r');
+  let fd = openFiles?.get(file);
+  const own = fd === undefined;
+  if (fd === undefined) {
+    fd = fs.openSync(file, 'r');
+    if (openFiles) openFiles.set(file, fd);
+  }
   try {
     let done = 0;
     while (done < length) {
@@ -194,7 +219,7 @@ function readRange(file: string, offset: number, length: number): Uint8Array {
       done += n;
     }
   } finally {
-    fs.closeSync(fd);
+    if (own && !openFiles) fs.closeSync(fd);
   }
   return out;
 }

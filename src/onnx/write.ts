@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SdcError } from '../ir/errors';
 import { AttrType, Attribute, AttributeMeta, Graph, Value, ValueType } from '../ir/graph';
-import { KeyValue, Tensor } from '../ir/tensor';
+import { KeyValue, Tensor, keepingFilesOpen } from '../ir/tensor';
 import { Model } from '../ir/model';
 import { ModelProto, toProtoInt64 } from './schema';
 import type { onnx } from './onnx-types';
@@ -74,7 +74,7 @@ export function writeModel(model: Model, out: string, opts: WriteOptions = {}): 
     let dataBytes = 0;
     if (external) {
       const big = initializers.filter((t) => t.data.kind !== 'strings' && t.byteLength >= threshold);
-      if (big.length) dataBytes = writeDataFile(big, tmpData, placement, opts.onProgress, opts.startFrom);
+      if (big.length) dataBytes = keepingFilesOpen(() => writeDataFile(big, tmpData, placement, opts.onProgress, opts.startFrom));
     }
     opts.startFrom?.discard();
     const proto = modelToProto(model, placement, dataName);
