@@ -7,6 +7,7 @@ import { Model } from '../ir/model';
 import { ModelProto, toProtoInt64 } from './schema';
 import type { onnx } from './onnx-types';
 import { WeightsCopy } from './weights-copy';
+import { WriteBehind } from './write-behind';
 
 export interface WriteOptions {
   /**
@@ -41,6 +42,8 @@ const PROTOBUF_LIMIT = 2 ** 31 - 1;
 const INLINE_LIMIT = 2 ** 30;
 const ALIGN = 64;
 const COPY_CHUNK = 16 << 20;
+/** Bytes to write through memory from which a writing thread (WriteBehind) pays for its start. */
+const WRITE_BEHIND_MIN = 64 << 20;
 /**
  * Bytes of a derived tensor computed at once when written. Small, because what bounds a compile's peak is
  * garbage awaiting collection: 8 MB pieces peaked ~60 MB higher than 1–2 MB on SD1.5 fp16.
@@ -176,6 +179,26 @@ function copyAsNew(source: string, file: string): void {
   fs.chmodSync(file, mode);
 }
 
+/** Where the writer's bytes go: straight to the file, or through a writing thread (WriteBehind). */
+type Sink = Pick<WriteBehind, 'write' | 'writeFrom' | 'finish' | 'stop'>;
+
+/** Writes on this thread, for data files small enough that starting a thread would cost more. */
+class DirectWrites implements Sink {
+  private chunk: Buffer | null = null;
+  constructor(private readonly fd: number) {}
+  write(b: Uint8Array, at: number): void {
+    for (let done = 0; done < b.byteLength; ) done += fs.writeSync(this.fd, b, done, b.byteLength - done, at + done);
+  }
+  writeFrom(fill: (into: Buffer) => number, at: number): number {
+    this.chunk ??= Buffer.allocUnsafe(COPY_CHUNK);
+    const n = fill(this.chunk);
+    this.write(this.chunk.subarray(0, n), at);
+    return n;
+  }
+  finish(): void {}
+  stop(): void {}
+}
+
 function writeDataFile(
   tensors: Tensor[],
   file: string,
@@ -190,29 +213,27 @@ function writeDataFile(
   if (base && startFrom && realPath(startFrom.source) === realPath(base.file)) startFrom.take(file);
   else if (base) copyAsNew(base.file, file);
   const fd = fs.openSync(file, base ? 'r+' : 'w');
-  let buf: Buffer | null = null;
   const pad = Buffer.alloc(ALIGN);
+  const moved = slots.reduce((n, s) => (base?.holds.has(s) ? n : n + s.tensor.byteLength), 0);
+  const sink: Sink = moved >= WRITE_BEHIND_MIN ? new WriteBehind(fd) : new DirectWrites(fd);
   try {
-    const put = (b: Uint8Array, at: number) => {
-      let done = 0;
-      while (done < b.byteLength) done += fs.writeSync(fd, b, done, b.byteLength - done, at + done);
-    };
     let written = 0;
     for (const s of slots) {
       const t = s.tensor;
-      if (s.gap) put(pad.subarray(0, s.gap), s.offset - s.gap);
+      if (s.gap) sink.write(pad.subarray(0, s.gap), s.offset - s.gap);
       const d = t.data;
       if (base?.holds.has(s)) {
         // already there
       } else if (d.kind === 'external') {
-        buf ??= Buffer.allocUnsafe(COPY_CHUNK);
         const src = fs.openSync(d.file, 'r');
         try {
           for (let done = 0; done < d.length; ) {
-            const n = fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, d.length - done), d.offset + done);
-            if (n === 0) throw new SdcError(d.file, `ends before the ${d.length} bytes of tensor '${t.name}'`);
-            put(buf.subarray(0, n), s.offset + done);
-            done += n;
+            const fill = (into: Buffer) => {
+              const n = fs.readSync(src, into, 0, Math.min(into.byteLength, d.length - done), d.offset + done);
+              if (n === 0) throw new SdcError(d.file, `ends before the ${d.length} bytes of tensor '${t.name}'`);
+              return n;
+            };
+            done += sink.writeFrom(fill, s.offset + done);
           }
         } finally {
           fs.closeSync(src);
@@ -224,19 +245,23 @@ function writeDataFile(
           const len = Math.min(step, t.byteLength - at);
           const b = t.bytesIn(at, len);
           if (b.byteLength !== len) throw new Error(`tensor ${t.name} produced ${b.byteLength} bytes at ${at}, expected ${len}`);
-          put(b, s.offset + at);
+          sink.write(b, s.offset + at);
         }
       } else {
         const b = t.bytes();
         if (b.byteLength !== t.byteLength) throw new Error(`tensor ${t.name} produced ${b.byteLength} bytes, expected ${t.byteLength}`);
-        put(b, s.offset);
+        sink.write(b, s.offset);
       }
       placement.set(t, { offset: s.offset, length: t.byteLength });
       written += t.byteLength;
       onProgress?.(written, total);
     }
+    sink.finish();
     if (base) fs.ftruncateSync(fd, end);
     fs.fsyncSync(fd);
+  } catch (e) {
+    sink.stop();
+    throw e;
   } finally {
     fs.closeSync(fd);
   }
