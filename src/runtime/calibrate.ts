@@ -2,12 +2,16 @@ import * as ort from 'onnxruntime-node';
 import * as path from 'path';
 import { analyzeShapes } from '../analysis/shapes';
 import { ShapeSpec } from '../compiler/compile';
-import { DataType } from '../ir/dtype';
+import { DataType, byteSize } from '../ir/dtype';
 import { SdcError } from '../ir/errors';
-import { Value } from '../ir/graph';
+import { Node, Value } from '../ir/graph';
+import { Model } from '../ir/model';
+import { Sym } from '../ir/symbolic';
 import { readModel } from '../onnx/read';
 import { encodeReferencingWeights } from '../onnx/write';
 import { ValueRange } from '../rewrite/pass';
+import { Segment, planSegments } from './calibrate-plan';
+import { PROBE_NODES, measureTensor, segmentModel } from './calibrate-segment';
 import { checkDims, modelInputSpecs, syntheticInputs } from './feeds';
 
 export interface CalibrationReport {
@@ -20,20 +24,33 @@ export interface CalibrationReport {
   values: number;
   /** Float tensors too large to fetch (estimated bytes over 256 MB), not measured. */
   skipped: number;
-  /** onnxruntime runs (input sets × fetch groups). */
+  /** Pieces the model ran in (one onnxruntime session each; calibrate-plan.ts). */
+  segments: number;
+  /** onnxruntime runs: input sets × segments, and one more for a segment and set whose probes saw a NaN or an Inf. */
   runs: number;
   ms: number;
 }
 
-const SMALLEST_NORMAL_FP16 = 2 ** -14;
 /**
- * Bytes of tensors fetched per run: all of SD1.5's at once would hold every activation of the graph in
- * memory. A tensor larger than MAX_TENSOR_BYTES (an unfused attention score matrix of a static 64×64
- * model: 1 GB) is not measured: attention fuses into kernels that accumulate in fp32, and the report
- * counts what was left out.
+ * What one calibration session may hold: the weights its nodes read plus the tensors they compute
+ * (calibrate-plan.ts). A session holds the weights of its whole graph, so the model runs in pieces.
  */
-const FETCH_BYTES = 1536 << 20;
+const SEGMENT_BYTES = 768 << 20;
+/** Nodes per session, measuring nodes included: onnxruntime's set-up time grows with their square. */
+const SEGMENT_NODES = 2000;
+/**
+ * A tensor larger than this (an unfused attention score matrix of a static 64×64 SD1.5: 512 MB per
+ * image) is not measured: attention fuses into kernels that accumulate in fp32, and the report counts
+ * what was left out.
+ */
 const MAX_TENSOR_BYTES = 256 << 20;
+
+export interface CalibrateOptions {
+  shapes?: ShapeSpec | null;
+  timesteps?: number[];
+  /** Limits of one segment, SEGMENT_BYTES and SEGMENT_NODES unless given (tests vary them). */
+  segment?: { bytes?: number; nodes?: number };
+}
 
 /**
  * Runs the fp32 model on the CPU with representative inputs and records, for every float tensor the
@@ -41,8 +58,12 @@ const MAX_TENSOR_BYTES = 256 << 20;
  * Gaussian latent noise and conditioning (unit scale), timesteps 0, 500 and 999 (one set each), at the
  * model's static dims, with batch 1 and 8 for each free dim (`shapes` only for inputs that declare no
  * dims). The weights are read by onnxruntime where they are.
+ *
+ * The model runs in consecutive segments (calibrate-plan.ts), one session each, every segment once per
+ * input set, fed what the earlier ones computed: each node runs once per set, on the same kernel and
+ * inputs as in the whole model, so the ranges are those of one whole run, in bounded memory.
  */
-export async function calibrate(file: string, o: { shapes?: ShapeSpec | null; timesteps?: number[] } = {}): Promise<{ ranges: Map<string, ValueRange>; report: CalibrationReport }> {
+export async function calibrate(file: string, o: CalibrateOptions = {}): Promise<{ ranges: Map<string, ValueRange>; report: CalibrationReport }> {
   const t0 = performance.now();
   const model = readModel(file);
   if ([...model.graph.allGraphs()].length > 1) throw new SdcError(file, 'calibration of a model with control flow (If/Loop/Scan subgraphs) is not supported');
@@ -51,88 +72,94 @@ export async function calibrate(file: string, o: { shapes?: ShapeSpec | null; ti
   const undeclared = model.graph.inputs.some((v) => !v.initializer && !v.shape);
   const { dims, derived } = checkDims(model, undeclared ? o.shapes : null, file);
   const sa = analyzeShapes(model);
-  const measured: Value[] = [];
-  const bytes = new Map<Value, number>();
+  const dtype = (v: Value) => sa.get(v).dtype ?? v.elemType;
+  const bytes = (v: Value) => estimate(sa.get(v).shape, dtype(v));
+  const measured = new Set<Value>();
   let skipped = 0;
-  const outputs = new Set(model.graph.outputs);
   for (const n of model.graph.nodes) {
     for (const v of n.outputs) {
       if (v.omitted || sa.get(v).dtype !== DataType.FLOAT) continue;
-      const shape = sa.get(v).shape;
-      // free dims run at 8 (checkDims); an unknown shape counts as 1 MB
-      const size = shape ? shape.reduce((a, d) => a * (d.value ?? 8), 4) : 1 << 20;
-      if (size > MAX_TENSOR_BYTES) {
-        skipped++;
-        continue;
-      }
-      bytes.set(v, size);
-      measured.push(v);
+      if (bytes(v) > MAX_TENSOR_BYTES) skipped++;
+      else measured.add(v);
     }
-  }
-  const groups: Value[][] = [];
-  let room = 0;
-  for (const v of measured) {
-    if (!groups.length || room < bytes.get(v)!) {
-      groups.push([]);
-      room = FETCH_BYTES;
-    }
-    groups[groups.length - 1].push(v);
-    room -= bytes.get(v)!;
   }
   const folder = path.dirname(path.resolve(file));
   const timesteps = o.timesteps ?? [0, 500, 999];
   // the one input generator (feeds.ts): Gaussian floats, the set's timestep, integer inputs 1
   const specs = modelInputSpecs(model, dims, 'calibration');
-  const feeds = timesteps.map((t, set) => syntheticInputs(specs, { set, floats: 'gaussian', timestep: t }));
+  // per input set, the tensors later segments still read: the graph inputs, then what segments hand on
+  const stores = timesteps.map((t, set) => new Map(Object.entries(syntheticInputs(specs, { set, floats: 'gaussian', timestep: t }))));
   const ranges = new Map<string, ValueRange>();
-  const original = [...model.graph.outputs];
-  // one session per group whose graph outputs are that group: onnxruntime keeps every graph output
-  // alive for the whole run, fetched or not (all of a static 64×64 SD1.5's at once: ~20 GB)
-  for (const group of groups) {
-    for (const v of group) if (!outputs.has(v)) v.type = { kind: 'tensor', elemType: DataType.FLOAT, shape: null };
-    model.graph.outputs.splice(0, model.graph.outputs.length, ...group);
-    let session: ort.InferenceSession;
+  const nodesOf = (n: Node) => 1 + PROBE_NODES * n.outputs.filter((v) => measured.has(v)).length;
+  const segments = planSegments(model.graph, bytes, measured, { bytes: o.segment?.bytes ?? SEGMENT_BYTES, nodes: o.segment?.nodes ?? SEGMENT_NODES, nodesOf }, (v) => dtype(v) !== null);
+  const open = async (m: Model): Promise<ort.InferenceSession> => {
     try {
-      session = await ort.InferenceSession.create(encodeReferencingWeights(model, folder), {
+      return await ort.InferenceSession.create(encodeReferencingWeights(m, folder), {
         graphOptimizationLevel: 'disabled',
+        // no arena (it grows in powers of two and keeps its peak) and no memory pattern (one block for
+        // a run's whole plan): what a run frees goes back
+        enableCpuMemArena: false,
+        enableMemPattern: false,
         extra: { session: { model_external_initializers_file_folder_path: folder } },
       } as ort.InferenceSession.SessionOptions);
     } catch (e) {
       throw new SdcError(file, `calibration: onnxruntime cannot open the model: ${(e as Error).message.split('\n')[0]}`);
     }
+  };
+  const record = (v: Value, r: ValueRange) => {
+    const prev = ranges.get(v.name);
+    ranges.set(v.name, prev ? { maxAbs: Math.max(prev.maxAbs, r.maxAbs), tinyFraction: Math.max(prev.tinyFraction, r.tinyFraction) } : r);
+  };
+  let runs = 0;
+  for (const seg of segments) {
+    // a segment that measures nothing and hands nothing on (integer arithmetic feeding only graph
+    // outputs) has nothing to run for
+    if (!seg.measured.length && !seg.handsOn.length) continue;
+    const sm = segmentModel(model, seg, dtype, seg.measured);
+    // per input set, the tensors whose probes saw a NaN or an Inf: fetched whole afterwards
+    const fetch = stores.map(() => [] as Value[]);
+    const session = await open(sm.model);
     try {
-      for (const f of feeds) {
-        const out = await session.run(f);
-        for (const v of group) {
-          const r = measure(out[v.name].data as Float32Array);
-          const prev = ranges.get(v.name);
-          ranges.set(v.name, prev ? { maxAbs: Math.max(prev.maxAbs, r.maxAbs), tinyFraction: Math.max(prev.tinyFraction, r.tinyFraction) } : r);
+      for (const [set, store] of stores.entries()) {
+        const out = await session.run(feedsOf(seg, store));
+        runs++;
+        for (const v of seg.measured) {
+          const r = sm.read(out, v);
+          if (r) record(v, r);
+          else fetch[set].push(v);
         }
+        for (const v of seg.handsOn) store.set(v.name, out[v.name] as ort.Tensor);
       }
     } finally {
       await session.release();
     }
+    for (const [set, values] of fetch.entries()) {
+      if (!values.length) continue;
+      const whole = await open(segmentModel(model, seg, dtype, [], values).model);
+      try {
+        const out = await whole.run(feedsOf(seg, stores[set]));
+        runs++;
+        for (const v of values) record(v, measureTensor((out[v.name] as ort.Tensor).data as Float32Array));
+      } finally {
+        await whole.release();
+      }
+    }
+    for (const store of stores) for (const v of seg.done) store.delete(v.name);
   }
-  model.graph.outputs.splice(0, model.graph.outputs.length, ...original);
   return {
     ranges,
-    report: { timesteps, dims: Object.fromEntries(dims), derived, values: measured.length, skipped, runs: timesteps.length * groups.length, ms: Math.round(performance.now() - t0) },
+    report: { timesteps, dims: Object.fromEntries(dims), derived, values: measured.size, skipped, segments: segments.length, runs, ms: Math.round(performance.now() - t0) },
   };
 }
 
-function measure(data: Float32Array): ValueRange {
-  let maxAbs = 0;
-  let nonzero = 0;
-  let tiny = 0;
-  for (let i = 0; i < data.length; i++) {
-    const a = Math.abs(data[i]);
-    // a NaN or an Inf in the fp32 model is the model's own; it says nothing about fp16
-    if (!Number.isFinite(a)) continue;
-    if (a > maxAbs) maxAbs = a;
-    if (a !== 0) {
-      nonzero++;
-      if (a < SMALLEST_NORMAL_FP16) tiny++;
-    }
-  }
-  return { maxAbs, tinyFraction: nonzero ? tiny / nonzero : 0 };
+/** Bytes of a tensor of `dtype` (4 when unknown) and `shape`, free dims at 8 (checkDims); an unknown shape counts as 1 MB. */
+function estimate(shape: Sym[] | null, dtype: DataType | null): number {
+  return shape ? byteSize(dtype ?? DataType.FLOAT, shape.reduce((a, d) => a * (d.value ?? 8), 1)) : 1 << 20;
+}
+
+/** The feeds of one segment's run: its inputs from the set's store (an initializer that is an input feeds itself). */
+function feedsOf(seg: Segment, store: Map<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const v of seg.inputs) if (!v.initializer) feeds[v.name] = store.get(v.name)!;
+  return feeds;
 }

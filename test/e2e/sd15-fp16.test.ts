@@ -6,7 +6,8 @@ import { tmpDir } from '../helpers/ort';
 
 /**
  * fp16 acceptance on the real SD1.5 graphs (synthesized weights), every style, through the CLI as a user
- * runs it (its own process: the dynamo export's static 2×4×64×64 calibration and check hold ~13 GB):
+ * runs it (its own process: `--check` on the dynamo export's static 2×4×64×64 holds the fp32 model and
+ * its activations; calibration peaks at 2.4 GB there, docs/precision.md):
  * calibrated, converted, then `--check 3` against fp32 at t = 500, 0, 999 on the CPU provider (webgpu's
  * GPU-only ops lowered): no NaN/Inf, max relative error < 5e-2 and mean < 5e-3, weights ≤ 52%.
  */
