@@ -296,15 +296,21 @@ describe('replacing an output: readers see the old pair or the new pair, never a
     expect(fs.statSync(fifo).isFIFO()).toBe(true);
   });
 
-  test('stage folders of a killed compile are removed by the next compile to that path', () => {
+  test('stage folders of killed compiles are removed by the next compile into their folder', () => {
     const folder = path.join(dir, 'stale');
     fs.mkdirSync(folder, { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim();
     const stale = path.join(folder, `.m.onnx.sdc-stage-${dead}-abc123`);
     fs.mkdirSync(stale);
     fs.writeFileSync(path.join(stale, 'm.onnx.data'), Buffer.alloc(1024));
+    // a killed compile to another output of the folder (its copy of the weights made ahead), and one still running
+    const other = path.join(folder, `.other.onnx.sdc-stage-${dead}-def456`);
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'weights.copy'), Buffer.alloc(1024));
+    const live = `.other.onnx.sdc-stage-${process.ppid}-ghi789`;
+    fs.mkdirSync(path.join(folder, live));
     compile(tinyPath('unet_dynamo_op18'), { output: path.join(folder, 'm.onnx'), passes: [] });
-    expect(fs.readdirSync(folder)).toEqual(['m.onnx']);
+    expect(fs.readdirSync(folder).sort()).toEqual([live, 'm.onnx']);
   });
 });
 
@@ -372,6 +378,26 @@ describe('where sdc writes: a report path or an output folder it cannot write is
     } finally {
       if (root) spawnSync('umount', [folder]);
       else fs.chmodSync(folder, 0o755);
+    }
+  });
+
+  (mounts ? test : test.skip)('a copy of the weights made ahead that the writer does not use gives its space back first (84 MB source, 80 MB output, a 150 MB tmpfs)', () => {
+    // a dead 4 MB weight first in the file: every kept one moves, so the writer cannot start from the copy
+    const b = new ModelBuilder();
+    b.const('unused', [1 << 20], new Float32Array(1 << 20).fill(1));
+    let x = b.input('x', [1, 1024]);
+    for (let i = 0; i < 20; i++) x = b.op('MatMul', [x, b.const(`w${i}`, [1024, 1024], new Float32Array(1 << 20).fill(i / 1024))]);
+    b.output(x, [1, 1024]);
+    const src = saveModel(b.model, path.join(dir, 'shifted.onnx'), { externalData: 'always' });
+    expect(fs.statSync(`${src}.data`).size).toBeGreaterThan(84e6);
+    const folder = fs.mkdtempSync(path.join(dir, 'tight-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=150m', 'tmpfs', folder]).status).toBe(0);
+    try {
+      const r = sdc('compile', src, '-o', path.join(folder, 'out.onnx'));
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      expect(fs.readdirSync(folder).sort()).toEqual(['out.onnx', 'out.onnx.data']);
+    } finally {
+      spawnSync('umount', [folder]);
     }
   });
 

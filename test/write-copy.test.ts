@@ -2,10 +2,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Model } from '../src/ir/model';
 import { readModel } from '../src/onnx/read';
-import { WriteOptions, writeModel } from '../src/onnx/write';
+import { encodeReferencingWeights, WriteOptions, writeModel } from '../src/onnx/write';
+import { ModelBuilder } from '../src/ir/builder';
+import { spawnSync } from 'child_process';
 import { startWeightsCopy } from '../src/onnx/weights-copy';
 import { SdcError } from '../src/ir/errors';
-import { tinyPath, tmpDir } from './helpers/ort';
+import { randomFloats, tinyPath, tmpDir } from './helpers/ort';
 
 /**
  * The writer starts a data file from a kernel-side copy of the source weights when most tensors keep
@@ -120,4 +122,29 @@ describe('writing weights that stay in place in their source', () => {
     expect(() => writeModel(readModel(src), out, { startFrom: copy })).toThrow(/ENOENT/);
     expect(fs.readdirSync(dir).filter((n) => n.startsWith('out.onnx'))).toEqual([]);
   });
+});
+
+test('a model with a weights file per tensor compiles under a low descriptor limit (the writer keeps few files open)', () => {
+  const dir = tmpDir('sdc-many-files-');
+  try {
+    const b = new ModelBuilder();
+    let x = b.input('x', [1024]);
+    for (let i = 0; i < 150; i++) x = b.op('Add', [x, b.const(`w${i}`, [1024], randomFloats(1024, i + 1))]);
+    b.output(x, [1024]);
+    for (const v of b.model.graph.initializers()) {
+      const file = path.join(dir, `${v.name}.bin`);
+      fs.writeFileSync(file, v.initializer!.bytes());
+      v.initializer!.data = { kind: 'external', file, offset: 0, length: 4096 };
+    }
+    const src = path.join(dir, 'many.onnx');
+    fs.writeFileSync(src, encodeReferencingWeights(b.model, dir));
+    const sdc = path.resolve(__dirname, '..', 'bin', 'sdc');
+    // fp16: every weight is converted when written, read through the writer's open files
+    const r = spawnSync('bash', ['-c', `ulimit -n 100 && "${sdc}" compile many.onnx -o out.onnx --precision fp16 --no-calibrate`], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readModel(path.join(dir, 'out.onnx')).graph.initializers().length).toBe(150);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -211,7 +211,7 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
   } catch (e) {
     throw new SdcError(output, `cannot create the output folder ${dir} (${(e as NodeJS.ErrnoException).code})`);
   }
-  removeStaleStages(dir, base);
+  removeStaleStages(dir);
   const previous = sdcWeightsOf(outAbs);
   const inputReads = new Set(model.externalFiles().map(realPath));
   let stageDir: string;
@@ -289,7 +289,13 @@ function copyAhead(model: Model, output: string, opts: CompileOptions, plan: Par
   } catch {
     return null; // no output folder yet, or not writable: stage() says so
   }
-  const copy = startWeightsCopy(largest.f, folder);
+  let copy: WeightsCopy;
+  try {
+    copy = startWeightsCopy(largest.f, folder);
+  } catch {
+    fs.rmSync(folder, { recursive: true, force: true }); // no threads here: the writer copies it itself
+    return null;
+  }
   return {
     copy,
     dispose() {
@@ -422,12 +428,16 @@ function readBy(models: string[], candidates: Set<string>): Set<string> {
   return found;
 }
 
-/** Stage folders left by a compile that was killed (its process is gone) are removed. */
-function removeStaleStages(dir: string, base: string): void {
-  const prefix = `.${base}.sdc-stage-`;
+/**
+ * Stage folders left by a compile that was killed (its process is gone) are removed: this output's, and
+ * those of any other output in the folder (a killed compile's copy of the weights made ahead is as large
+ * as the weights, and the user may never compile to that output again).
+ */
+function removeStaleStages(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    const at = name.lastIndexOf('.sdc-stage-');
+    if (!name.startsWith('.') || at < 1) continue;
+    const pid = Number(name.slice(at + '.sdc-stage-'.length).split('-')[0]);
     if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
     fs.rmSync(path.join(dir, name), { recursive: true, force: true });
   }

@@ -184,6 +184,7 @@ const TYPED: Partial<Record<DataType, TypedCtor>> = {
 };
 
 /** Files held open across reads while a writer runs (keepingFilesOpen), else null: each read opens its file. */
+const MAX_OPEN_FILES = 16;
 let openFiles: Map<string, number> | null = null;
 
 /**
@@ -209,7 +210,15 @@ function readRange(file: string, offset: number, length: number): Uint8Array {
   const own = fd === undefined;
   if (fd === undefined) {
     fd = fs.openSync(file, 'r');
-    if (openFiles) openFiles.set(file, fd);
+    if (openFiles) {
+      // a few at once: a model exported with one file per tensor would exhaust the process's descriptors
+      if (openFiles.size >= MAX_OPEN_FILES) {
+        const [oldest, old] = openFiles.entries().next().value as [string, number];
+        openFiles.delete(oldest);
+        fs.closeSync(old);
+      }
+      openFiles.set(file, fd);
+    }
   }
   try {
     let done = 0;

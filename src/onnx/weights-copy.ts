@@ -46,7 +46,6 @@ Atomics.notify(state, 0);
 `;
 
 const COPYING = 0;
-const DONE = 1;
 const DISCARDED = 2;
 
 /** Start copying `source` to a new file in `folder` (which must exist and be on the output's filesystem). */
@@ -73,8 +72,10 @@ export function startWeightsCopy(source: string, folder: string): WeightsCopy {
     discard() {
       port1.close();
       if (taken) return;
-      // still copying: the worker removes the file when it ends; done: it is ours to remove
-      if (Atomics.compareExchange(state, 0, COPYING, DISCARDED) === DONE) fs.rmSync(file, { force: true });
+      // the name goes now (a copy still running writes on into the unlinked file, whose blocks return when
+      // it ends); a file the worker has yet to create it removes itself, seeing the state
+      Atomics.compareExchange(state, 0, COPYING, DISCARDED);
+      fs.rmSync(file, { force: true });
     },
   };
 }

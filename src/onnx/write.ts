@@ -182,6 +182,15 @@ function copyAsNew(source: string, file: string): void {
 /** Where the writer's bytes go: straight to the file, or through a writing thread (WriteBehind). */
 type Sink = Pick<WriteBehind, 'write' | 'writeFrom' | 'finish' | 'stop'>;
 
+/** A writing thread for `fd`, or null where threads cannot start (then this one writes). */
+function writeBehind(fd: number): WriteBehind | null {
+  try {
+    return new WriteBehind(fd);
+  } catch {
+    return null;
+  }
+}
+
 /** Writes on this thread, for data files small enough that starting a thread would cost more. */
 class DirectWrites implements Sink {
   private chunk: Buffer | null = null;
@@ -211,12 +220,17 @@ function writeDataFile(
   const base = baseFile(slots);
   // every byte of the output is either a tensor lying in place in the base copy or written below
   if (base && startFrom && realPath(startFrom.source) === realPath(base.file)) startFrom.take(file);
-  else if (base) copyAsNew(base.file, file);
+  else {
+    // not the file to start from: its disk space back before this one takes as much
+    startFrom?.discard();
+    if (base) copyAsNew(base.file, file);
+  }
   const fd = fs.openSync(file, base ? 'r+' : 'w');
   const pad = Buffer.alloc(ALIGN);
   const moved = slots.reduce((n, s) => (base?.holds.has(s) ? n : n + s.tensor.byteLength), 0);
-  const sink: Sink = moved >= WRITE_BEHIND_MIN ? new WriteBehind(fd) : new DirectWrites(fd);
+  let sink: Sink = new DirectWrites(fd);
   try {
+    if (moved >= WRITE_BEHIND_MIN) sink = writeBehind(fd) ?? sink;
     let written = 0;
     for (const s of slots) {
       const t = s.tensor;
