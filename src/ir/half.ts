@@ -9,6 +9,10 @@ export function toHalfBits(x: number): number {
 
 /** The float16 bits of the float32 with bits `b` (round to nearest even). */
 function halfOfFloatBits(b: number): number {
+  const a = b & 0x7fffffff;
+  // a normal fp16 result (the common case): rebias the exponent, round to nearest even by adding 0xfff
+  // plus the kept mantissa's last bit, shift. Everything else (subnormal, overflow, NaN) below.
+  if (a >= 0x38800000 && a < 0x477ff000) return ((b >>> 16) & 0x8000) | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
   const sign = (b >>> 16) & 0x8000;
   const exp = (b >>> 23) & 0xff;
   const mant = b & 0x7fffff;
@@ -50,14 +54,7 @@ export function halfBytes(bytes: Uint8Array): Uint8Array {
     const src = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
     const words = new Int32Array(src.buffer, src.byteOffset, n);
     const halves = new Uint16Array(out.buffer);
-    for (let i = 0; i < n; i++) {
-      const b = words[i];
-      const a = b & 0x7fffffff;
-      // a normal fp16 result (the common case): rebias the exponent, round to nearest even by adding
-      // 0xfff plus the kept mantissa's last bit, shift. Everything else takes the general path.
-      if (a >= 0x38800000 && a < 0x477ff000) halves[i] = ((b >>> 16) & 0x8000) | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
-      else halves[i] = halfOfFloatBits(b);
-    }
+    for (let i = 0; i < n; i++) halves[i] = halfOfFloatBits(words[i]);
     return out;
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

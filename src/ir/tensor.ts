@@ -102,13 +102,9 @@ export class Tensor {
 
   /** A typed view of the values (copied when the bytes are not aligned for the element type). */
   values(): Float32Array | Float64Array | Int32Array | BigInt64Array | BigUint64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Uint32Array {
-    const b = this.bytes();
     const Ctor = TYPED[this.dtype];
     if (!Ctor) throw new Error(`tensor ${this.name}: no typed view for ${dtypeName(this.dtype)}`);
-    const el = Ctor.BYTES_PER_ELEMENT;
-    if (b.byteOffset % el === 0) return new Ctor(b.buffer, b.byteOffset, b.byteLength / el);
-    const copy = new Uint8Array(b);
-    return new Ctor(copy.buffer, 0, copy.byteLength / el);
+    return typedView(Ctor, this.bytes());
   }
 
   /** Expected byte length from dims and dtype; null for strings. */
@@ -150,8 +146,15 @@ export function matrixRows(t: Tensor, width: number): RowReader {
 
 /** Float32 view of packed little-endian bytes (copied when unaligned). */
 export function floats(b: Uint8Array): Float32Array {
-  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  return new Float32Array(new Uint8Array(b).buffer);
+  return typedView(Float32Array, b);
+}
+
+/** A typed view of packed bytes, copied first when they are not aligned for the element type. */
+function typedView(Ctor: TypedCtor, b: Uint8Array) {
+  const el = Ctor.BYTES_PER_ELEMENT;
+  if (b.byteOffset % el === 0) return new Ctor(b.buffer, b.byteOffset, b.byteLength / el);
+  const copy = new Uint8Array(b);
+  return new Ctor(copy.buffer, 0, copy.byteLength / el);
 }
 
 /**

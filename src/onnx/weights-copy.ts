@@ -19,9 +19,20 @@ export interface WeightsCopy {
   discard(): void;
 }
 
+/** Copy `source` to the new file `file` in the kernel, with the permissions a newly created file gets (not the source's). */
+export function copyAsNew(source: string, file: string): void {
+  const fd = fs.openSync(file, 'wx');
+  const mode = fs.fstatSync(fd).mode;
+  fs.closeSync(fd);
+  // a reflink clone where the filesystem has them (btrfs, XFS), else a copy in the kernel
+  fs.copyFileSync(source, file, fs.constants.COPYFILE_FICLONE);
+  fs.chmodSync(file, mode);
+}
+
 /**
- * Runs in the worker: create the file exclusively (for its default mode), copy into it, restore that
- * mode. state: 0 copying, 1 done, 2 discarded; whoever moves it last removes the file of a discarded copy.
+ * Runs in the worker: copyAsNew (repeated here: an eval'd script cannot import it, and jest runs the
+ * TypeScript sources), skipped when already discarded. state: 0 copying, 1 done, 2 discarded; whoever
+ * moves it last removes the file of a discarded copy.
  */
 const SCRIPT = `
 const fs = require('fs');

@@ -6,7 +6,7 @@ import { KeyValue, Tensor, keepingFilesOpen } from '../ir/tensor';
 import { Model } from '../ir/model';
 import { ModelProto, toProtoInt64 } from './schema';
 import type { onnx } from './onnx-types';
-import { WeightsCopy } from './weights-copy';
+import { WeightsCopy, copyAsNew } from './weights-copy';
 import { WriteBehind } from './write-behind';
 
 export interface WriteOptions {
@@ -167,16 +167,6 @@ function baseFile(slots: Slot[]): { file: string; holds: Set<Slot> } | null {
     if (bytes > bestBytes && bytes * 2 >= size) [best, bestBytes] = [{ file, holds: new Set(holds) }, bytes];
   }
   return best;
-}
-
-/** Copy `source` to the new file `file` in the kernel, with the permissions a newly created file gets (not the source's). */
-function copyAsNew(source: string, file: string): void {
-  const fd = fs.openSync(file, 'wx');
-  const mode = fs.fstatSync(fd).mode;
-  fs.closeSync(fd);
-  // a reflink clone where the filesystem has them (btrfs, XFS), else a copy in the kernel
-  fs.copyFileSync(source, file, fs.constants.COPYFILE_FICLONE);
-  fs.chmodSync(file, mode);
 }
 
 /** Where the writer's bytes go: straight to the file, or through a writing thread (WriteBehind). */
