@@ -307,6 +307,8 @@ describe('replacing an output: readers see the old pair or the new pair, never a
     const other = path.join(folder, `.other.onnx.sdc-stage-${dead}-def456`);
     fs.mkdirSync(other);
     fs.writeFileSync(path.join(other, 'weights.copy'), Buffer.alloc(1024));
+    // and the commit lock of a killed compile: taken over, then released
+    fs.writeFileSync(path.join(folder, '.m.onnx.sdc-commit-lock'), dead);
     const live = `.other.onnx.sdc-stage-${process.ppid}-ghi789`;
     fs.mkdirSync(path.join(folder, live));
     compile(tinyPath('unet_dynamo_op18'), { output: path.join(folder, 'm.onnx'), passes: [] });

@@ -249,14 +249,17 @@ function stage(model: Model, output: string, opts: CompileOptions, progress: Pro
       modelFile: written.modelFile,
       dataFile: written.dataFile,
       commit() {
-        // the pair now at the output (another compile may have replaced the one seen when staging)
-        const replaced = sdcWeightsOf(outAbs);
-        if (written.dataFile) fs.renameSync(written.dataFile, dataAbs);
-        else fs.rmSync(dataAbs, { force: true });
-        fs.renameSync(written.modelFile, outAbs);
-        fs.rmSync(stageDir, { recursive: true, force: true });
-        // our own weights too: when another compile replaced our model meanwhile, nothing reads them
-        sweepWeights(dir, base, new Set([...previous, ...replaced, dataAbs]), inputReads);
+        // one commit to this output at a time: what it reads as the replaced pair is then the pair its
+        // rename replaces (two interleaved commits each missed the other's weights, leaving them unread)
+        withCommitLock(dir, base, () => {
+          const replaced = sdcWeightsOf(outAbs);
+          if (written.dataFile) fs.renameSync(written.dataFile, dataAbs);
+          else fs.rmSync(dataAbs, { force: true });
+          fs.renameSync(written.modelFile, outAbs);
+          fs.rmSync(stageDir, { recursive: true, force: true });
+          // our own weights too: when another compile replaced our model meanwhile, nothing reads them
+          sweepWeights(dir, base, new Set([...previous, ...replaced, dataAbs]), inputReads);
+        });
       },
       discard,
     };
@@ -440,6 +443,46 @@ function removeStaleStages(dir: string): void {
     const pid = Number(name.slice(at + '.sdc-stage-'.length).split('-')[0]);
     if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
     fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** How long a commit waits for another's lock (a commit is a few renames: milliseconds) before going on without. */
+const COMMIT_LOCK_WAIT_MS = 30_000;
+
+/**
+ * Run `f` holding `.<base>.sdc-commit-lock` in `dir` (created exclusively, holding this pid). A lock whose
+ * process is gone is taken over; one held past COMMIT_LOCK_WAIT_MS is not waited for any longer (at
+ * worst an unread weights file is left, never a mismatched output: each model is renamed beside its own).
+ */
+function withCommitLock(dir: string, base: string, f: () => void): void {
+  const lock = path.join(dir, `.${base}.sdc-commit-lock`);
+  const until = Date.now() + COMMIT_LOCK_WAIT_MS;
+  let held = false;
+  while (!held && Date.now() < until) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      held = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') break; // cannot lock here: commit without
+      if (staleLock(lock)) fs.rmSync(lock, { force: true });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+  try {
+    f();
+  } finally {
+    if (held) fs.rmSync(lock, { force: true });
+  }
+}
+
+/** A commit lock whose process is gone (or that never got its pid written, seconds ago); gone itself: not stale. */
+function staleLock(lock: string): boolean {
+  try {
+    const owner = Number(fs.readFileSync(lock, 'utf8') || NaN);
+    if (Number.isSafeInteger(owner)) return !alive(owner);
+    return Date.now() - fs.statSync(lock).mtimeMs > 2000;
+  } catch {
+    return false;
   }
 }
 
