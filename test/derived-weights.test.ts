@@ -21,19 +21,22 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const [M, C, K] = [96, 760, 3]; // a 2.6 MB 3×3 kernel: two pieces, rows of 27 KB
 const w3 = randomFloats(M * C * K * K, 11);
 const w1 = randomFloats(M * M, 12); // a 1×1 kernel: OHWI bytes are OIHW's
+const w23 = randomFloats(8 * M * 2 * 3, 13); // a 2×3 kernel: the transpose's generic loop (3×3 has its own)
 
 function convModel(): string {
   const b = new ModelBuilder();
   const x = b.input('x', [1, C, 5, 5]);
   const c1 = b.op('Conv', [x, b.const('w3', [M, C, K, K], w3)], { kernel_shape: [K, K], pads: [1, 1, 1, 1] });
   const c2 = b.op('Conv', [b.op('Relu', [c1]), b.const('w1', [M, M, 1, 1], w1)], { kernel_shape: [1, 1] });
-  b.output(c2);
+  const c3 = b.op('Conv', [b.op('Relu', [c2]), b.const('w23', [8, M, 2, 3], w23)], { kernel_shape: [2, 3] });
+  b.output(c3);
   return saveModel(b.model, path.join(dir, 'conv.onnx'), { externalData: 'always' });
 }
 
-const ohwi = (w: Float32Array, m: number, c: number, k: number) => {
+/** OIHW → OHWI of a [m, c, kernel] weight, kernel = kh·kw elements. */
+const ohwi = (w: Float32Array, m: number, c: number, k: number, kernel = k * k) => {
   const out = new Float32Array(w.length);
-  for (let o = 0; o < m; o++) for (let i = 0; i < c; i++) for (let s = 0; s < k * k; s++) out[(o * k * k + s) * c + i] = w[(o * c + i) * k * k + s];
+  for (let o = 0; o < m; o++) for (let i = 0; i < c; i++) for (let s = 0; s < kernel; s++) out[(o * kernel + s) * c + i] = w[(o * c + i) * kernel + s];
   return out;
 };
 
@@ -43,11 +46,13 @@ test('cuda: OHWI weights written in pieces equal the transposed source, element 
   const src = convModel();
   const out = path.join(dir, 'conv.cuda.onnx');
   compile(src, { output: out, target: 'cuda' });
-  const [a, b] = weightOf(out, 'NhwcConv');
+  const [a, b, c] = weightOf(out, 'NhwcConv');
   expect(a.dims).toEqual([M, K, K, C]);
   expect(Buffer.from((a.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w3, M, C, K).buffer))).toBe(true);
   expect(b.dims).toEqual([M, 1, 1, M]);
   expect(Buffer.from((b.values() as Float32Array).buffer).equals(Buffer.from(w1.buffer))).toBe(true);
+  expect(c.dims).toEqual([8, 2, 3, M]);
+  expect(Buffer.from((c.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w23, 8, M, 0, 6).buffer))).toBe(true);
 });
 
 test('cuda fp16: the halves of the OHWI weights, rounded to nearest even, element for element', () => {
