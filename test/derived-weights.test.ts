@@ -2,7 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compile } from '../src/compiler/compile';
 import { ModelBuilder } from '../src/ir/builder';
-import { fromHalfBits, halfBytes, toHalfBits } from '../src/ir/half';
+import { fromHalfBits, halfBytes, halfBytesScalar, toHalfBits } from '../src/ir/half';
+import { halfKernel } from '../src/ir/half-simd';
 import { DataType } from '../src/ir/dtype';
 import { Tensor, concatColumns, matrixRows } from '../src/ir/tensor';
 import { readModel } from '../src/onnx/read';
@@ -82,6 +83,26 @@ test('halfBytes agrees with toHalfBits on edge values and on unaligned input', (
     const wrong = [...values.keys()].filter((i) => (Number.isNaN(values[i]) ? !Number.isNaN(fromHalfBits(h[i])) : h[i] !== toHalfBits(values[i])));
     expect(wrong.slice(0, 5).map((i) => [values[i], h[i], toHalfBits(values[i])])).toEqual([]);
   }
+});
+
+test('the SIMD conversion equals the scalar one bit for bit: every exponent and sign, rounding ties, any length', () => {
+  // Node runs WebAssembly SIMD: were the kernel missing, this would compare the scalar loop with itself
+  expect(halfKernel()).not.toBeNull();
+  // each sign and exponent with the mantissas around every rounding boundary of both results' ranges
+  const bits: number[] = [];
+  for (let se = 0; se < 512; se++) {
+    for (const m of [0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x7fffff, 0x7ff000, 0x400000, 0x123456]) bits.push((se << 23) | m);
+    for (let s = 1; s < 24; s++) bits.push((se << 23) | (1 << s) | ((1 << (s - 1)) - 1), (se << 23) | (3 << (s - 1)));
+  }
+  const all = new Int32Array(bits);
+  for (const n of [all.length, 1, 7, 9, 8191]) {
+    const input = new Uint8Array(all.buffer, 0, n * 4);
+    expect(Buffer.from(halfBytes(input)).equals(Buffer.from(halfBytesScalar(input)))).toBe(true);
+  }
+  // past one call of the kernel (2 M elements): converted in chunks
+  const big = randomFloats((2 << 20) + 13, 9).map((v, i) => v * 2 ** ((i % 40) - 20));
+  const bigBytes = new Uint8Array(big.buffer);
+  expect(Buffer.from(halfBytes(bigBytes)).equals(Buffer.from(halfBytesScalar(bigBytes)))).toBe(true);
 });
 
 test('webgpu: merged MatMul and transposed-Gemm weights larger than a piece compute the same numbers', async () => {

@@ -1,3 +1,5 @@
+import { halfKernel } from './half-simd';
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -45,20 +47,40 @@ export function fromHalfBits(h: number): number {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Packed little-endian float32 bytes → packed float16 bytes (~3 ns an element here). */
+/** Packed little-endian float32 bytes → packed float16 bytes. */
 export function halfBytes(bytes: Uint8Array): Uint8Array {
-  const n = bytes.byteLength >> 2;
+  return halfBytesFrom(bytes.byteLength, (into) => into.set(bytes));
+}
+
+/**
+ * The float16 bytes of `byteLength` bytes of packed little-endian float32s that `fill` writes into the
+ * array it is given: a reader fills the SIMD kernel's memory directly (half-simd.ts), where it can run.
+ */
+export function halfBytesFrom(byteLength: number, fill: (into: Uint8Array) => void): Uint8Array {
+  const simd = halfKernel();
+  if (simd) return simd.convert(byteLength, fill);
+  const bytes = new Uint8Array(byteLength);
+  fill(bytes);
+  const n = byteLength >> 2;
   const out = new Uint8Array(n * 2);
   if (LITTLE_ENDIAN) {
     // typed arrays in the platform's order, which then is the files' order: no DataView per element
-    const src = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
-    const words = new Int32Array(src.buffer, src.byteOffset, n);
+    const words = new Int32Array(bytes.buffer, 0, n);
     const halves = new Uint16Array(out.buffer);
     for (let i = 0; i < n; i++) halves[i] = halfOfFloatBits(words[i]);
     return out;
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(bytes.buffer, 0, byteLength);
   const ov = new DataView(out.buffer);
   for (let i = 0; i < n; i++) ov.setUint16(i * 2, halfOfFloatBits(view.getUint32(i * 4, true)), true);
   return out;
+}
+
+/** The scalar conversion of halfBytesFrom, where no SIMD kernel runs: for tests that compare the two. */
+export function halfBytesScalar(bytes: Uint8Array): Uint8Array {
+  const n = bytes.byteLength >> 2;
+  const out = new Uint16Array(n);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < n; i++) out[i] = halfOfFloatBits(view.getUint32(i * 4, true));
+  return new Uint8Array(out.buffer);
 }

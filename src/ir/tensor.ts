@@ -95,6 +95,20 @@ export class Tensor {
     }
   }
 
+  /**
+   * bytesIn(offset, into.byteLength), written into `into`: an external tensor's bytes are read straight
+   * there (into a conversion kernel's memory, say) rather than into a buffer of their own and copied.
+   */
+  readInto(offset: number, into: Uint8Array): void {
+    const d = this.data;
+    if (d.kind !== 'external') {
+      into.set(this.bytesIn(offset, into.byteLength));
+      return;
+    }
+    if (offset < 0 || offset + into.byteLength > d.length) throw new Error(`tensor ${this.name}: bytes ${offset}+${into.byteLength} outside its ${d.length}`);
+    readRangeInto(d.file, d.offset + offset, into);
+  }
+
   /** The smallest piece the data is computed in without waste (bytes): a lazy tensor's row, else 1. */
   get pieceUnit(): number {
     return this.data.kind === 'lazy' && this.data.rows && this.data.rowBytes ? this.data.rowBytes : 1;
@@ -209,6 +223,12 @@ export function keepingFilesOpen<T>(fn: () => T): T {
 
 function readRange(file: string, offset: number, length: number): Uint8Array {
   const out = Buffer.allocUnsafe(length);
+  readRangeInto(file, offset, out);
+  return out;
+}
+
+function readRangeInto(file: string, offset: number, out: Uint8Array): void {
+  const length = out.byteLength;
   let fd = openFiles?.get(file);
   const own = fd === undefined;
   if (fd === undefined) {
@@ -233,5 +253,4 @@ function readRange(file: string, offset: number, length: number): Uint8Array {
   } finally {
     if (own && !openFiles) fs.closeSync(fd);
   }
-  return out;
 }

@@ -1,7 +1,7 @@
 import { analyzeShapes, ShapeLookup } from '../analysis/shapes';
 import { DataType } from '../ir/dtype';
 import { AttrType, Graph, Node, Value } from '../ir/graph';
-import { halfBytes } from '../ir/half';
+import { halfBytesFrom } from '../ir/half';
 import { isDefaultDomain } from '../ir/query';
 import { Tensor, derivedTensor } from '../ir/tensor';
 import { Pass, PassResult, ValueRange } from '../rewrite/pass';
@@ -197,7 +197,7 @@ function retype(n: Node): void {
 /** Converted when written, in the source's own pieces (rows of a derived tensor) or runs of elements. */
 function toHalfTensor(t: Tensor, name = t.name): Tensor {
   const perRow = t.pieceUnit % 4 === 0 ? t.pieceUnit / 4 : 1;
-  const rows = (r0: number, r1: number) => halfBytes(t.bytesIn(r0 * perRow * 4, (r1 - r0) * perRow * 4));
+  const rows = (r0: number, r1: number) => halfBytesFrom((r1 - r0) * perRow * 4, (into) => t.readInto(r0 * perRow * 4, into));
   return derivedTensor(name, DataType.FLOAT16, [...t.dims], t.size / perRow, perRow * 2, rows, [t]);
 }
 
