@@ -1,8 +1,12 @@
 import { DataType } from '../ir/dtype';
+import { derivedTensor, matrixRows } from '../ir/tensor';
 import { Value } from '../ir/graph';
 import { p } from '../rewrite/match';
 import { defineRule } from '../rewrite/rule';
 import { perChannel } from './channel-affine';
+
+/** Weights read at once while the bias is summed (bytes). */
+const PIECE = 2 << 20;
 
 const weight4d = (v: Value) => !!v.constant && v.constant.dtype === DataType.FLOAT && v.constant.dims.length === 4;
 
@@ -49,24 +53,31 @@ export const affineIntoConv = defineRule<{ cin: number }>({
     const w = m.values.w.constant!;
     const [cout, cin, kh, kw] = w.dims;
     const k = kh * kw;
-    const a = w.values() as Float32Array;
     const gamma = m.values.gamma.constant!.values() as Float32Array;
     const beta = m.values.beta.constant!.values() as Float32Array;
     const bias = conv.inputs[2]?.constant ? Float32Array.from(conv.inputs[2].constant.values() as Float32Array) : new Float32Array(cout);
-    const folded = new Float32Array(a.length);
-    for (let o = 0; o < cout; o++) {
-      let shift = 0;
-      for (let i = 0; i < cin; i++) {
-        for (let j = 0; j < k; j++) {
-          const at = (o * cin + i) * k + j;
-          folded[at] = a[at] * gamma[i];
-          shift += a[at] * beta[i];
-        }
+    // the bias needs every weight once, read here a block of output channels at a time; the scaled weights
+    // are computed again when written (a lazy tensor), so no folded kernel is held (49 MB on SD1.5)
+    const rowBytes = cin * k * 4;
+    const step = Math.max(1, Math.floor(PIECE / rowBytes));
+    const rows = matrixRows(w, cin * k);
+    for (let o0 = 0; o0 < cout; o0 += step) {
+      const o1 = Math.min(cout, o0 + step);
+      const a = rows(o0, o1);
+      for (let o = o0; o < o1; o++) {
+        let shift = 0;
+        for (let i = 0, at = (o - o0) * cin * k; i < cin; i++) for (let j = 0; j < k; j++, at++) shift += a[at] * beta[i];
+        bias[o] += shift;
       }
-      bias[o] += shift;
     }
+    const scaled = (o0: number, o1: number): Uint8Array => {
+      const a = rows(o0, o1);
+      const out = new Float32Array(a.length);
+      for (let at = 0, o = o0; o < o1; o++) for (let i = 0; i < cin; i++) for (let j = 0; j < k; j++, at++) out[at] = a[at] * gamma[i];
+      return new Uint8Array(out.buffer);
+    };
     const name = conv.name;
-    const wv = rw.floats(`${name}_affine_w`, w.dims, folded);
+    const wv = rw.constant(`${name}_affine_w`, derivedTensor(`${name}_affine_w`, DataType.FLOAT, [...w.dims], cout, rowBytes, scaled, [w]));
     const bv = rw.floats(`${name}_affine_b`, [cout], bias);
     const node = rw.add({ op: 'Conv', inputs: [m.values.x, wv, bv], outputs: [`${m.values.conv.name}_affine`], attrs: [...conv.attrs.values()], name: `${name}_AffineFolded` });
     rw.replace(m.values.conv, node.outputs[0]);
