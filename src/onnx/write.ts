@@ -143,6 +143,58 @@ function layOut(tensors: Tensor[]): { slots: Slot[]; end: number } {
   return { slots, end };
 }
 
+/** Of the output, at most this share may be the zeroed places of dropped tensors in a layout kept in place. */
+const HOLES_SHARE = 1 / 16;
+
+/**
+ * The layout that keeps the source's: tensors of its main weights file stay at the offsets they have there
+ * (in order, while they rise), the places of tensors the compile dropped (duplicates, dead weights) become
+ * zeroed gaps, and every other tensor follows, aligned, after the last of them. Dropping a 2.5 KB tensor
+ * near the start of a 3.4 GB file then moves nothing (packed in order, everything after it would shift, and
+ * Node has no ranged kernel copy: ~1 GB of SD1.5 went through memory). Null when the gaps would pass
+ * HOLES_SHARE of the output: packing it then saves more than it costs.
+ */
+function layOutInPlace(tensors: Tensor[]): { slots: Slot[]; end: number } | null {
+  const bytesBy = new Map<string, number>();
+  for (const t of tensors) if (t.data.kind === 'external') bytesBy.set(t.data.file, (bytesBy.get(t.data.file) ?? 0) + t.byteLength);
+  const file = [...bytesBy].sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (!file) return null;
+  const slots: Slot[] = [];
+  const rest: Tensor[] = [];
+  let end = 0;
+  let holes = 0;
+  for (const tensor of tensors) {
+    const d = tensor.data;
+    if (d.kind === 'external' && d.file === file && d.offset >= end && d.offset % ALIGN === 0) {
+      slots.push({ tensor, offset: d.offset, gap: d.offset - end });
+      // alignment padding is in both layouts; what passes it is a dropped tensor's place
+      holes += Math.max(0, d.offset - end - (ALIGN - 1));
+      end = d.offset + tensor.byteLength;
+    } else rest.push(tensor);
+  }
+  // the rest after the last of them, aligned
+  const shift = end + ((ALIGN - (end % ALIGN)) % ALIGN);
+  const after = layOut(rest);
+  after.slots.forEach((s, j) => slots.push({ tensor: s.tensor, offset: shift + s.offset, gap: j === 0 ? shift - end : s.gap }));
+  const total = rest.length ? shift + after.end : end;
+  return holes <= total * HOLES_SHARE ? { slots, end: total } : null;
+}
+
+/**
+ * The packed layout, unless the source's own layout keeps more of the source file's bytes in place
+ * (layOutInPlace): then the output is mostly one kernel copy of that file. When nothing was dropped the two
+ * are the same layout.
+ */
+function chooseLayout(tensors: Tensor[]): { slots: Slot[]; end: number; base: { file: string; holds: Set<Slot> } | null } {
+  const packed = layOut(tensors);
+  const packedBase = baseFile(packed.slots);
+  const kept = layOutInPlace(tensors);
+  const keptBase = kept && baseFile(kept.slots);
+  const held = (b: { holds: Set<Slot> } | null) => (b ? [...b.holds].reduce((n, s) => n + s.tensor.byteLength, 0) : 0);
+  if (kept && keptBase && held(keptBase) > held(packedBase)) return { ...kept, base: keptBase };
+  return { ...packed, base: packedBase };
+}
+
 /**
  * The source weights file to start the output from, when copying it whole in the kernel (copy_file_range
  * through fs.copyFileSync, never through this process's memory) and then overwriting what differs is
@@ -206,8 +258,7 @@ function writeDataFile(
   startFrom?: WeightsCopy,
 ): number {
   const total = tensors.reduce((s, t) => s + t.byteLength, 0);
-  const { slots, end } = layOut(tensors);
-  const base = baseFile(slots);
+  const { slots, end, base } = chooseLayout(tensors);
   // every byte of the output is either a tensor lying in place in the base copy or written below
   if (base && startFrom && realPath(startFrom.source) === realPath(base.file)) startFrom.take(file);
   else {
@@ -216,7 +267,7 @@ function writeDataFile(
     if (base) copyAsNew(base.file, file);
   }
   const fd = fs.openSync(file, base ? 'r+' : 'w');
-  const pad = Buffer.alloc(ALIGN);
+  const pad = Buffer.alloc(Math.min(1 << 20, slots.reduce((n, s) => Math.max(n, s.gap), ALIGN)));
   const moved = slots.reduce((n, s) => (base?.holds.has(s) ? n : n + s.tensor.byteLength), 0);
   let sink: Sink = new DirectWrites(fd);
   try {
@@ -224,7 +275,8 @@ function writeDataFile(
     let written = 0;
     for (const s of slots) {
       const t = s.tensor;
-      if (s.gap) sink.write(pad.subarray(0, s.gap), s.offset - s.gap);
+      // zeros: alignment, or the place of a dropped tensor in a layout kept in place
+      for (let at = s.offset - s.gap; at < s.offset; at += pad.byteLength) sink.write(pad.subarray(0, Math.min(pad.byteLength, s.offset - at)), at);
       const d = t.data;
       if (base?.holds.has(s)) {
         // already there
