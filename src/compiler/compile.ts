@@ -119,7 +119,6 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
   refuseInvalid(model, input);
   const readMs = performance.now() - t0;
   model.initializersAsConstants();
-  refuseInconsistent(model, input);
   const nodesBefore = model.graph.countNodes();
   const opsBefore = opHistogram(model.graph);
   const shapes = opts.shapes ? toShapeMap(opts.shapes, input, model) : null;
@@ -127,17 +126,20 @@ export function compileStaged(input: string, opts: CompileOptions): { report: Co
     const dynamic = model.graph.inputs.filter((v) => !v.initializer && v.shape?.some((d) => typeof d !== 'number'));
     if (dynamic.length) throw new SdcError(input, `reduce-overhead specializes the model to static shapes: give --shape for ${dynamic.map((v) => `${v.name} [${(v.shape ?? []).join(', ')}]`).join(', ')}`);
   }
-  const warnings: string[] = [];
-  // an output holds only ops its target runs: ops of the input it lacks (a cuda output compiled for the
-  // cpu: NhwcConv, GroupNorm) become their definitions in standard ops, as the --check oracle runs them
-  const lowered = withFile(input, () => lowerNodes(model, unrunnableOn(target.name), input, `${target.name} cannot run it; compile for a target that has it`));
-  if (lowered.size) warnings.push(`${target.name} has no kernel for ${[...lowered].map(([op, n]) => `${op} (${n})`).join(', ')} in the input: lowered to standard ops of the same semantics`);
-  if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
-    warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
-  }
-
+  // the copy starts once the mistakes a user makes at every turn are ruled out (a discarded copy still runs
+  // to its end: a process exits only after it), before the slower checks and the passes
   const ahead = opts.dryRun ? null : copyAhead(model, output, opts, { mode, target, passes: opts.passes, precision: opts.precision ?? 'fp32' });
   try {
+    refuseInconsistent(model, input);
+    const warnings: string[] = [];
+    // an output holds only ops its target runs: ops of the input it lacks (a cuda output compiled for the
+    // cpu: NhwcConv, GroupNorm) become their definitions in standard ops, as the --check oracle runs them
+    const lowered = withFile(input, () => lowerNodes(model, unrunnableOn(target.name), input, `${target.name} cannot run it; compile for a target that has it`));
+    if (lowered.size) warnings.push(`${target.name} has no kernel for ${[...lowered].map(([op, n]) => `${op} (${n})`).join(', ')} in the input: lowered to standard ops of the same semantics`);
+    if (shapes && mode === 'default' && !(opts.passes ?? []).includes('specialize-shapes')) {
+      warnings.push('--shape is used by reduce-overhead and max-autotune; mode default keeps the dims symbolic');
+    }
+
     const { passes, explanations } = withFile(input, () => runPipeline(model, {
       mode,
       target,
