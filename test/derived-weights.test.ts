@@ -34,8 +34,8 @@ function convModel(): string {
   return saveModel(b.model, path.join(dir, 'conv.onnx'), { externalData: 'always' });
 }
 
-/** OIHW → OHWI of a [m, c, kernel] weight, kernel = kh·kw elements. */
-const ohwi = (w: Float32Array, m: number, c: number, k: number, kernel = k * k) => {
+/** OIHW → OHWI of a [m, c, kh, kw] weight, kernel = kh·kw elements. */
+const ohwi = (w: Float32Array, m: number, c: number, kernel: number) => {
   const out = new Float32Array(w.length);
   for (let o = 0; o < m; o++) for (let i = 0; i < c; i++) for (let s = 0; s < kernel; s++) out[(o * kernel + s) * c + i] = w[(o * c + i) * kernel + s];
   return out;
@@ -49,11 +49,11 @@ test('cuda: OHWI weights written in pieces equal the transposed source, element 
   compile(src, { output: out, target: 'cuda' });
   const [a, b, c] = weightOf(out, 'NhwcConv');
   expect(a.dims).toEqual([M, K, K, C]);
-  expect(Buffer.from((a.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w3, M, C, K).buffer))).toBe(true);
+  expect(Buffer.from((a.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w3, M, C, K * K).buffer))).toBe(true);
   expect(b.dims).toEqual([M, 1, 1, M]);
   expect(Buffer.from((b.values() as Float32Array).buffer).equals(Buffer.from(w1.buffer))).toBe(true);
   expect(c.dims).toEqual([8, 2, 3, M]);
-  expect(Buffer.from((c.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w23, 8, M, 0, 6).buffer))).toBe(true);
+  expect(Buffer.from((c.values() as Float32Array).buffer).equals(Buffer.from(ohwi(w23, 8, M, 2 * 3).buffer))).toBe(true);
 });
 
 test('cuda fp16: the halves of the OHWI weights, rounded to nearest even, element for element', () => {
@@ -61,7 +61,7 @@ test('cuda fp16: the halves of the OHWI weights, rounded to nearest even, elemen
   const out = path.join(dir, 'conv.cuda16.onnx');
   compile(src, { output: out, target: 'cuda', precision: 'fp16' });
   const [a] = weightOf(out, 'NhwcConv');
-  const want = ohwi(w3, M, C, K);
+  const want = ohwi(w3, M, C, K * K);
   const got = a.values() as Uint16Array;
   expect(got.length).toBe(want.length);
   let wrong = 0;
